@@ -1,0 +1,358 @@
+//! The command line: serve (default), `check-config`, `sign`, `healthcheck`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{resolve_secret, Config};
+use crate::server::App;
+use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
+use crate::state::Runtime;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "webhook-listener",
+    version,
+    about = "Receives webhooks, verifies their signatures over the raw body, and appends each accepted event durably to a log file."
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, the embedded default: one NetBox hook at /webhook/
+    /// with the secret from WEBHOOK_SECRET, listening on 0.0.0.0:8000.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "WEBHOOK_LISTENER_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding the config's `listen` (e.g. 127.0.0.1:9000).
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOK_LISTENER_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub listen: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve webhooks (the default when no command is given).
+    Serve,
+    /// Parse and validate a config file and resolve every secret; start nothing.
+    CheckConfig {
+        /// The config file to check.
+        file: PathBuf,
+    },
+    /// Print the header(s) a sender would send for a body, to test a setup with curl.
+    Sign {
+        /// netbox, github, gitlab, standard-webhooks, stripe, slack, shopify or hmac.
+        #[arg(long, value_parser = parse_provider)]
+        provider: Provider,
+        /// The secret: a literal, env:NAME or file:/path.
+        #[arg(long)]
+        secret: String,
+        /// Unix time to sign with (timestamped schemes); default now.
+        #[arg(long)]
+        timestamp: Option<i64>,
+        /// Delivery id to sign with or send (standard-webhooks, github, shopify); default a new UUID.
+        #[arg(long)]
+        id: Option<String>,
+        /// hmac provider: the signature header.
+        #[arg(long, default_value = "X-Signature")]
+        header: String,
+        /// hmac provider: md5, sha1, sha256 or sha512.
+        #[arg(long, default_value = "sha256", value_parser = parse_algorithm)]
+        algorithm: Algorithm,
+        /// hmac provider: hex or base64.
+        #[arg(long, default_value = "hex", value_parser = parse_encoding)]
+        encoding: Encoding,
+        /// hmac provider: text before the signature, e.g. sha256=.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// The body to sign, exactly as it will be sent; - for standard input.
+        file: PathBuf,
+    },
+    /// Exit 0 if the server answers its health endpoint (for a container HEALTHCHECK).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8000/healthz")]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+}
+
+fn parse_provider(s: &str) -> Result<Provider, String> {
+    Provider::ALL
+        .into_iter()
+        .find(|p| p.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<_> = Provider::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown provider {s:?}; one of {}", names.join(", "))
+        })
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("unknown algorithm {s:?}; one of md5, sha1, sha256, sha512"))
+}
+
+fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("unknown encoding {s:?}; one of hex, base64"))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the command line; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None | Some(Command::Serve) => serve(cli.config, cli.listen),
+        Some(Command::CheckConfig { file }) => check_config(file),
+        Some(Command::Sign {
+            provider,
+            secret,
+            timestamp,
+            id,
+            header,
+            algorithm,
+            encoding,
+            prefix,
+            file,
+        }) => {
+            let scheme = match provider {
+                Provider::Hmac => Scheme::Hmac {
+                    header,
+                    algorithm,
+                    encoding,
+                    prefix,
+                    delivery_id_header: None,
+                },
+                p => Scheme::from_provider(p),
+            };
+            sign(&scheme, &secret, timestamp, id, file)
+        }
+        Some(Command::Healthcheck { url, timeout }) => healthcheck(&url, timeout),
+    }
+}
+
+fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
+    init_tracing();
+    let mut config = match Config::load(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("webhook-listener: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(addr) = listen {
+        match addr.parse() {
+            Ok(a) => config.listen = a,
+            Err(_) => {
+                eprintln!(
+                    "webhook-listener: --listen {addr:?} is not an address like 127.0.0.1:8000"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    // Thousands of keep-alive connections need more descriptors than the usual soft limit of 1024.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "could not raise the open-files limit");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("webhook-listener: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let app = match App::build(config, config_path).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("webhook-listener: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("webhook-listener: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn check_config(file: PathBuf) -> ExitCode {
+    let checked = Config::load(Some(&file))
+        .map_err(|e| e.to_string())
+        .and_then(|c| Runtime::from_config(&c).map(|_| c));
+    let config = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}: OK", file.display());
+    println!(
+        "listen {}  max_body_bytes {}  request_timeout {} s  max_concurrent_requests {}",
+        config.listen,
+        config.max_body_bytes,
+        config.request_timeout.as_secs(),
+        config.max_concurrent_requests
+    );
+    println!(
+        "log {} ({:?}, fsync {})",
+        config.log.file.display(),
+        config.log.format,
+        if config.log.fsync { "on" } else { "off" }
+    );
+    println!("{} hook(s):", config.hooks.len());
+    for h in &config.hooks {
+        println!(
+            "  {:<24} provider={:<17} payload={:?} secrets={}{}{}",
+            h.path,
+            h.scheme.provider().name(),
+            h.payload,
+            h.secrets.len(),
+            if h.allow_unsigned {
+                " UNSIGNED ACCEPTED"
+            } else {
+                ""
+            },
+            if h.allow_ips.is_empty() {
+                String::new()
+            } else {
+                format!(" allow_ips={}", h.allow_ips.len())
+            }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn sign(
+    scheme: &Scheme,
+    secret: &str,
+    timestamp: Option<i64>,
+    id: Option<String>,
+    file: PathBuf,
+) -> ExitCode {
+    let secret = match resolve_secret(secret) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("--secret: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut body = Vec::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut body).map(|_| ())
+    } else {
+        std::fs::read(&file).map(|b| body = b)
+    };
+    if let Err(e) = read {
+        eprintln!("cannot read {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let ts = timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let id = id.unwrap_or_else(|| format!("msg_{}", uuid::Uuid::new_v4().simple()));
+    match signature::sign(scheme, &secret, &body, ts, &id) {
+        Ok(headers) => {
+            for (k, v) in headers {
+                println!("{k}: {v}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("--secret: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(url: &str, timeout: u64) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(timeout), health_get(url))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {timeout} s")))
+    });
+    match result {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("healthcheck {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn health_get(url: &str) -> Result<String, String> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// URLs are supported".into());
+    }
+    let host = uri.host().ok_or("URL has no host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header(http::header::HOST, format!("{host}:{port}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("status {status}: {body}"))
+    }
+}

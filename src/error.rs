@@ -1,0 +1,115 @@
+//! The HTTP boundary's errors: one variant per way a hook request can fail, each with its status.
+//!
+//! Bodies are always `{"result": "..."}` with a short message. A signature failure says only
+//! "invalid signature": the precise reason goes to the diagnostics (via [`Rejection`] in the
+//! response extensions, logged by the observing layer), not to a possible forger.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::metrics::Outcome;
+use crate::payload::PayloadError;
+use crate::signature::SignatureError;
+use crate::sink::SinkError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no hook at this path")]
+    NotFound,
+    #[error("method not allowed: hooks accept POST")]
+    MethodNotAllowed,
+    #[error("client address not allowed")]
+    Forbidden,
+    #[error("too many requests in flight; retry shortly")]
+    Overloaded,
+    #[error("body larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("request body not received within {secs} s")]
+    Timeout { secs: u64 },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("invalid signature")]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    #[error("event could not be stored; retry later")]
+    Unavailable(#[from] SinkError),
+}
+
+/// What the observing layer logs and counts for a refused request.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub outcome: Outcome,
+    /// The full reason, for diagnostics only (never sent to the client).
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Payload(PayloadError::Syntax(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Payload(PayloadError::Shape(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            ApiError::NotFound => Outcome::not_found,
+            ApiError::MethodNotAllowed => Outcome::method_not_allowed,
+            ApiError::Forbidden => Outcome::forbidden,
+            ApiError::Overloaded => Outcome::overloaded,
+            ApiError::TooLarge { .. } => Outcome::too_large,
+            ApiError::Timeout { .. } => Outcome::timeout,
+            ApiError::BodyRead(_) | ApiError::Payload(_) => Outcome::invalid_payload,
+            ApiError::Signature(_) => Outcome::rejected_signature,
+            ApiError::Unavailable(_) => Outcome::unavailable,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Signature(e) => format!("invalid signature: {e}"),
+            ApiError::Unavailable(e) => e.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// `{"result": message}` with `status`.
+pub fn result(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "result": message }))).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = result(self.status(), &self.to_string());
+        let headers = resp.headers_mut();
+        match &self {
+            ApiError::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            ApiError::Overloaded | ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The body was not (fully) read: the connection cannot carry another request.
+            ApiError::TooLarge { .. } | ApiError::Timeout { .. } | ApiError::BodyRead(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        resp.extensions_mut().insert(Rejection {
+            outcome: self.outcome(),
+            detail: self.detail(),
+        });
+        resp
+    }
+}

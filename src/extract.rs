@@ -1,0 +1,96 @@
+//! The hook request extractor: finds the hook, applies the address allowlist and the in-flight cap,
+//! enforces the body cap (declared `Content-Length` first, then the bytes actually read), and
+//! verifies the signature. A handler that takes [`HookRequest`] only ever sees a verified body.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, Method};
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::error::ApiError;
+use crate::signature::Verified;
+use crate::state::{AppState, Hook};
+
+/// The client address the observing layer resolved (through trusted proxies) for this request.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+/// A request to a hook whose body passed every check up to and including the signature.
+pub struct HookRequest {
+    pub hook: Arc<Hook>,
+    pub verified: Verified,
+    pub client: Option<IpAddr>,
+    pub received_at: DateTime<Utc>,
+    /// Held until the response is built, so the in-flight cap counts the whole request.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl FromRequest<Arc<AppState>> for HookRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let received_at = Utc::now();
+        let runtime = state.runtime.load_full();
+        let hook = runtime
+            .hooks
+            .get(req.uri().path())
+            .cloned()
+            .ok_or(ApiError::NotFound)?;
+        if req.method() != Method::POST {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+        if !hook.allow_ips.is_empty() {
+            let allowed = client.is_some_and(|ip| hook.allow_ips.iter().any(|n| n.contains(&ip)));
+            if !allowed {
+                return Err(ApiError::Forbidden);
+            }
+        }
+        let permit = state
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Overloaded)?;
+
+        let limit = runtime.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            // Refused before a single body byte is read.
+            return Err(ApiError::TooLarge { limit });
+        }
+
+        let (parts, body) = req.into_parts();
+        let read = Limited::new(body, limit).collect();
+        let body = match tokio::time::timeout(runtime.request_timeout, read).await {
+            Err(_) => {
+                return Err(ApiError::Timeout {
+                    secs: runtime.request_timeout.as_secs(),
+                })
+            }
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(ApiError::TooLarge { limit })
+            }
+            Ok(Err(e)) => return Err(ApiError::BodyRead(e.to_string())),
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+
+        let verified = hook
+            .verifier
+            .verify(&parts.headers, body, Utc::now().timestamp())?;
+        Ok(HookRequest {
+            hook,
+            verified,
+            client,
+            received_at,
+            _permit: permit,
+        })
+    }
+}

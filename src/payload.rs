@@ -1,0 +1,255 @@
+//! Typed payloads, parsed only from a [`Verified`] body.
+//!
+//! NetBox's payload changed across versions (`model` → `object_type`, `username`/`request_id` →
+//! `request`, space → `T` in timestamps), so the type is loose about which fields exist and strict
+//! about the type of each field that does. Unknown fields are not rejected; the event log keeps the
+//! whole body anyway. Fields borrow from the body, so parsing allocates next to nothing.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::signature::Verified;
+
+/// Why a verified body was refused. `Syntax` is answered 400 (not JSON at all), `Shape` 422.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("body is not JSON: {0}")]
+    Syntax(String),
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// One NetBox webhook body, any version from 3.x on.
+#[derive(Debug, Deserialize)]
+pub struct NetboxEvent<'a> {
+    /// `created`, `updated`, `deleted`, `job_started`, `job_ended`, or a plugin's own name.
+    #[serde(borrow)]
+    pub event: Cow<'a, str>,
+    pub timestamp: NetboxTimestamp,
+    /// Up to NetBox 4.4, e.g. `site`.
+    #[serde(default, borrow)]
+    pub model: Option<Cow<'a, str>>,
+    /// From NetBox 4.4, e.g. `dcim.site`.
+    #[serde(default, borrow)]
+    pub object_type: Option<Cow<'a, str>>,
+    /// Gone in 4.7; `null` on job events.
+    #[serde(default, borrow)]
+    pub username: Option<Cow<'a, str>>,
+    /// The change request's id: shared by every object of a bulk edit, so it is not a delivery id.
+    #[serde(default)]
+    pub request_id: Option<Uuid>,
+    /// From NetBox 4.6.
+    #[serde(default, borrow)]
+    pub request: Option<RequestInfo<'a>>,
+    /// The object as the REST API shows it.
+    #[serde(default, borrow)]
+    pub data: Option<JsonObject<'a>>,
+    /// Absent on job events.
+    #[serde(default, borrow)]
+    pub snapshots: Option<Snapshots<'a>>,
+    #[serde(default, borrow)]
+    pub context: Option<&'a RawValue>,
+}
+
+/// The `request` object of NetBox 4.6+.
+#[derive(Debug, Deserialize)]
+pub struct RequestInfo<'a> {
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    #[serde(default, borrow)]
+    pub method: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub path: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub user: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Snapshots<'a> {
+    #[serde(default, borrow)]
+    pub prechange: Option<JsonObject<'a>>,
+    #[serde(default, borrow)]
+    pub postchange: Option<JsonObject<'a>>,
+}
+
+/// A JSON object kept as its raw text: checked to be an object, never copied or re-encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonObject<'a>(pub &'a RawValue);
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'a RawValue>::deserialize(d)?;
+        if raw.get().starts_with('{') {
+            Ok(JsonObject(raw))
+        } else {
+            Err(de::Error::invalid_type(
+                de::Unexpected::Other(raw.get().get(..1).unwrap_or("value")),
+                &"a JSON object",
+            ))
+        }
+    }
+}
+
+/// The two fields of an object NetBox's log line shows.
+#[derive(Debug, Deserialize)]
+pub struct ObjectRef<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub url: Option<Cow<'a, str>>,
+}
+
+impl<'a> NetboxEvent<'a> {
+    /// `model` (≤ 4.4) or `object_type` (≥ 4.4), whichever was sent.
+    pub fn model(&self) -> Option<&str> {
+        self.object_type.as_deref().or(self.model.as_deref())
+    }
+
+    /// The user who made the change: `username` before 4.7, `request.user` after.
+    pub fn user(&self) -> Option<&str> {
+        self.username
+            .as_deref()
+            .or_else(|| self.request.as_ref().and_then(|r| r.user.as_deref()))
+    }
+
+    /// `request_id` before 4.7, `request.id` after.
+    pub fn request_id(&self) -> Option<Uuid> {
+        self.request_id
+            .or_else(|| self.request.as_ref().and_then(|r| r.id))
+    }
+
+    /// The changed object's `id` and `url`, when `data` has them.
+    pub fn object(&self) -> Option<ObjectRef<'a>> {
+        self.data
+            .and_then(|d| serde_json::from_str::<ObjectRef<'a>>(d.0.get()).ok())
+    }
+}
+
+/// NetBox's event time, always with a UTC offset. Before 3.6.6 NetBox writes a space between date
+/// and time (`2026-11-23 15:30:21.674557+00:00`), later a `T`; the fraction is absent when zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetboxTimestamp(pub DateTime<FixedOffset>);
+
+/// Parses both of NetBox's timestamp spellings; refuses a time without an offset.
+pub fn parse_timestamp(s: &str) -> Result<DateTime<FixedOffset>, String> {
+    let bytes = s.as_bytes();
+    let normalized: Cow<str> = if bytes.len() > 10 && bytes[10] == b' ' {
+        let mut t = s.to_string();
+        t.replace_range(10..11, "T");
+        Cow::Owned(t)
+    } else {
+        Cow::Borrowed(s)
+    };
+    DateTime::parse_from_rfc3339(&normalized).map_err(|e| {
+        format!(
+            "{s:?} is not a timestamp with a time zone like 2026-11-23T15:30:21.674557+00:00 ({e})"
+        )
+    })
+}
+
+impl<'de> Deserialize<'de> for NetboxTimestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Cow::<str>::deserialize(d)?;
+        parse_timestamp(&s)
+            .map(NetboxTimestamp)
+            .map_err(de::Error::custom)
+    }
+}
+
+fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        PayloadError::Syntax(inner.to_string())
+    } else if path == "." || path.is_empty() {
+        PayloadError::Shape(inner.to_string())
+    } else {
+        PayloadError::Shape(format!("{path}: {inner}"))
+    }
+}
+
+/// Parses a verified NetBox body. 422 messages name the field (`request_id: UUID parsing failed…`).
+pub fn netbox(body: &Verified) -> Result<NetboxEvent<'_>, PayloadError> {
+    let mut de = serde_json::Deserializer::from_slice(body.body());
+    let ev: NetboxEvent = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
+    de.end().map_err(|e| PayloadError::Syntax(e.to_string()))?;
+    Ok(ev)
+}
+
+/// Checks that a verified body is one JSON value, without building it.
+pub fn json(body: &Verified) -> Result<(), PayloadError> {
+    serde_json::from_slice::<IgnoredAny>(body.body()).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            PayloadError::Syntax(e.to_string())
+        } else {
+            PayloadError::Shape(e.to_string())
+        }
+    })?;
+    Ok(())
+}
+
+/// The string value of top-level `field` when the body is an object that has one (Stripe's event
+/// `id`, Slack's `event_id`); `None` otherwise. Other values are skipped without being built.
+pub fn top_level_string(body: &[u8], field: &str) -> Option<String> {
+    struct Find<'f>(&'f str);
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<Cow<str>>()? {
+                if key == self.0 && found.is_none() {
+                    found = map.next_value::<Option<String>>().ok().flatten();
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_map(Find(field)).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_spellings_across_versions() {
+        let space = parse_timestamp("2026-11-23 15:30:21.674557+00:00").unwrap();
+        let t = parse_timestamp("2026-11-23T15:30:21.674557+00:00").unwrap();
+        assert_eq!(space, t);
+        let no_fraction = parse_timestamp("2026-11-23T15:30:21+00:00").unwrap();
+        assert_eq!(no_fraction.timestamp(), t.timestamp());
+        assert_eq!(no_fraction.timestamp_subsec_micros(), 0);
+        let offset = parse_timestamp("2026-11-23 16:30:21+01:00").unwrap();
+        assert_eq!(offset.timestamp(), no_fraction.timestamp());
+        assert!(parse_timestamp("2026-11-23Z15:30:21+00:00").is_err());
+        assert!(
+            parse_timestamp("2026-11-23 15:30:21").is_err(),
+            "no time zone"
+        );
+        assert!(parse_timestamp("yesterday").is_err());
+        assert!(parse_timestamp("").is_err());
+    }
+
+    #[test]
+    fn top_level_string_finds_only_top_level() {
+        assert_eq!(
+            top_level_string(br#"{"data":{"id":"inner"},"id":"evt_1"}"#, "id").as_deref(),
+            Some("evt_1")
+        );
+        assert_eq!(top_level_string(br#"{"id":5}"#, "id"), None);
+        assert_eq!(top_level_string(br#"[1]"#, "id"), None);
+        assert_eq!(top_level_string(b"not json", "id"), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! The event log line: what an accepted event looks like on disk, in `text` or `json` format.
+//!
+//! Both formats end with the complete body, so nothing a sender sent is dropped. JSON bodies are
+//! written compact (insignificant whitespace removed, strings byte for byte as sent), which also
+//! guarantees one line per event whatever the sender's formatting.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::config::LogFormat;
+use crate::payload::NetboxEvent;
+
+/// An accepted event, borrowed from the request that carried it.
+pub struct EventRecord<'a> {
+    pub received_at: DateTime<Utc>,
+    pub hook: &'a str,
+    pub provider: &'static str,
+    pub delivery_id: Option<&'a str>,
+    pub client: Option<IpAddr>,
+    pub payload: Payload<'a>,
+}
+
+/// The body in the form its hook's `payload` setting checked it.
+pub enum Payload<'a> {
+    Netbox(&'a NetboxEvent<'a>, &'a [u8]),
+    Json(&'a [u8]),
+    Raw(&'a [u8]),
+}
+
+impl EventRecord<'_> {
+    /// Appends the record and a newline to `out`.
+    pub fn write(&self, format: LogFormat, out: &mut Vec<u8>) {
+        match format {
+            LogFormat::Text => self.write_text(out),
+            LogFormat::Json => self.write_json(out),
+        }
+        out.push(b'\n');
+    }
+
+    fn write_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(
+            self.received_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
+        text_field(out, "hook", Some(self.hook));
+        if let Payload::Netbox(ev, _) = &self.payload {
+            text_field(out, "event", Some(&ev.event));
+            text_field(out, "model", ev.model());
+            if let Some(id) = ev.request_id() {
+                text_field(out, "request_id", Some(&id.to_string()));
+            }
+            text_field(out, "username", ev.user());
+            if let Some(obj) = ev.object() {
+                if let Some(id) = obj.id {
+                    text_field(out, "id", Some(id.get()));
+                }
+                text_field(out, "url", obj.url.as_deref());
+            }
+        }
+        text_field(out, "delivery_id", self.delivery_id);
+        if let Some(ip) = self.client {
+            text_field(out, "client", Some(&ip.to_string()));
+        }
+        out.push(b' ');
+        match self.payload {
+            Payload::Netbox(_, body) | Payload::Json(body) => compact_json(body, out),
+            Payload::Raw(body) => raw_value(body, out),
+        }
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"received_at\":\"");
+        out.extend_from_slice(
+            self.received_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
+        out.push(b'"');
+        json_field(out, "hook", Some(self.hook));
+        json_field(out, "provider", Some(self.provider));
+        json_field(out, "delivery_id", self.delivery_id);
+        if let Some(ip) = self.client {
+            json_field(out, "client", Some(&ip.to_string()));
+        }
+        if let Payload::Netbox(ev, _) = &self.payload {
+            json_field(out, "event", Some(&ev.event));
+            json_field(
+                out,
+                "timestamp",
+                Some(&ev.timestamp.0.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
+            );
+            json_field(out, "model", ev.model());
+            if let Some(id) = ev.request_id() {
+                json_field(out, "request_id", Some(&id.to_string()));
+            }
+            json_field(out, "username", ev.user());
+            if let Some(obj) = ev.object() {
+                if let Some(id) = obj.id {
+                    out.extend_from_slice(b",\"object_id\":");
+                    out.extend_from_slice(id.get().as_bytes());
+                }
+                json_field(out, "object_url", obj.url.as_deref());
+            }
+        }
+        match self.payload {
+            Payload::Netbox(_, body) | Payload::Json(body) => {
+                out.extend_from_slice(b",\"payload\":");
+                compact_json(body, out);
+            }
+            Payload::Raw(body) => match std::str::from_utf8(body) {
+                Ok(text) => {
+                    json_field(out, "payload_encoding", Some("utf-8"));
+                    json_field(out, "payload", Some(text));
+                }
+                Err(_) => {
+                    json_field(out, "payload_encoding", Some("base64"));
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+                    json_field(out, "payload", Some(&b64));
+                }
+            },
+        }
+        out.push(b'}');
+    }
+}
+
+/// ` key=value`, with the value JSON-quoted when it is empty or has spaces, quotes, `=` or control
+/// characters, so a line always splits back into its fields.
+fn text_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
+    let Some(value) = value else { return };
+    out.push(b' ');
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'=');
+    let bare = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b > b' ' && b != b'"' && b != b'=' && b != 0x7f);
+    if bare {
+        out.extend_from_slice(value.as_bytes());
+    } else {
+        json_string(out, value);
+    }
+}
+
+fn json_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
+    let Some(value) = value else { return };
+    out.push(b',');
+    json_string(out, key);
+    out.push(b':');
+    json_string(out, value);
+}
+
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A raw (non-JSON) body in the text log: a JSON string when it is UTF-8, else `base64:` + base64.
+fn raw_value(body: &[u8], out: &mut Vec<u8>) {
+    match std::str::from_utf8(body) {
+        Ok(text) => json_string(out, text),
+        Err(_) => {
+            out.extend_from_slice(b"base64:");
+            let _ = write!(
+                out,
+                "{}",
+                base64::engine::general_purpose::STANDARD.encode(body)
+            );
+        }
+    }
+}
+
+/// Copies valid JSON without insignificant whitespace. Strings are copied byte for byte; JSON
+/// strings cannot hold raw control characters, so the output is always a single line.
+pub fn compact_json(json: &[u8], out: &mut Vec<u8>) {
+    out.reserve(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut run_start = 0;
+    for (i, &b) in json.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            out.extend_from_slice(&json[run_start..i]);
+            run_start = i + 1;
+        }
+    }
+    out.extend_from_slice(&json[run_start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_keeps_strings_and_drops_whitespace() {
+        let mut out = Vec::new();
+        compact_json(
+            b"{ \"a b\" : [1, 2],\n\t\"c\\\" d\": \"x\\\\\" }\r\n",
+            &mut out,
+        );
+        assert_eq!(out, br#"{"a b":[1,2],"c\" d":"x\\"}"#);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["a b"][1], 2);
+    }
+
+    #[test]
+    fn text_field_quotes_what_would_break_the_line() {
+        let mut out = Vec::new();
+        text_field(&mut out, "username", Some("bob smith"));
+        text_field(&mut out, "model", Some("dcim.site"));
+        text_field(&mut out, "x", Some("a=b\n"));
+        text_field(&mut out, "e", Some(""));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#" username="bob smith" model=dcim.site x="a=b\n" e="""#
+        );
+    }
+
+    #[test]
+    fn raw_bodies_are_text_or_base64() {
+        let mut out = Vec::new();
+        raw_value(b"a\nb", &mut out);
+        assert_eq!(out, br#""a\nb""#);
+        out.clear();
+        raw_value(&[0xff, 0x00], &mut out);
+        assert_eq!(out, b"base64:/wA=");
+    }
+}

@@ -1,0 +1,306 @@
+//! The event log writer: one thread that owns the file, appends lines and confirms them back.
+//!
+//! A 2xx promises the event is on disk, so each request waits for its line to be written and, with
+//! `fsync = true`, for `fdatasync`. Syncs are grouped: every line that arrives while one sync runs is
+//! written and synced together by the next (group commit), so throughput grows with load while each
+//! request still waits for at most about two syncs.
+//!
+//! The writer reopens the file by path on request (SIGHUP, for logrotate) and on its own when the path
+//! no longer names the open file (renamed or deleted under us), and after a failed write. A failed
+//! batch is answered with an error (503 to the sender, who retries) and the file is cut back to
+//! where the batch began, so a half-written line never glues onto the next.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+
+/// Lines waiting for the writer. A full queue makes requests wait (backpressure), never drops.
+const QUEUE_CAPACITY: usize = 8192;
+/// At most this many bytes go into one write+sync, so one batch's latency stays bounded.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// Why an event could not be stored. Answered with 503: the sender should retry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    #[error("event log write failed: {0}")]
+    Io(Arc<io::Error>),
+    #[error("event log is shut down")]
+    Closed,
+}
+
+enum Command {
+    Append(Vec<u8>, oneshot::Sender<Result<(), SinkError>>),
+    Reopen,
+    Shutdown,
+}
+
+/// Shared view of the writer's health, for `/healthz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    failing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// `None` while the last write succeeded, else the error it met.
+    pub fn error(&self) -> Option<String> {
+        if self.failing.load(Ordering::Relaxed) {
+            self.last_error
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_else(|p| p.into_inner().clone())
+        } else {
+            None
+        }
+    }
+    fn set(&self, error: Option<&io::Error>) {
+        let failing = error.is_some();
+        if self.failing.load(Ordering::Relaxed) != failing || failing {
+            if let Ok(mut e) = self.last_error.lock() {
+                *e = error.map(|e| e.to_string());
+            }
+            self.failing.store(failing, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A handle to the writer; cheap to clone, one per request.
+#[derive(Clone)]
+pub struct EventLog {
+    tx: mpsc::Sender<Command>,
+    health: Arc<Health>,
+}
+
+/// Joins the writer thread after [`EventLog::shutdown`].
+pub struct WriterThread(std::thread::JoinHandle<()>);
+
+impl WriterThread {
+    /// Waits until every queued line is written and synced.
+    pub async fn join(self) {
+        let _ = tokio::task::spawn_blocking(move || self.0.join()).await;
+    }
+}
+
+impl EventLog {
+    /// Opens (creating) `path` for appending and starts the writer thread.
+    pub fn start(
+        path: &Path,
+        fsync: bool,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<(EventLog, WriterThread)> {
+        let file = LogFile::open(path)?;
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let health = Arc::new(Health::default());
+        let writer = Writer {
+            path: path.to_path_buf(),
+            file: Some(file),
+            fsync,
+            rx,
+            health: health.clone(),
+            metrics,
+        };
+        let handle = std::thread::Builder::new()
+            .name("event-log".into())
+            .spawn(move || writer.run())?;
+        Ok((EventLog { tx, health }, WriterThread(handle)))
+    }
+
+    /// Appends one complete line (ending in `\n`) and waits until it is durable.
+    pub async fn append(&self, line: Vec<u8>) -> Result<(), SinkError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Command::Append(line, done))
+            .await
+            .map_err(|_| SinkError::Closed)?;
+        wait.await.unwrap_or(Err(SinkError::Closed))
+    }
+
+    /// Asks the writer to reopen the file by path after the lines queued so far.
+    pub async fn reopen(&self) {
+        let _ = self.tx.send(Command::Reopen).await;
+    }
+
+    /// Asks the writer to finish the queued lines and stop.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+}
+
+/// The open file and the identity of what it was opened as.
+struct LogFile {
+    file: File,
+    dev: u64,
+    ino: u64,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> io::Result<LogFile> {
+        let existed = path.exists();
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let meta = file.metadata()?;
+        if !existed {
+            // A new file's directory entry must be durable too, or a crash can lose the whole file.
+            if let Some(dir) = path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+        }
+        Ok(LogFile {
+            file,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Whether `path` still names this file (not renamed away or deleted).
+    fn is_at(&self, path: &Path) -> bool {
+        std::fs::metadata(path)
+            .map(|m| m.dev() == self.dev && m.ino() == self.ino)
+            .unwrap_or(false)
+    }
+}
+
+struct Writer {
+    path: PathBuf,
+    /// `None` after a failure until the next reopen succeeds.
+    file: Option<LogFile>,
+    fsync: bool,
+    rx: mpsc::Receiver<Command>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut waiters: Vec<oneshot::Sender<Result<(), SinkError>>> = Vec::new();
+        let mut stop = false;
+        while !stop {
+            // Block for the first command, then take everything else already queued: that is the group.
+            let Some(first) = self.rx.blocking_recv() else {
+                break;
+            };
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Append(line, done) => {
+                        buf.extend_from_slice(&line);
+                        waiters.push(done);
+                    }
+                    Command::Reopen => {
+                        // Lines queued before the reopen belong in the old file.
+                        self.commit(&mut buf, &mut waiters);
+                        self.reopen();
+                    }
+                    Command::Shutdown => stop = true,
+                }
+                if buf.len() < MAX_BATCH_BYTES {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.commit(&mut buf, &mut waiters);
+        }
+        // Whatever raced with the shutdown is still answered, never silently dropped.
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let Command::Append(line, done) = cmd {
+                buf.extend_from_slice(&line);
+                waiters.push(done);
+            }
+        }
+        self.commit(&mut buf, &mut waiters);
+        tracing::info!(path = %self.path.display(), "event log closed");
+    }
+
+    fn reopen(&mut self) {
+        match LogFile::open(&self.path) {
+            Ok(f) => {
+                self.file = Some(f);
+                tracing::info!(path = %self.path.display(), "event log reopened");
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot reopen event log");
+                self.health.set(Some(&e));
+                self.file = None;
+            }
+        }
+    }
+
+    /// Writes and syncs `buf`, then answers every waiter with the outcome.
+    fn commit(
+        &mut self,
+        buf: &mut Vec<u8>,
+        waiters: &mut Vec<oneshot::Sender<Result<(), SinkError>>>,
+    ) {
+        if waiters.is_empty() {
+            buf.clear();
+            return;
+        }
+        let result = self.write_batch(buf);
+        match &result {
+            Ok(()) => self.health.set(None),
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, events = waiters.len(),
+                    "event log write failed; answering 503");
+                self.health.set(Some(e));
+                self.file = None;
+            }
+        }
+        let result = result.map_err(|e| SinkError::Io(Arc::new(e)));
+        for w in waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+        buf.clear();
+    }
+
+    fn write_batch(&mut self, buf: &[u8]) -> io::Result<()> {
+        let stale = match &self.file {
+            Some(f) => !f.is_at(&self.path),
+            None => true,
+        };
+        if stale {
+            self.file = Some(LogFile::open(&self.path)?);
+        }
+        let Some(log) = self.file.as_mut() else {
+            return Err(io::Error::other("event log is not open"));
+        };
+        let start_len = log.file.metadata().map(|m| m.len()).ok();
+        let t0 = Instant::now();
+        let written = log.file.write_all(buf);
+        self.metrics.observe_log_write(t0.elapsed(), buf.len());
+        let synced = written.and_then(|()| {
+            if self.fsync {
+                let t1 = Instant::now();
+                let r = log.file.sync_data();
+                self.metrics.observe_log_sync(t1.elapsed());
+                r
+            } else {
+                Ok(())
+            }
+        });
+        if synced.is_err() {
+            if let Some(len) = start_len {
+                // Best effort: drop a partial batch so the next line starts on a clean line.
+                let _ = log.file.set_len(len);
+            }
+        }
+        synced
+    }
+}
