@@ -1,0 +1,308 @@
+//! Test harness: runs the real `webhook-listener` binary on 127.0.0.1:0 in a temp directory, learns
+//! its address from its own start-up line (the readiness signal), and signs requests with the `hmac`
+//! crate directly, never with the code under test.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+
+pub const NETBOX_SECRET: &str = "my-webhook-secret";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_webhook-listener")
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/netbox")
+}
+
+/// Every real NetBox body with the signature NetBox sent for it (from SIGNATURES.txt).
+pub fn netbox_fixtures() -> Vec<(String, Vec<u8>, String)> {
+    let dir = fixtures_dir();
+    let sigs = std::fs::read_to_string(dir.join("SIGNATURES.txt")).unwrap();
+    sigs.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let body = std::fs::read(dir.join(cols[0])).unwrap();
+            assert_eq!(
+                body.len().to_string(),
+                cols[1],
+                "fixture size for {}",
+                cols[0]
+            );
+            (cols[0].to_string(), body, cols[3].to_string())
+        })
+        .collect()
+}
+
+pub fn hmac_sha512_hex(secret: &[u8], body: &[u8]) -> String {
+    let mut m = Hmac::<sha2::Sha512>::new_from_slice(secret).unwrap();
+    m.update(body);
+    hex::encode(m.finalize().into_bytes())
+}
+
+pub fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().to_vec()
+}
+
+/// A NetBox hook config using the test secret.
+pub fn netbox_hook(path: &str) -> String {
+    format!(
+        "[[hooks]]\npath = \"{path}\"\nprovider = \"netbox\"\nsecrets = [\"{NETBOX_SECRET}\"]\n"
+    )
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub log_path: PathBuf,
+    pub config_path: PathBuf,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct Options<'a> {
+    /// Top-level keys (before any table).
+    pub top: &'a str,
+    /// Extra `[log]` keys.
+    pub log: &'a str,
+    /// `[[hooks]]` tables.
+    pub hooks: &'a str,
+    pub env: &'a [(&'a str, &'a str)],
+    /// Use this log file instead of `events.log` in the temp dir.
+    pub log_file: Option<&'a str>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            top: "",
+            log: "",
+            hooks: "",
+            env: &[],
+            log_file: None,
+        }
+    }
+}
+
+impl Server {
+    /// A server with `hooks` (TOML) and default everything else.
+    pub fn start(hooks: &str) -> Server {
+        Self::start_with(Options {
+            hooks,
+            ..Default::default()
+        })
+    }
+
+    pub fn start_with(o: Options) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = o
+            .log_file
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.path().join("events.log"));
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\n{}\n[log]\nfile = {:?}\n{}\n{}",
+            o.top,
+            log_path.display().to_string(),
+            o.log,
+            o.hooks
+        );
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("--config")
+            .arg(&config_path)
+            .current_dir(dir.path());
+        for (k, v) in o.env {
+            cmd.env(k, v);
+        }
+        Self::spawn(cmd, dir, log_path, config_path)
+    }
+
+    /// Spawns `cmd` (already configured) and waits for its "serving" line.
+    pub fn spawn(
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        log_path: PathBuf,
+        config_path: PathBuf,
+    ) -> Server {
+        cmd.env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn webhook-listener");
+        let (addr, stderr) = watch_stderr(&mut child);
+        let addr = match addr.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not start:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Server {
+            child: Some(child),
+            addr,
+            dir,
+            log_path,
+            config_path,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// The event log's lines (empty if the file does not exist).
+    pub fn log_lines(&self) -> Vec<String> {
+        read_lines(&self.log_path)
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits until stderr has a line containing `needle` (a readiness signal, not a sleep).
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Waits for the process to exit (up to `timeout`), returning its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(st);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn watch_stderr(child: &mut Child) -> (mpsc::Receiver<SocketAddr>, Arc<Mutex<Vec<String>>>) {
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let keep = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("webhook-listener serving") {
+                if let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("listen="))
+                    .and_then(|a| a.parse().ok())
+                {
+                    let _ = tx.send(addr);
+                }
+            }
+            keep.lock().unwrap().push(line);
+        }
+    });
+    (rx, lines)
+}
+
+/// The compact JSON payload at the end of a text log line.
+pub fn line_payload(line: &str) -> serde_json::Value {
+    let start = line.find(" {").expect("payload in line") + 1;
+    serde_json::from_str(&line[start..]).expect("payload is JSON")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Posts `body` to `url` with `headers`; returns status and the JSON body.
+pub async fn post(
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = client()
+        .post(url)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = req.body(body).send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body {text:?} ({status})"));
+    (status, json)
+}
+
+/// Posts a NetBox body signed with the test secret.
+pub async fn post_netbox(url: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let sig = hmac_sha512_hex(NETBOX_SECRET.as_bytes(), body);
+    post(url, &[("x-hook-signature", sig)], body.to_vec()).await
+}
+
+/// A valid NetBox-shaped body with a unique request id.
+pub fn netbox_body(request_id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"event": "created", "timestamp": "2026-11-23T15:20:42.036573+00:00", "object_type": "dcim.site", "username": "admin", "request_id": "{request_id}", "data": {{"id": 1, "url": "/api/dcim/sites/1/", "name": "Site 1"}}, "snapshots": {{"prechange": null, "postchange": {{"name": "Site 1"}}}}}}"#
+    )
+    .into_bytes()
+}
