@@ -214,7 +214,8 @@ async fn bad_json_is_400_and_bad_shapes_are_422_naming_the_field() {
 
     let valid: serde_json::Value =
         serde_json::from_slice(&netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10")).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "event",
             Box::new(|v| {

@@ -73,6 +73,7 @@ pub struct Server {
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
+#[derive(Default)]
 pub struct Options<'a> {
     /// Top-level keys (before any table).
     pub top: &'a str,
@@ -83,18 +84,6 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Use this log file instead of `events.log` in the temp dir.
     pub log_file: Option<&'a str>,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Options {
-            top: "",
-            log: "",
-            hooks: "",
-            env: &[],
-            log_file: None,
-        }
-    }
 }
 
 impl Server {
