@@ -357,7 +357,7 @@ async fn sighup_adds_a_hook_live_and_an_invalid_edit_keeps_the_old_config() {
     );
     // One keep-alive connection, kept across the reload.
     let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut send = |path: &str| request.replace("{}", path);
+    let send = |path: &str| request.replace("{}", path);
     async fn status_of(conn: &mut tokio::net::TcpStream, req: String) -> String {
         conn.write_all(req.as_bytes()).await.unwrap();
         let mut buf = vec![0u8; 4096];
