@@ -124,10 +124,19 @@ impl<'a> NetboxEvent<'a> {
             .or_else(|| self.request.as_ref().and_then(|r| r.id))
     }
 
-    /// The changed object's `id` and `url`, when `data` has them.
+    /// The changed object's `id` and `url`, when `data` has them. Only a number or string `id` is
+    /// kept: it is written raw into the log line, where a nested value could carry a line break.
     pub fn object(&self) -> Option<ObjectRef<'a>> {
-        self.data
-            .and_then(|d| serde_json::from_str::<ObjectRef<'a>>(d.0.get()).ok())
+        let mut obj = self
+            .data
+            .and_then(|d| serde_json::from_str::<ObjectRef<'a>>(d.0.get()).ok())?;
+        if obj.id.is_some_and(|id| {
+            !id.get()
+                .starts_with(|c: char| c == '"' || c == '-' || c.is_ascii_digit())
+        }) {
+            obj.id = None;
+        }
+        Some(obj)
     }
 }
 
@@ -182,8 +191,15 @@ pub fn netbox(body: &Verified) -> Result<NetboxEvent<'_>, PayloadError> {
     Ok(ev)
 }
 
-/// Checks that a verified body is one JSON value, without building it.
+/// Checks that a verified body is one JSON value, without building it. JSON is UTF-8 (RFC 8259) and
+/// skipping a value does not check that, so it is checked first: the event log stays valid UTF-8.
 pub fn json(body: &Verified) -> Result<(), PayloadError> {
+    if let Err(e) = std::str::from_utf8(body.body()) {
+        return Err(PayloadError::Syntax(format!(
+            "invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        )));
+    }
     serde_json::from_slice::<IgnoredAny>(body.body()).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             PayloadError::Syntax(e.to_string())
@@ -240,6 +256,49 @@ mod tests {
         );
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("").is_err());
+    }
+
+    fn unsigned(body: &'static [u8]) -> Verified {
+        crate::signature::Verifier::new(
+            crate::signature::Scheme::Netbox,
+            &[],
+            std::time::Duration::ZERO,
+            true,
+        )
+        .unwrap()
+        .verify(&http::HeaderMap::new(), bytes::Bytes::from_static(body), 0)
+        .unwrap()
+    }
+
+    #[test]
+    fn json_payload_must_be_utf8_and_one_value() {
+        assert!(json(&unsigned(br#"{"a": [1, "x"]}"#)).is_ok());
+        assert!(matches!(
+            json(&unsigned(b"{\"a\": \"\xff\"}")),
+            Err(PayloadError::Syntax(_))
+        ));
+        assert!(matches!(
+            json(&unsigned(b"{} {}")),
+            Err(PayloadError::Syntax(_))
+        ));
+        assert!(matches!(
+            json(&unsigned(b"{\"a\": \"x\ny\"}")),
+            Err(PayloadError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn object_id_is_kept_only_when_scalar() {
+        let v = unsigned(b"{\"event\": \"created\", \"timestamp\": \"2026-11-23T15:20:42+00:00\", \"data\": {\"id\": {\n\"x\": 1}, \"url\": \"/u\"}}");
+        let ev = netbox(&v).unwrap();
+        let obj = ev.object().unwrap();
+        assert!(obj.id.is_none());
+        assert_eq!(obj.url.as_deref(), Some("/u"));
+        let v = unsigned(br#"{"event": "created", "timestamp": "2026-11-23T15:20:42+00:00", "data": {"id": 42}}"#);
+        assert_eq!(
+            netbox(&v).unwrap().object().unwrap().id.unwrap().get(),
+            "42"
+        );
     }
 
     #[test]
