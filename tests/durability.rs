@@ -341,3 +341,59 @@ async fn json_log_format_has_the_fields_and_the_whole_payload() {
         );
     }
 }
+
+#[tokio::test]
+async fn write_failure_is_503_and_the_writer_recovers_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("logs");
+    std::fs::create_dir(&sub).unwrap();
+    let log = sub.join("events.log");
+    let log_str = log.display().to_string();
+    let server = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        log_file: Some(&log_str),
+        ..Default::default()
+    });
+    let url = server.url("/webhook/");
+    assert_eq!(
+        post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10"))
+            .await
+            .0,
+        200
+    );
+    // The log's directory disappears: the file cannot be reopened.
+    std::fs::remove_dir_all(&sub).unwrap();
+    let (status, json) =
+        post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a11")).await;
+    assert_eq!(status, 503, "{json}");
+    let health: serde_json::Value = client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["result"], "degraded");
+    // Writing works again: the next event is stored without a restart.
+    std::fs::create_dir(&sub).unwrap();
+    assert_eq!(
+        post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a12"))
+            .await
+            .0,
+        200
+    );
+    let lines = read_lines(&log);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("2f8d2d6f7a12"));
+    let health: serde_json::Value = client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["result"], "ok");
+    assert!(server.stderr().contains("event log write failed"));
+}
