@@ -49,24 +49,21 @@ pub fn prefixed_hex(value: &str, prefix: &str) -> Result<Vec<u8>, Malformed> {
     hex_digest(rest)
 }
 
-/// Standard Webhooks `webhook-signature`: space-separated `v1,<base64>` entries. Entries of other
-/// versions (e.g. asymmetric `v1a`) are skipped; at least one `v1` entry must be present.
+/// Standard Webhooks `webhook-signature`: space-separated `v1,<base64>` entries. As in the reference
+/// libraries, entries of other versions (e.g. asymmetric `v1a`) and entries that do not decode are
+/// skipped, so one odd entry cannot hide a valid one; at least one `v1` entry must decode.
 pub fn standard_webhooks(value: &str) -> Result<Vec<Vec<u8>>, Malformed> {
-    let mut out = Vec::new();
-    for entry in value.split_ascii_whitespace() {
-        let Some((version, sig)) = entry.split_once(',') else {
-            return Err(malformed(
-                "signature entry without a version (expected v1,<base64>)",
-            ));
-        };
-        if version == "v1" {
-            out.push(base64_digest(sig)?);
-        }
+    let sigs: Vec<Vec<u8>> = value
+        .split_ascii_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|sig| base64_digest(sig).ok())
+        .collect();
+    if sigs.is_empty() {
+        return Err(malformed(
+            "no decodable v1,<base64> signature in the header",
+        ));
     }
-    if out.is_empty() {
-        return Err(malformed("no v1 signature in the header"));
-    }
-    Ok(out)
+    Ok(sigs)
 }
 
 /// A parsed `Stripe-Signature` header.
@@ -78,24 +75,22 @@ pub struct StripeHeader {
     pub v1: Vec<Vec<u8>>,
 }
 
-/// `t=<unix>,v1=<hex>[,v1=<hex>…][,v0=…]`: unknown schemes are skipped, as Stripe's libraries do.
+/// `t=<unix>,v1=<hex>[,v1=<hex>…][,v0=…]`. Like Stripe's libraries, items of other schemes and `v1`
+/// values that do not decode are skipped; `t` must be present and at least one `v1` must decode.
 pub fn stripe(value: &str) -> Result<StripeHeader, Malformed> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for item in value.split(',') {
-        let Some((key, val)) = item.trim().split_once('=') else {
-            return Err(malformed("Stripe-Signature item without '='"));
-        };
-        match key {
-            "t" => timestamp = Some(val.to_string()),
-            "v1" => v1.push(hex_digest(val)?),
+        match item.trim().split_once('=') {
+            Some(("t", val)) => timestamp = Some(val.to_string()),
+            Some(("v1", val)) => v1.extend(hex_digest(val).ok()),
             _ => {}
         }
     }
     let timestamp = timestamp.ok_or_else(|| malformed("Stripe-Signature has no t= timestamp"))?;
     let unix = unix_seconds(&timestamp)?;
     if v1.is_empty() {
-        return Err(malformed("Stripe-Signature has no v1= signature"));
+        return Err(malformed("Stripe-Signature has no decodable v1= signature"));
     }
     Ok(StripeHeader {
         timestamp,
@@ -138,8 +133,12 @@ mod tests {
 
     #[test]
     fn standard_webhooks_keeps_every_v1_and_skips_other_versions() {
-        let sigs = standard_webhooks("v1a,AAAA v1,AAEC v1,/w==").unwrap();
-        assert_eq!(sigs, vec![vec![0, 1, 2], vec![255]]);
+        let sigs = standard_webhooks("v1a,AAAA v1,AAEC v1,@@@ junk v1,/w==").unwrap();
+        assert_eq!(
+            sigs,
+            vec![vec![0, 1, 2], vec![255]],
+            "odd entries skipped, not fatal"
+        );
         assert!(standard_webhooks("v2,AAEC").is_err());
         assert!(standard_webhooks("AAEC").is_err());
         assert!(standard_webhooks("v1,@@@").is_err());
@@ -152,6 +151,12 @@ mod tests {
         assert_eq!(h.unix, 1492774577);
         assert_eq!(h.timestamp, "1492774577");
         assert_eq!(h.v1.len(), 2);
+        let lenient = stripe("t=5,v1=zz,v1=abc,junk,v1=00ff").unwrap();
+        assert_eq!(
+            lenient.v1,
+            vec![vec![0, 255]],
+            "undecodable v1 values are skipped"
+        );
         assert!(stripe("v1=00").is_err());
         assert!(stripe("t=abc,v1=00").is_err());
         assert!(stripe("t=1,v0=00").is_err());
