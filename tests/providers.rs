@@ -861,6 +861,62 @@ async fn stripe_several_signatures_and_key_as_is() {
     assert_eq!(server.log_lines().len(), 4);
 }
 
+/// An entry that does not even decode (`v1,bad`, `v1=bad`, stray words) is skipped, as the reference
+/// libraries do, so it cannot hide a valid signature next to it; with no valid entry it is still 401.
+#[tokio::test]
+async fn undecodable_signature_entries_are_skipped_not_fatal() {
+    let (sw, st) = (P::StandardWebhooks, P::Stripe);
+    let hooks = format!(
+        "{}{}",
+        sw.hook("/sw", &[sw.secret(1)], ""),
+        st.hook("/stripe", &[st.secret(1)], "")
+    );
+    let server = Server::start(&hooks);
+
+    let sw_cases = [
+        ("v1,bad v1,{good}", true),
+        ("v1,{good} junk v1,bad", true),
+        ("v1,bad v1,@@@@ junk", false),
+    ];
+    for (template, accepted) in sw_cases {
+        let id = new_id("msg");
+        let body = sw.body(&id);
+        let ts = now().to_string();
+        let good = standard_webhooks_sig(&sw.secret(1), &id, &ts, &body);
+        let header = template.replace("{good}", &good);
+        let headers = vec![
+            ("webhook-id", id),
+            ("webhook-timestamp", ts),
+            ("webhook-signature", header.clone()),
+        ];
+        if accepted {
+            expect_200(&server.url("/sw"), &headers, body, &header).await;
+        } else {
+            expect_401(&server.url("/sw"), &headers, body, &header).await;
+        }
+    }
+
+    let st_cases = [
+        ("t={ts},v1=bad,v1={good}", true),
+        ("t={ts},v1={good},v1=zz,foo", true),
+        ("t={ts},v1=bad,v1=", false),
+    ];
+    for (template, accepted) in st_cases {
+        let id = new_id("evt");
+        let body = st.body(&id);
+        let ts = now().to_string();
+        let good = stripe_sig(&st.secret(1), &ts, &body);
+        let header = template.replace("{ts}", &ts).replace("{good}", &good);
+        let headers = vec![("stripe-signature", header.clone())];
+        if accepted {
+            expect_200(&server.url("/stripe"), &headers, body, &header).await;
+        } else {
+            expect_401(&server.url("/stripe"), &headers, body, &header).await;
+        }
+    }
+    assert_eq!(server.log_lines().len(), 4);
+}
+
 #[tokio::test]
 async fn gitlab_idempotency_key_and_shopify_base64() {
     let hooks = format!(
