@@ -217,30 +217,45 @@ fn check_config(file: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("{}: OK", file.display());
-    println!(
+    // Written at once and without panicking: `check-config … | head` must not print a backtrace.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), summary(&file, &config).as_bytes());
+    ExitCode::SUCCESS
+}
+
+/// What `check-config` prints: every setting that matters, never a secret.
+fn summary(file: &std::path::Path, config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: OK", file.display());
+    let _ = writeln!(
+        out,
         "listen {}  max_body_bytes {}  request_timeout {} s  max_concurrent_requests {}",
         config.listen,
         config.max_body_bytes,
         config.request_timeout.as_secs(),
         config.max_concurrent_requests
     );
-    println!(
-        "log {} ({:?}, fsync {})",
+    let _ = writeln!(
+        out,
+        "log {} (format {}, fsync {})",
         config.log.file.display(),
-        config.log.format,
+        match config.log.format {
+            crate::config::LogFormat::Text => "text",
+            crate::config::LogFormat::Json => "json",
+        },
         if config.log.fsync { "on" } else { "off" }
     );
-    println!("{} hook(s):", config.hooks.len());
+    let _ = writeln!(out, "{} hook(s):", config.hooks.len());
     for h in &config.hooks {
-        println!(
-            "  {:<24} provider={:<17} payload={:?} secrets={}{}{}",
+        let _ = writeln!(
+            out,
+            "  {:<24} provider={:<17} payload={} secrets={}{}{}",
             h.path,
             h.scheme.provider().name(),
-            h.payload,
+            format!("{:?}", h.payload).to_lowercase(),
             h.secrets.len(),
             if h.allow_unsigned {
-                " UNSIGNED ACCEPTED"
+                " UNSIGNED REQUESTS ACCEPTED"
             } else {
                 ""
             },
@@ -251,7 +266,7 @@ fn check_config(file: PathBuf) -> ExitCode {
             }
         );
     }
-    ExitCode::SUCCESS
+    out
 }
 
 fn sign(

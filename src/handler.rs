@@ -15,7 +15,7 @@ use crate::extract::HookRequest;
 use crate::metrics::Outcome;
 use crate::payload;
 use crate::record::{EventRecord, Payload};
-use crate::signature::DeliveryIdSource;
+use crate::signature::{DeliveryIdSource, Scheme};
 use crate::state::AppState;
 
 /// Marks a successful response for the observing layer (which logs and counts it).
@@ -52,6 +52,23 @@ pub async fn receive(
         }
         PayloadKind::Raw => Payload::Raw(body),
     };
+
+    // Slack checks a Request URL by sending a signed `url_verification` event and expecting its
+    // `challenge` back; it is a handshake, not an event, so it is answered and not logged.
+    if matches!(hook.verifier.scheme(), Scheme::Slack)
+        && hook.payload == PayloadKind::Json
+        && payload::top_level_string(body, "type").as_deref() == Some("url_verification")
+    {
+        if let Some(challenge) = payload::top_level_string(body, "challenge") {
+            let mut resp = (
+                StatusCode::OK,
+                Json(serde_json::json!({ "result": "ok", "challenge": challenge })),
+            )
+                .into_response();
+            resp.extensions_mut().insert(Accepted(Outcome::accepted));
+            return Ok(resp);
+        }
+    }
 
     let body_id;
     let delivery_id = match (

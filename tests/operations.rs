@@ -449,3 +449,53 @@ async fn secret_rotation_through_a_secret_file_and_sighup() {
         401
     );
 }
+
+#[tokio::test]
+async fn slack_url_verification_gets_its_challenge_back_and_is_not_logged() {
+    let server = Server::start(
+        "[[hooks]]\npath = \"/slack\"\nprovider = \"slack\"\nsecrets = [\"slack-secret\"]\n",
+    );
+    let body = br#"{"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}"#;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let sig = hmac_sha256(b"slack-secret", &[b"v0:", ts.as_bytes(), b":", body]);
+    let headers = [
+        ("x-slack-request-timestamp", ts.clone()),
+        ("x-slack-signature", format!("v0={}", hex::encode(sig))),
+    ];
+    let (status, json) = post(&server.url("/slack"), &headers, body.to_vec()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        json["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    assert!(server.log_lines().is_empty(), "a handshake is not an event");
+    // Unsigned, it is refused like anything else.
+    let (status, _) = post(
+        &server.url("/slack"),
+        &[("x-slack-request-timestamp", ts)],
+        body.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn check_config_into_a_closed_pipe_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.toml");
+    std::fs::write(&f, netbox_hook("/n")).unwrap();
+    let mut child = Command::new(bin())
+        .args(["check-config", f.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
