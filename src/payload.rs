@@ -47,9 +47,10 @@ pub struct NetboxEvent<'a> {
     /// From NetBox 4.6.
     #[serde(default, borrow)]
     pub request: Option<RequestInfo<'a>>,
-    /// The object as the REST API shows it.
+    /// The object as the REST API shows it. Checked to be an object; only `id` and `url` are kept
+    /// (the log line has the whole body anyway), so it is read once, never re-parsed.
     #[serde(default, borrow)]
-    pub data: Option<JsonObject<'a>>,
+    pub data: Option<ObjectRef<'a>>,
     /// Absent on job events.
     #[serde(default, borrow)]
     pub snapshots: Option<Snapshots<'a>>,
@@ -96,13 +97,47 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonObject<'a> {
     }
 }
 
-/// The two fields of an object NetBox's log line shows.
-#[derive(Debug, Deserialize)]
+/// The two fields of an object NetBox's log line shows. Deserializes from any JSON object, skipping
+/// every other member without building it.
+#[derive(Debug, Clone, Default)]
 pub struct ObjectRef<'a> {
-    #[serde(default, borrow)]
+    /// A number or string id; a nested value is not kept (it could span lines in the log).
     pub id: Option<&'a RawValue>,
-    #[serde(default, borrow)]
     pub url: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ObjectRef<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = ObjectRef<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut obj = ObjectRef::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "id" if obj.id.is_none() => {
+                            let raw: &'de RawValue = map.next_value()?;
+                            let scalar = raw
+                                .get()
+                                .starts_with(|c: char| c == '"' || c == '-' || c.is_ascii_digit());
+                            obj.id = scalar.then_some(raw);
+                        }
+                        "url" if obj.url.is_none() => {
+                            obj.url = map.next_value::<Option<Cow<'de, str>>>().ok().flatten();
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(obj)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 impl<'a> NetboxEvent<'a> {
@@ -124,19 +159,9 @@ impl<'a> NetboxEvent<'a> {
             .or_else(|| self.request.as_ref().and_then(|r| r.id))
     }
 
-    /// The changed object's `id` and `url`, when `data` has them. Only a number or string `id` is
-    /// kept: it is written raw into the log line, where a nested value could carry a line break.
-    pub fn object(&self) -> Option<ObjectRef<'a>> {
-        let mut obj = self
-            .data
-            .and_then(|d| serde_json::from_str::<ObjectRef<'a>>(d.0.get()).ok())?;
-        if obj.id.is_some_and(|id| {
-            !id.get()
-                .starts_with(|c: char| c == '"' || c == '-' || c.is_ascii_digit())
-        }) {
-            obj.id = None;
-        }
-        Some(obj)
+    /// The changed object's `id` and `url`, when `data` has them.
+    pub fn object(&self) -> Option<&ObjectRef<'a>> {
+        self.data.as_ref()
     }
 }
 
@@ -184,11 +209,20 @@ fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
 }
 
 /// Parses a verified NetBox body. 422 messages name the field (`request_id: UUID parsing failed…`).
+/// The common case parses once without path tracking; only a failing body is parsed again with
+/// `serde_path_to_error` to say where it failed.
 pub fn netbox(body: &Verified) -> Result<NetboxEvent<'_>, PayloadError> {
-    let mut de = serde_json::Deserializer::from_slice(body.body());
-    let ev: NetboxEvent = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
-    de.end().map_err(|e| PayloadError::Syntax(e.to_string()))?;
-    Ok(ev)
+    match serde_json::from_slice::<NetboxEvent>(body.body()) {
+        Ok(ev) => Ok(ev),
+        Err(plain) => {
+            let mut de = serde_json::Deserializer::from_slice(body.body());
+            match serde_path_to_error::deserialize::<_, NetboxEvent>(&mut de) {
+                Err(e) => Err(classify(e)),
+                // Only trailing characters fail the plain parse and pass this one.
+                Ok(_) => Err(PayloadError::Syntax(plain.to_string())),
+            }
+        }
+    }
 }
 
 /// Checks that a verified body is one JSON value, without building it. JSON is UTF-8 (RFC 8259) and
@@ -291,7 +325,7 @@ mod tests {
     fn object_id_is_kept_only_when_scalar() {
         let v = unsigned(b"{\"event\": \"created\", \"timestamp\": \"2026-11-23T15:20:42+00:00\", \"data\": {\"id\": {\n\"x\": 1}, \"url\": \"/u\"}}");
         let ev = netbox(&v).unwrap();
-        let obj = ev.object().unwrap();
+        let obj = ev.object().unwrap().clone();
         assert!(obj.id.is_none());
         assert_eq!(obj.url.as_deref(), Some("/u"));
         let v = unsigned(br#"{"event": "created", "timestamp": "2026-11-23T15:20:42+00:00", "data": {"id": 42}}"#);
