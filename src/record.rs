@@ -1,8 +1,8 @@
 //! The event log line: what an accepted event looks like on disk, in `text` or `json` format.
 //!
 //! Both formats end with the complete body, so nothing a sender sent is dropped. JSON bodies are
-//! written compact (insignificant whitespace removed, strings byte for byte as sent), which also
-//! guarantees one line per event whatever the sender's formatting.
+//! written byte for byte as sent, with line breaks (only ever insignificant whitespace in valid
+//! JSON) turned into spaces, which guarantees one line per event whatever the sender's formatting.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -67,7 +67,7 @@ impl EventRecord<'_> {
         }
         out.push(b' ');
         match self.payload {
-            Payload::Netbox(_, body) | Payload::Json(body) => compact_json(body, out),
+            Payload::Netbox(_, body) | Payload::Json(body) => single_line_json(body, out),
             Payload::Raw(body) => raw_value(body, out),
         }
     }
@@ -109,7 +109,7 @@ impl EventRecord<'_> {
         match self.payload {
             Payload::Netbox(_, body) | Payload::Json(body) => {
                 out.extend_from_slice(b",\"payload\":");
-                compact_json(body, out);
+                single_line_json(body, out);
             }
             Payload::Raw(body) => match std::str::from_utf8(body) {
                 Ok(text) => {
@@ -169,6 +169,22 @@ fn raw_value(body: &[u8], out: &mut Vec<u8>) {
                 "{}",
                 base64::engine::general_purpose::STANDARD.encode(body)
             );
+        }
+    }
+}
+
+/// Copies valid JSON byte for byte as it was sent, except that line breaks become spaces. In valid
+/// JSON a raw CR or LF can only be insignificant whitespace (strings cannot hold them unescaped), so
+/// the value is unchanged and the event stays on one line. Nothing is re-encoded or re-minified: the
+/// common single-line body is one `memchr2` scan and one copy.
+pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(json);
+    if memchr::memchr2(b'\n', b'\r', json).is_some() {
+        for b in &mut out[start..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
         }
     }
 }
@@ -240,6 +256,21 @@ mod tests {
         let mut out = Vec::new();
         compact_json(br#"{"k": "a \" b \\", "n" : [ 1 , 2 ] }"#, &mut out);
         assert_eq!(out, br#"{"k":"a \" b \\","n":[1,2]}"#);
+    }
+
+    #[test]
+    fn single_line_keeps_bytes_and_folds_line_breaks() {
+        let mut out = Vec::new();
+        single_line_json(b"{\"a\": \"x\\ny\",\r\n  \"b\": [1,\n2]}", &mut out);
+        assert_eq!(out, b"{\"a\": \"x\\ny\",    \"b\": [1, 2]}");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["a"], "x\ny");
+        out.clear();
+        single_line_json(br#"{"event": "created"}"#, &mut out);
+        assert_eq!(
+            out, br#"{"event": "created"}"#,
+            "single-line bodies are copied as sent"
+        );
     }
 
     #[test]
