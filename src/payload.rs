@@ -52,8 +52,8 @@ pub struct NetboxEvent<'a> {
     #[serde(default, borrow)]
     pub data: Option<ObjectRef<'a>>,
     /// Absent on job events.
-    #[serde(default, borrow)]
-    pub snapshots: Option<Snapshots<'a>>,
+    #[serde(default)]
+    pub snapshots: Option<Snapshots>,
     #[serde(default, borrow)]
     pub context: Option<&'a RawValue>,
 }
@@ -72,28 +72,32 @@ pub struct RequestInfo<'a> {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Snapshots<'a> {
-    #[serde(default, borrow)]
-    pub prechange: Option<JsonObject<'a>>,
-    #[serde(default, borrow)]
-    pub postchange: Option<JsonObject<'a>>,
+pub struct Snapshots {
+    #[serde(default)]
+    pub prechange: Option<AnyObject>,
+    #[serde(default)]
+    pub postchange: Option<AnyObject>,
 }
 
-/// A JSON object kept as its raw text: checked to be an object, never copied or re-encoded.
+/// Proof that a value was a JSON object. Its members are skipped, not kept: the event log has the
+/// whole body already.
 #[derive(Debug, Clone, Copy)]
-pub struct JsonObject<'a>(pub &'a RawValue);
+pub struct AnyObject;
 
-impl<'de: 'a, 'a> Deserialize<'de> for JsonObject<'a> {
+impl<'de> Deserialize<'de> for AnyObject {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = <&'a RawValue>::deserialize(d)?;
-        if raw.get().starts_with('{') {
-            Ok(JsonObject(raw))
-        } else {
-            Err(de::Error::invalid_type(
-                de::Unexpected::Other(raw.get().get(..1).unwrap_or("value")),
-                &"a JSON object",
-            ))
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyObject)
+            }
         }
+        d.deserialize_map(V)
     }
 }
 
@@ -212,10 +216,12 @@ fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
 /// The common case parses once without path tracking; only a failing body is parsed again with
 /// `serde_path_to_error` to say where it failed.
 pub fn netbox(body: &Verified) -> Result<NetboxEvent<'_>, PayloadError> {
-    match serde_json::from_slice::<NetboxEvent>(body.body()) {
+    // UTF-8 is checked once for the whole body, so the parser (and the log) need not re-check it.
+    let text = utf8(body.body())?;
+    match serde_json::from_str::<NetboxEvent>(text) {
         Ok(ev) => Ok(ev),
         Err(plain) => {
-            let mut de = serde_json::Deserializer::from_slice(body.body());
+            let mut de = serde_json::Deserializer::from_str(text);
             match serde_path_to_error::deserialize::<_, NetboxEvent>(&mut de) {
                 Err(e) => Err(classify(e)),
                 // Only trailing characters fail the plain parse and pass this one.
@@ -225,16 +231,16 @@ pub fn netbox(body: &Verified) -> Result<NetboxEvent<'_>, PayloadError> {
     }
 }
 
+fn utf8(body: &[u8]) -> Result<&str, PayloadError> {
+    std::str::from_utf8(body)
+        .map_err(|e| PayloadError::Syntax(format!("invalid UTF-8 at byte {}", e.valid_up_to())))
+}
+
 /// Checks that a verified body is one JSON value, without building it. JSON is UTF-8 (RFC 8259) and
 /// skipping a value does not check that, so it is checked first: the event log stays valid UTF-8.
 pub fn json(body: &Verified) -> Result<(), PayloadError> {
-    if let Err(e) = std::str::from_utf8(body.body()) {
-        return Err(PayloadError::Syntax(format!(
-            "invalid UTF-8 at byte {}",
-            e.valid_up_to()
-        )));
-    }
-    serde_json::from_slice::<IgnoredAny>(body.body()).map_err(|e| {
+    let text = utf8(body.body())?;
+    serde_json::from_str::<IgnoredAny>(text).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             PayloadError::Syntax(e.to_string())
         } else {
