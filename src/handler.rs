@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -23,11 +23,20 @@ use crate::state::AppState;
 pub struct Accepted(pub Outcome);
 
 fn ok(outcome: Outcome) -> Response {
-    let body = match outcome {
-        Outcome::duplicate => serde_json::json!({ "result": "ok", "duplicate": true }),
-        _ => serde_json::json!({ "result": "ok" }),
+    // Constant bodies: building a serde_json::Value per request showed up in callgrind.
+    let body: &'static [u8] = match outcome {
+        Outcome::duplicate => br#"{"result":"ok","duplicate":true}"#,
+        _ => br#"{"result":"ok"}"#,
     };
-    let mut resp = (StatusCode::OK, Json(body)).into_response();
+    let mut resp = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
     resp.extensions_mut().insert(Accepted(outcome));
     resp
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics. Every request ends in exactly one [`Outcome`], which both counts and names
 //! the diagnostic, so dashboards and logs agree.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -45,15 +46,28 @@ impl Outcome {
     }
 }
 
+/// A hook path as a label value, shared rather than copied on every request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct HookName(pub Arc<str>);
+
+impl EncodeLabelValue for HookName {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    hook: String,
+    hook: HookName,
     outcome: Outcome,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HookLabel {
-    hook: String,
+    hook: HookName,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -73,6 +87,7 @@ pub struct Metrics {
     log_bytes: Counter,
     in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     reloads: Family<ReloadLabels, Counter>,
+    none: Arc<str>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -140,22 +155,20 @@ impl Metrics {
             log_bytes,
             in_flight,
             reloads,
+            none: Arc::from("none"),
         }
     }
 
-    /// Counts a finished request. `hook` is a configured path or `"none"`, so label values stay bounded.
-    pub fn request(&self, hook: &str, outcome: Outcome, elapsed: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                hook: hook.to_string(),
-                outcome,
-            })
-            .inc();
+    /// Counts a finished request. `hook` is a configured path or `None` (counted as `"none"`), so
+    /// label values stay bounded whatever paths clients try.
+    pub fn request(&self, hook: Option<&Arc<str>>, outcome: Outcome, elapsed: Duration) {
+        let hook = HookName(hook.cloned().unwrap_or_else(|| self.none.clone()));
         self.duration
-            .get_or_create(&HookLabel {
-                hook: hook.to_string(),
-            })
+            .get_or_create(&HookLabel { hook: hook.clone() })
             .observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels { hook, outcome })
+            .inc();
     }
 
     pub fn in_flight(&self) -> &Gauge<i64, std::sync::atomic::AtomicI64> {

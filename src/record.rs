@@ -154,8 +154,15 @@ fn json_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
 }
 
 fn json_string(out: &mut Vec<u8>, s: &str) {
-    // Writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (the usual case: paths, event names, user names).
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 /// A raw (non-JSON) body in the text log: a JSON string when it is UTF-8, else `base64:` + base64.

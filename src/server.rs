@@ -11,9 +11,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -28,7 +27,7 @@ use crate::client::client_ip;
 use crate::config::{Config, ConfigError};
 use crate::dedupe::Dedupe;
 use crate::error::{result, Rejection};
-use crate::extract::ClientAddr;
+use crate::extract::{ClientAddr, HookRequest};
 use crate::handler::{self, Accepted};
 use crate::metrics::{Metrics, Outcome};
 use crate::sink::{EventLog, WriterThread};
@@ -50,16 +49,10 @@ pub enum StartError {
 /// The router: `/healthz`, `/metrics`, and every configured hook path (looked up per request, so a
 /// reload changes hooks without rebuilding anything).
 pub fn router(state: Arc<AppState>) -> Router {
-    // Layers wrap from the inside out: `observe` sees the final response of every hook request,
-    // including the extractor's rejections.
-    let hooks = Router::new()
-        .fallback(handler::receive)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state.clone());
     Router::new()
         .route("/healthz", get(healthz).fallback(method_not_allowed))
         .route("/metrics", get(metrics).fallback(method_not_allowed))
-        .fallback_service(hooks)
+        .fallback(hook)
         .with_state(state)
 }
 
@@ -102,8 +95,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Resolves the client address, then logs and counts how the hook request ended.
-async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+/// Every request that is not `/healthz` or `/metrics`: resolves the client address, runs the hook
+/// extractor and handler, then logs and counts how the request ended. Observing here rather than in
+/// a middleware layer keeps the hot path to one router dispatch and no boxed layer future
+/// (measured with callgrind), while still seeing the extractor's rejections.
+async fn hook(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
     let start = Instant::now();
     let (hook, client) = {
         let rt = state.runtime.load();
@@ -122,15 +118,20 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
     let path_for_log = hook.is_none().then(|| req.uri().path().to_owned());
     state.metrics.in_flight().inc();
     let guard = InFlight(&state.metrics);
-    let resp = next.run(req).await;
+    let resp = match HookRequest::from_request(req, &state).await {
+        Ok(r) => handler::receive(State(state.clone()), r)
+            .await
+            .into_response(),
+        Err(e) => e.into_response(),
+    };
     drop(guard);
     let elapsed = start.elapsed();
     let label = hook.as_deref().unwrap_or("none");
     if let Some(Accepted(outcome)) = resp.extensions().get::<Accepted>() {
-        state.metrics.request(label, *outcome, elapsed);
+        state.metrics.request(hook.as_ref(), *outcome, elapsed);
         tracing::debug!(hook = label, client = ?client, outcome = outcome.as_str(), ?elapsed, "accepted");
     } else if let Some(rej) = resp.extensions().get::<Rejection>() {
-        state.metrics.request(label, rej.outcome, elapsed);
+        state.metrics.request(hook.as_ref(), rej.outcome, elapsed);
         let status = resp.status().as_u16();
         let path = path_for_log.as_deref().unwrap_or(label);
         match rej.outcome {
