@@ -143,6 +143,8 @@ struct LogFile {
     file: File,
     dev: u64,
     ino: u64,
+    /// Our idea of the file's length: where the next batch starts, and where a failed one is cut.
+    len: u64,
 }
 
 impl LogFile {
@@ -167,6 +169,7 @@ impl LogFile {
             file,
             dev: meta.dev(),
             ino: meta.ino(),
+            len: meta.len(),
         })
     }
 
@@ -281,7 +284,6 @@ impl Writer {
         let Some(log) = self.file.as_mut() else {
             return Err(io::Error::other("event log is not open"));
         };
-        let start_len = log.file.metadata().map(|m| m.len()).ok();
         let t0 = Instant::now();
         let written = log.file.write_all(buf);
         self.metrics.observe_log_write(t0.elapsed(), buf.len());
@@ -295,10 +297,14 @@ impl Writer {
                 Ok(())
             }
         });
-        if synced.is_err() {
-            if let Some(len) = start_len {
-                // Best effort: drop a partial batch so the next line starts on a clean line.
-                let _ = log.file.set_len(len);
+        match synced {
+            Ok(()) => log.len += buf.len() as u64,
+            Err(_) => {
+                // Best effort: drop a partial batch so the next line starts on a clean line; unless
+                // the file shrank under us (copytruncate), where cutting would extend it instead.
+                if log.file.metadata().is_ok_and(|m| m.len() >= log.len) {
+                    let _ = log.file.set_len(log.len);
+                }
             }
         }
         synced

@@ -88,7 +88,21 @@ async fn finish(load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_load_loses_no_acknowledged_event() {
-    let server = Server::start(&netbox_hook("/webhook/"));
+    kill_9("fsync = true").await;
+}
+
+/// Without fsync a 200 still means the line reached the kernel, which a killed process cannot undo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_without_fsync_loses_no_acknowledged_event_either() {
+    kill_9("fsync = false").await;
+}
+
+async fn kill_9(log: &str) {
+    let server = Server::start_with(Options {
+        log,
+        hooks: &netbox_hook("/webhook/"),
+        ..Default::default()
+    });
     let (load, tasks) = start_load(server.url("/webhook/"));
     until_acked(&load, 300).await;
     server.signal(Signal::SIGKILL);
@@ -130,7 +144,20 @@ async fn sigterm_under_load_loses_nothing_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rename_and_sighup_under_load_puts_each_event_in_exactly_one_file() {
-    let server = Server::start(&netbox_hook("/webhook/"));
+    rename_and_sighup("fsync = true").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_and_sighup_without_fsync_too() {
+    rename_and_sighup("fsync = false").await;
+}
+
+async fn rename_and_sighup(log: &str) {
+    let server = Server::start_with(Options {
+        log,
+        hooks: &netbox_hook("/webhook/"),
+        ..Default::default()
+    });
     let (load, tasks) = start_load(server.url("/webhook/"));
     until_acked(&load, 200).await;
     let rotated = server.dir.path().join("events.log.1");
@@ -163,7 +190,17 @@ async fn rename_and_sighup_under_load_puts_each_event_in_exactly_one_file() {
 
 #[tokio::test]
 async fn deleted_log_file_is_recreated_on_the_next_event() {
-    let server = Server::start(&netbox_hook("/webhook/"));
+    for log in ["fsync = true", "fsync = false"] {
+        deleted_log_file(log).await;
+    }
+}
+
+async fn deleted_log_file(log: &str) {
+    let server = Server::start_with(Options {
+        log,
+        hooks: &netbox_hook("/webhook/"),
+        ..Default::default()
+    });
     let url = server.url("/webhook/");
     assert_eq!(
         post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10"))
@@ -344,6 +381,12 @@ async fn json_log_format_has_the_fields_and_the_whole_payload() {
 
 #[tokio::test]
 async fn write_failure_is_503_and_the_writer_recovers_on_its_own() {
+    for log in ["fsync = true", "fsync = false"] {
+        write_failure_recovers(log).await;
+    }
+}
+
+async fn write_failure_recovers(log: &str) {
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("logs");
     std::fs::create_dir(&sub).unwrap();
