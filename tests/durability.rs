@@ -386,13 +386,14 @@ async fn write_failure_is_503_and_the_writer_recovers_on_its_own() {
     }
 }
 
-async fn write_failure_recovers(log: &str) {
+async fn write_failure_recovers(log_settings: &str) {
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("logs");
     std::fs::create_dir(&sub).unwrap();
     let log = sub.join("events.log");
     let log_str = log.display().to_string();
     let server = Server::start_with(Options {
+        log: log_settings,
         hooks: &netbox_hook("/webhook/"),
         log_file: Some(&log_str),
         ..Default::default()
