@@ -410,15 +410,8 @@ async fn write_failure_recovers(log_settings: &str) {
     let (status, json) =
         post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a11")).await;
     assert_eq!(status, 503, "{json}");
-    let health: serde_json::Value = client()
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(health["result"], "degraded");
+    let status_now = health(&server).await;
+    assert_eq!(status_now["result"], "degraded");
     // Writing works again: the next event is stored without a restart.
     std::fs::create_dir(&sub).unwrap();
     assert_eq!(
@@ -430,14 +423,7 @@ async fn write_failure_recovers(log_settings: &str) {
     let lines = read_lines(&log);
     assert_eq!(lines.len(), 1);
     assert!(lines[0].contains("2f8d2d6f7a12"));
-    let health: serde_json::Value = client()
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(health["result"], "ok");
+    let status_now = health(&server).await;
+    assert_eq!(status_now["result"], "ok");
     assert!(server.stderr().contains("event log write failed"));
 }

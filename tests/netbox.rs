@@ -301,18 +301,14 @@ async fn unwritable_event_log_is_503_never_2xx_and_health_reports_it() {
     )
     .await;
     assert_eq!(status, 503, "{json}");
-    let health: serde_json::Value = client()
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(health["result"], "degraded");
+    let status_now = health(&server).await;
+    assert_eq!(status_now["result"], "degraded");
     assert!(
-        health["event_log"].as_str().unwrap().contains("No space"),
-        "{health}"
+        status_now["event_log"]
+            .as_str()
+            .unwrap()
+            .contains("No space"),
+        "{status_now}"
     );
     let (status, _) = post_netbox(
         &server.url("/webhook/"),

@@ -295,3 +295,15 @@ pub fn netbox_body(request_id: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// The server's `/healthz` answer as JSON.
+pub async fn health(server: &Server) -> serde_json::Value {
+    client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
