@@ -1,0 +1,33 @@
+//! `Config::from_toml` on any UTF-8 text: an error or a config, never a panic. A config it accepts
+//! must also build the server's runtime (every hook's verifier), as a SIGHUP reload would.
+//!
+//! `WEBHOOK_SECRET` is set so the shipped configs (`env:WEBHOOK_SECRET`) resolve fully. Note that
+//! `file:` secret references are read for real, as the server would.
+#![no_main]
+
+use std::sync::Once;
+
+use libfuzzer_sys::fuzz_target;
+use webhook_listener::config::Config;
+use webhook_listener::state::Runtime;
+
+fuzz_target!(|data: &[u8]| {
+    static ENV: Once = Once::new();
+    ENV.call_once(|| std::env::set_var("WEBHOOK_SECRET", "my-webhook-secret"));
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(config) = Config::from_toml(text, "fuzz") else {
+        return;
+    };
+    assert!(!config.hooks.is_empty());
+    for (i, h) in config.hooks.iter().enumerate() {
+        assert!(h.path.starts_with('/'));
+        assert!(h.allow_unsigned || !h.secrets.is_empty());
+        assert!(config.hooks[..i].iter().all(|o| o.path != h.path));
+    }
+    if let Err(e) = Runtime::from_config(&config) {
+        panic!("from_toml accepted a config the runtime refuses: {e}");
+    }
+});
