@@ -463,8 +463,23 @@ pub fn resolve_secret(reference: &str) -> Result<Secret, String> {
             }
         }
     } else if let Some(file) = reference.strip_prefix("file:") {
-        let mut v = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read secret file {file}: {e}"))?;
+        // Bounded: a secret is short, and `file:/dev/zero` must fail, not hang start-up.
+        const MAX_SECRET_FILE: u64 = 64 * 1024;
+        let mut v = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(
+                std::fs::File::open(file)
+                    .map_err(|e| format!("cannot read secret file {file}: {e}"))?,
+                MAX_SECRET_FILE + 1,
+            ),
+            &mut v,
+        )
+        .map_err(|e| format!("cannot read secret file {file}: {e}"))?;
+        if v.len() as u64 > MAX_SECRET_FILE {
+            return Err(format!(
+                "secret file {file} is larger than {MAX_SECRET_FILE} bytes"
+            ));
+        }
         if v.ends_with('\n') {
             v.pop();
             if v.ends_with('\r') {
@@ -562,6 +577,8 @@ mod tests {
                 .expose(),
             b"from-file"
         );
+        let err = resolve_secret("file:/dev/zero").unwrap_err();
+        assert!(err.contains("/dev/zero"), "{err}");
         let err = resolve_secret("file:/nonexistent/secret").unwrap_err();
         assert!(err.contains("/nonexistent/secret"), "{err}");
         std::fs::write(&f, "\n").unwrap();
