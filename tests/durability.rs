@@ -61,6 +61,15 @@ fn start_load(url: String) -> (Arc<Load>, Vec<tokio::task::JoinHandle<()>>) {
     (load, tasks)
 }
 
+/// A NetBox hook at /webhook/ with these `[log]` settings.
+fn netbox_server(log: &str) -> Server {
+    Server::start_with(Options {
+        log,
+        hooks: &netbox_hook("/webhook/"),
+        ..Default::default()
+    })
+}
+
 /// Waits until `n` events were acknowledged (the trigger for the fault, instead of a sleep).
 async fn until_acked(load: &Load, n: usize) {
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -98,11 +107,7 @@ async fn kill_9_without_fsync_loses_no_acknowledged_event_either() {
 }
 
 async fn kill_9(log: &str) {
-    let server = Server::start_with(Options {
-        log,
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    });
+    let server = netbox_server(log);
     let (load, tasks) = start_load(server.url("/webhook/"));
     until_acked(&load, 300).await;
     server.signal(Signal::SIGKILL);
@@ -153,11 +158,7 @@ async fn rename_and_sighup_without_fsync_too() {
 }
 
 async fn rename_and_sighup(log: &str) {
-    let server = Server::start_with(Options {
-        log,
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    });
+    let server = netbox_server(log);
     let (load, tasks) = start_load(server.url("/webhook/"));
     until_acked(&load, 200).await;
     let rotated = server.dir.path().join("events.log.1");
@@ -196,11 +197,7 @@ async fn deleted_log_file_is_recreated_on_the_next_event() {
 }
 
 async fn deleted_log_file(log: &str) {
-    let server = Server::start_with(Options {
-        log,
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    });
+    let server = netbox_server(log);
     let url = server.url("/webhook/");
     assert_eq!(
         post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10"))
