@@ -196,74 +196,9 @@ pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Copies valid JSON without insignificant whitespace. Strings are copied byte for byte; JSON
-/// strings cannot hold raw control characters, so the output is always a single line. String
-/// contents (most of a payload) are skipped with `memchr` instead of byte by byte.
-pub fn compact_json(json: &[u8], out: &mut Vec<u8>) {
-    out.reserve(json.len());
-    let mut i = 0;
-    let mut run_start = 0;
-    while i < json.len() {
-        match json[i] {
-            b'"' => {
-                // Jump to the closing quote, stepping over escaped characters.
-                i += 1;
-                loop {
-                    match json
-                        .get(i..)
-                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-                    {
-                        Some(off) if json[i + off] == b'\\' => i += off + 2,
-                        Some(off) => {
-                            i += off + 1;
-                            break;
-                        }
-                        // Unterminated (not valid JSON): copy the rest as is.
-                        None => {
-                            i = json.len();
-                            break;
-                        }
-                    }
-                }
-            }
-            b' ' | b'\t' | b'\n' | b'\r' => {
-                out.extend_from_slice(&json[run_start..i]);
-                i += 1;
-                run_start = i;
-            }
-            _ => i += 1,
-        }
-    }
-    out.extend_from_slice(&json[run_start.min(json.len())..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compact_keeps_strings_and_drops_whitespace() {
-        let mut out = Vec::new();
-        compact_json(
-            b"{ \"a b\" : [1, 2],\n\t\"c\\\" d\": \"x\\\\\" }\r\n",
-            &mut out,
-        );
-        assert_eq!(out, br#"{"a b":[1,2],"c\" d":"x\\"}"#);
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["a b"][1], 2);
-    }
-
-    #[test]
-    fn compact_survives_invalid_input_without_panicking() {
-        for bad in [&b"\"abc\\"[..], b"\"", b"{\"a\\", b"\\", b" \" x \\\" y"] {
-            let mut out = Vec::new();
-            compact_json(bad, &mut out);
-            assert!(out.len() <= bad.len());
-        }
-        let mut out = Vec::new();
-        compact_json(br#"{"k": "a \" b \\", "n" : [ 1 , 2 ] }"#, &mut out);
-        assert_eq!(out, br#"{"k":"a \" b \\","n":[1,2]}"#);
-    }
 
     #[test]
     fn single_line_keeps_bytes_and_folds_line_breaks() {

@@ -1,8 +1,8 @@
 //! The accepted-event path after the signature: an unsigned verifier hands any body to
 //! `payload::netbox`; an accepted event is written as a log line in both formats, which must be
 //! exactly one line of UTF-8 and, for `json`, one JSON value. The same is checked for the `json`
-//! and `raw` payload kinds. Separately, `record::compact_json` and `record::single_line_json` on
-//! any text serde_json accepts must give one line of JSON equal to it.
+//! and `raw` payload kinds. Separately, `record::single_line_json` on any text serde_json accepts
+//! must give one line of JSON equal to it.
 #![no_main]
 
 use std::net::IpAddr;
@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 use webhook_listener::config::LogFormat;
 use webhook_listener::payload;
-use webhook_listener::record::{compact_json, single_line_json, EventRecord, Payload};
+use webhook_listener::record::{single_line_json, EventRecord, Payload};
 use webhook_listener::signature::{Scheme, Verifier};
 
 fn verifier() -> &'static Verifier {
@@ -59,14 +59,12 @@ fn write_both(what: &str, record: &EventRecord) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // compact_json and single_line_json keep any JSON value as it is, on one line.
+    // single_line_json keeps any JSON value as it is, on one line.
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
-        for (name, f) in [
-            ("compact_json", compact_json as fn(&[u8], &mut Vec<u8>)),
-            ("single_line_json", single_line_json),
-        ] {
+        {
+            let name = "single_line_json";
             let mut out = Vec::new();
-            f(data, &mut out);
+            single_line_json(data, &mut out);
             assert!(!out.contains(&b'\n'), "{name} left a line break");
             assert!(!out.contains(&b'\r'), "{name} left a line break");
             match serde_json::from_slice::<serde_json::Value>(&out) {
