@@ -2,22 +2,44 @@
 //! enforces the body cap (declared `Content-Length` first, then the bytes actually read), and
 //! verifies the signature. A handler that takes [`HookRequest`] only ever sees a verified body.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{header, Method};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::client::client_ip;
 use crate::error::ApiError;
 use crate::signature::Verified;
-use crate::state::{AppState, Hook};
+use crate::state::{AppState, Hook, Runtime};
 
-/// The client address the observing layer resolved (through trusted proxies) for this request.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub IpAddr);
+/// What is known about a hook request before its body is read: the config snapshot it is served
+/// under, its hook (if the path has one) and the client address (through trusted proxies).
+/// Resolved once per request and shared by the extractor and the observing code in `server`.
+pub struct HookTarget {
+    pub runtime: Arc<Runtime>,
+    pub hook: Option<Arc<Hook>>,
+    pub client: Option<IpAddr>,
+}
+
+impl HookTarget {
+    pub fn resolve(state: &AppState, req: &Request) -> HookTarget {
+        let runtime = state.runtime.load_full();
+        let hook = runtime.hooks.get(req.uri().path()).cloned();
+        let client = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| client_ip(c.0.ip(), req.headers(), &runtime.trusted_proxies));
+        HookTarget {
+            runtime,
+            hook,
+            client,
+        }
+    }
+}
 
 /// A request to a hook whose body passed every check up to and including the signature.
 pub struct HookRequest {
@@ -33,17 +55,25 @@ impl FromRequest<Arc<AppState>> for HookRequest {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let target = HookTarget::resolve(state, &req);
+        Self::read(req, state, &target).await
+    }
+}
+
+impl HookRequest {
+    /// Runs every check for a request whose [`HookTarget`] is already resolved.
+    pub async fn read(
+        req: Request,
+        state: &AppState,
+        target: &HookTarget,
+    ) -> Result<Self, ApiError> {
         let received_at = Utc::now();
-        let runtime = state.runtime.load_full();
-        let hook = runtime
-            .hooks
-            .get(req.uri().path())
-            .cloned()
-            .ok_or(ApiError::NotFound)?;
+        let runtime = &target.runtime;
+        let hook = target.hook.clone().ok_or(ApiError::NotFound)?;
         if req.method() != Method::POST {
             return Err(ApiError::MethodNotAllowed);
         }
-        let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+        let client = target.client;
         if !hook.allow_ips.is_empty() {
             let allowed = client.is_some_and(|ip| hook.allow_ips.iter().any(|n| n.contains(&ip)));
             if !allowed {

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,11 +23,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::client::client_ip;
 use crate::config::{Config, ConfigError};
 use crate::dedupe::Dedupe;
 use crate::error::{result, Rejection};
-use crate::extract::{ClientAddr, HookRequest};
+use crate::extract::{HookRequest, HookTarget};
 use crate::handler::{self, Accepted};
 use crate::metrics::{Metrics, Outcome};
 use crate::sink::{EventLog, WriterThread};
@@ -99,26 +98,16 @@ impl Drop for InFlight<'_> {
 /// extractor and handler, then logs and counts how the request ended. Observing here rather than in
 /// a middleware layer keeps the hot path to one router dispatch and no boxed layer future
 /// (measured with callgrind), while still seeing the extractor's rejections.
-async fn hook(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
+async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let start = Instant::now();
-    let (hook, client) = {
-        let rt = state.runtime.load();
-        let hook = rt.hooks.get(req.uri().path()).map(|h| h.path.clone());
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let client = peer.map(|p| client_ip(p, req.headers(), &rt.trusted_proxies));
-        (hook, client)
-    };
-    if let Some(ip) = client {
-        req.extensions_mut().insert(ClientAddr(ip));
-    }
+    let target = HookTarget::resolve(&state, &req);
+    let hook = target.hook.as_ref().map(|h| h.path.clone());
+    let client = target.client;
     let method = req.method().clone();
     let path_for_log = hook.is_none().then(|| req.uri().path().to_owned());
     state.metrics.in_flight().inc();
     let guard = InFlight(&state.metrics);
-    let resp = match HookRequest::from_request(req, &state).await {
+    let resp = match HookRequest::read(req, &state, &target).await {
         Ok(r) => handler::receive(State(state.clone()), r)
             .await
             .into_response(),
