@@ -209,7 +209,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
 fn check_config(file: PathBuf) -> ExitCode {
     let checked = Config::load(Some(&file))
         .map_err(|e| e.to_string())
-        .and_then(|c| Runtime::from_config(&c).map(|_| c));
+        .and_then(|c| Runtime::from_config(&c, &crate::metrics::Metrics::new()).map(|_| c));
     let config = match checked {
         Ok(c) => c,
         Err(e) => {

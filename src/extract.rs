@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{header, Method};
@@ -14,29 +15,33 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::client::client_ip;
 use crate::error::ApiError;
 use crate::signature::Verified;
-use crate::state::{AppState, Hook, Runtime};
+use crate::state::{AppState, Hook};
 
 /// What is known about a hook request before its body is read: the config snapshot it is served
 /// under, its hook (if the path has one) and the client address (through trusted proxies).
 /// Resolved once per request and shared by the extractor and the observing code in `server`.
 pub struct HookTarget {
-    pub runtime: Arc<Runtime>,
     pub hook: Option<Arc<Hook>>,
     pub client: Option<IpAddr>,
+    /// The body cap and timeout of the same config snapshot as `hook`.
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
 }
 
 impl HookTarget {
     pub fn resolve(state: &AppState, req: &Request) -> HookTarget {
-        let runtime = state.runtime.load_full();
+        // A guard, not a clone of the whole snapshot: one shared reference count less per request.
+        let runtime = state.runtime.load();
         let hook = runtime.hooks.get(req.uri().path()).cloned();
         let client = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| client_ip(c.0.ip(), req.headers(), &runtime.trusted_proxies));
         HookTarget {
-            runtime,
             hook,
             client,
+            max_body_bytes: runtime.max_body_bytes,
+            request_timeout: runtime.request_timeout,
         }
     }
 }
@@ -68,7 +73,6 @@ impl HookRequest {
         target: &HookTarget,
     ) -> Result<Self, ApiError> {
         let received_at = Utc::now();
-        let runtime = &target.runtime;
         let hook = target.hook.clone().ok_or(ApiError::NotFound)?;
         if req.method() != Method::POST {
             return Err(ApiError::MethodNotAllowed);
@@ -86,7 +90,7 @@ impl HookRequest {
             .try_acquire_owned()
             .map_err(|_| ApiError::Overloaded)?;
 
-        let limit = runtime.max_body_bytes;
+        let limit = target.max_body_bytes;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -99,10 +103,10 @@ impl HookRequest {
 
         let (parts, body) = req.into_parts();
         let read = Limited::new(body, limit).collect();
-        let body = match tokio::time::timeout(runtime.request_timeout, read).await {
+        let body = match tokio::time::timeout(target.request_timeout, read).await {
             Err(_) => {
                 return Err(ApiError::Timeout {
-                    secs: runtime.request_timeout.as_secs(),
+                    secs: target.request_timeout.as_secs(),
                 })
             }
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {

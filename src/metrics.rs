@@ -77,6 +77,20 @@ fn request_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
 
+/// One hook's handles into [`Metrics`] for the common case, an accepted request.
+#[derive(Debug, Clone)]
+pub struct HookMetrics {
+    accepted: Counter,
+    duration: Histogram,
+}
+
+impl HookMetrics {
+    pub fn accepted(&self, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+        self.accepted.inc();
+    }
+}
+
 /// All metrics of one process.
 pub struct Metrics {
     registry: Registry,
@@ -156,6 +170,25 @@ impl Metrics {
             in_flight,
             reloads,
             none: Arc::from("none"),
+        }
+    }
+
+    /// The series an accepted request of `hook` updates, looked up once per config load instead of
+    /// per request (each family lookup takes a lock and hashes the labels).
+    pub fn hook(&self, hook: &Arc<str>) -> HookMetrics {
+        let name = HookName(hook.clone());
+        HookMetrics {
+            accepted: self
+                .requests
+                .get_or_create(&RequestLabels {
+                    hook: name.clone(),
+                    outcome: Outcome::accepted,
+                })
+                .clone(),
+            duration: self
+                .duration
+                .get_or_create(&HookLabel { hook: name })
+                .clone(),
         }
     }
 

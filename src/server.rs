@@ -76,6 +76,12 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    // Requests in flight are the permits taken: read here rather than counted up and down by every
+    // request on a shared atomic.
+    let taken = state
+        .max_in_flight
+        .saturating_sub(state.permits.available_permits());
+    state.metrics.in_flight().set(taken as i64);
     (
         [(
             header::CONTENT_TYPE,
@@ -86,14 +92,6 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Decrements the in-flight gauge even when the client disconnects mid-request.
-struct InFlight<'a>(&'a Metrics);
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight().dec();
-    }
-}
-
 /// Every request that is not `/healthz` or `/metrics`: resolves the client address, runs the hook
 /// extractor and handler, then logs and counts how the request ended. Observing here rather than in
 /// a middleware layer keeps the hot path to one router dispatch and no boxed layer future
@@ -101,26 +99,30 @@ impl Drop for InFlight<'_> {
 async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let start = Instant::now();
     let target = HookTarget::resolve(&state, &req);
-    let hook = target.hook.as_ref().map(|h| h.path.clone());
-    let client = target.client;
     let method = req.method().clone();
-    let path_for_log = hook.is_none().then(|| req.uri().path().to_owned());
-    state.metrics.in_flight().inc();
-    let guard = InFlight(&state.metrics);
+    let path_for_log = target.hook.is_none().then(|| req.uri().path().to_owned());
     let resp = match HookRequest::read(req, &state, &target).await {
         Ok(r) => handler::receive(State(state.clone()), r)
             .await
             .into_response(),
         Err(e) => e.into_response(),
     };
-    drop(guard);
     let elapsed = start.elapsed();
-    let label = hook.as_deref().unwrap_or("none");
+    let hook = target.hook.as_deref();
+    let label = hook.map_or("none", |h| &*h.path);
+    let client = target.client;
     if let Some(Accepted(outcome)) = resp.extensions().get::<Accepted>() {
-        state.metrics.request(hook.as_ref(), *outcome, elapsed);
+        match (hook, outcome) {
+            (Some(h), Outcome::accepted) => h.metrics.accepted(elapsed),
+            _ => state
+                .metrics
+                .request(hook.map(|h| &h.path), *outcome, elapsed),
+        }
         tracing::debug!(hook = label, client = ?client, outcome = outcome.as_str(), ?elapsed, "accepted");
     } else if let Some(rej) = resp.extensions().get::<Rejection>() {
-        state.metrics.request(hook.as_ref(), rej.outcome, elapsed);
+        state
+            .metrics
+            .request(hook.map(|h| &h.path), rej.outcome, elapsed);
         let status = resp.status().as_u16();
         let path = path_for_log.as_deref().unwrap_or(label);
         match rej.outcome {
@@ -220,8 +222,8 @@ pub struct App {
 impl App {
     /// Binds the listener and opens the event log; fails with a message naming what is wrong.
     pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<App, StartError> {
-        let runtime = Runtime::from_config(&config).map_err(StartError::Hooks)?;
         let metrics = Arc::new(Metrics::new());
+        let runtime = Runtime::from_config(&config, &metrics).map_err(StartError::Hooks)?;
         let (log, writer) = EventLog::start(&config.log.file, config.log.fsync, metrics.clone())
             .map_err(|source| StartError::Log {
                 path: config.log.file.clone(),
@@ -241,6 +243,7 @@ impl App {
             dedupe: Dedupe::new(config.dedupe_window, config.dedupe_max_entries),
             metrics,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            max_in_flight: config.max_concurrent_requests,
         });
         Ok(App {
             listener,
@@ -350,7 +353,7 @@ fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
     };
     let loaded = Config::load(Some(path))
         .map_err(|e| e.to_string())
-        .and_then(|c| Runtime::from_config(&c).map(|rt| (c, rt)));
+        .and_then(|c| Runtime::from_config(&c, &state.metrics).map(|rt| (c, rt)));
     match loaded {
         Ok((new, rt)) => {
             for (key, changed) in [

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Config, LogFormat, PayloadKind};
 use crate::dedupe::Dedupe;
-use crate::metrics::Metrics;
+use crate::metrics::{HookMetrics, Metrics};
 use crate::signature::Verifier;
 use crate::sink::EventLog;
 
@@ -21,6 +21,7 @@ pub struct Hook {
     pub verifier: Verifier,
     pub payload: PayloadKind,
     pub allow_ips: Vec<IpNet>,
+    pub metrics: HookMetrics,
 }
 
 /// The part of the configuration a SIGHUP can change without dropping connections.
@@ -33,16 +34,18 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn from_config(config: &Config) -> Result<Runtime, String> {
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<Runtime, String> {
         let mut hooks = HashMap::new();
         for h in &config.hooks {
             let verifier =
                 Verifier::new(h.scheme.clone(), &h.secrets, h.tolerance, h.allow_unsigned)
                     .map_err(|e| format!("hook {}: {e}", h.path))?;
+            let path: Arc<str> = Arc::from(h.path.as_str());
             hooks.insert(
                 h.path.clone(),
                 Arc::new(Hook {
-                    path: Arc::from(h.path.as_str()),
+                    metrics: metrics.hook(&path),
+                    path,
                     verifier,
                     payload: h.payload,
                     allow_ips: h.allow_ips.clone(),
@@ -67,4 +70,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Hook requests in flight; a request that finds none free is answered 503 at once.
     pub permits: Arc<Semaphore>,
+    /// The number of permits `permits` started with.
+    pub max_in_flight: usize,
 }

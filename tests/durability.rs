@@ -157,13 +157,37 @@ async fn rename_and_sighup_without_fsync_too() {
     rename_and_sighup("fsync = false").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_without_sighup_is_noticed_and_loses_nothing() {
+    for log in ["fsync = true", "fsync = false"] {
+        rotate(log, false).await;
+    }
+}
+
 async fn rename_and_sighup(log: &str) {
+    rotate(log, true).await;
+}
+
+/// Renames the log under load, with or without a SIGHUP, and checks that every acknowledged event
+/// is in exactly one of the two files. Without the signal the writer must notice the rename itself.
+async fn rotate(log: &str, sighup: bool) {
     let server = netbox_server(log);
     let (load, tasks) = start_load(server.url("/webhook/"));
     until_acked(&load, 200).await;
     let rotated = server.dir.path().join("events.log.1");
     std::fs::rename(&server.log_path, &rotated).unwrap();
-    server.signal(Signal::SIGHUP);
+    if sighup {
+        server.signal(Signal::SIGHUP);
+    } else {
+        // Readiness: the writer has opened a new file at the path and written to it.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while std::fs::metadata(&server.log_path).map_or(true, |m| m.len() == 0) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the renamed log is replaced by a new file without a SIGHUP");
+    }
     let before = load.ack_count.load(Ordering::Relaxed);
     until_acked(&load, before + 200).await;
     finish(&load, tasks).await;
