@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(h.allow_unsigned || !h.secrets.is_empty());
         assert!(config.hooks[..i].iter().all(|o| o.path != h.path));
     }
-    if let Err(e) = Runtime::from_config(&config) {
+    if let Err(e) = Runtime::from_config(&config, &webhook_listener::metrics::Metrics::new()) {
         panic!("from_toml accepted a config the runtime refuses: {e}");
     }
 });

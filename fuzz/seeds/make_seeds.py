@@ -86,6 +86,12 @@ for p in sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/netbox/*.json"))):
     put("netbox_payload", os.path.basename(p).replace(".json", ""), open(p, "rb").read())
 put("netbox_payload", "job", b'{"event": "job_started", "timestamp": "2026-11-23 15:30:21+00:00", "model": "job", "username": null, "request_id": null, "data": {"id": 7, "url": "/api/core/jobs/7/"}}')
 
+# netbox_fast: the same bodies, plus one exercising every JSON form the fast scanner must check.
+for p in sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/netbox/*.json"))):
+    put("netbox_fast", os.path.basename(p).replace(".json", ""), open(p, "rb").read())
+put("netbox_fast", "job", b'{"event": "job_started", "timestamp": "2026-11-23 15:30:21+00:00", "model": "job", "username": null, "request_id": null, "data": {"id": 7, "url": "/api/core/jobs/7/"}}')
+put("netbox_fast", "grammar", b'{"event": "created", "timestamp": "2026-11-23 15:30:21+00:00", "model": null, "request_id": null, "data": {"id": "7", "url": "\\/api\\/x", "x": [0, -0.5e+10, 1E-3, true, false, null, "\\ud800\\u00e9\\n\\t\\"\\\\\\/\\b\\f\\r", {"\\udc00": [[[]]], "": {}}]}, "request": {"id": "327C526C42B3446BB86D9A919F1DC429", "method": "POST", "path": null, "user": "\\u00e9"}, "snapshots": {"prechange": {"a": [1]}, "postchange": null, "other": [1, {"b": 2}]}, "context": {"k": [1.5, "v"]}}')
+
 # forwarded: "<peer>\n<proxies>\n<header lines>".
 put("forwarded", "xff", "10.0.0.2\n10.0.0.0/8\nX-Forwarded-For: 6.6.6.6, 198.51.100.7, 10.0.0.5\n")
 put("forwarded", "forwarded", "::ffff:10.0.0.2\n10.0.0.0/8, 127.0.0.1\nForwarded: for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.3\n")
