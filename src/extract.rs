@@ -118,7 +118,7 @@ impl HookRequest {
 
         let verified = hook
             .verifier
-            .verify(&parts.headers, body, Utc::now().timestamp())?;
+            .verify(&parts.headers, body, received_at.timestamp())?;
         Ok(HookRequest {
             hook,
             verified,

@@ -154,7 +154,13 @@ fn json_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
 }
 
 fn json_string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // Checked 32 bytes at a time without an early exit, so the loop vectorizes (callgrind: about a
+    // third of the instructions of a byte-at-a-time `all`).
+    let plain = s.as_bytes().chunks(32).all(|c| {
+        c.iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+    });
+    if plain {
         // Nothing to escape (the usual case: paths, event names, user names).
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
