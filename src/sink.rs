@@ -240,8 +240,8 @@ impl Writer {
     /// The loop, on its own thread: `fdatasync` blocks for a disk round trip, which must not hold a
     /// runtime worker. With `fsync = false` a runtime task, and a direct append under a lock by
     /// each request, were tried and measured slower than this thread: a `write` per request costs
-    /// more than the hand-off (`scripts/bench.sh`-style A/B, 4 rounds: direct 0.81 of the bare
-    /// limit, this thread 0.90).
+    /// more than the hand-off (a fresh server per run, `wrk -t1 -c32 -d5s` as in `scripts/bench.sh`,
+    /// 4 rounds alternating with `bare_limit`: direct 0.81 of the bare limit, this thread 0.90).
     fn run(mut self) {
         let mut group = Group::default();
         while let Some(first) = self.next() {

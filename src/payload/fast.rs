@@ -33,8 +33,8 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::{
-    is_scalar_id, json_string, parse_timestamp, AnyObject, NetboxEvent, NetboxTimestamp, ObjectRef,
-    RequestInfo, Snapshots,
+    decoded_string, is_scalar_id, parse_timestamp, AnyObject, NetboxEvent, NetboxTimestamp,
+    ObjectRef, RequestInfo, Snapshots,
 };
 
 /// Parses `text` as a NetBox body when that is quick and certain; `None` means "ask serde", never
@@ -203,7 +203,7 @@ impl<'a> Scanner<'a> {
             self.i = end + 1;
             return self.text.get(start..end).map(Cow::Borrowed);
         }
-        json_string(self.span()?)
+        decoded_string(self.span()?)
     }
 
     /// `null` or a string, as serde reads an `Option<Cow<str>>`.
@@ -301,7 +301,7 @@ impl<'a> Scanner<'a> {
                 end
             } else if key == b"url" && obj.url.is_none() {
                 let (value, end) = value_span(b, value)?;
-                obj.url = json_string(text.get(value..end)?);
+                obj.url = decoded_string(text.get(value..end)?);
                 end
             } else {
                 skip_value(b, value)?

@@ -130,7 +130,7 @@ fn is_scalar_id(raw: &str) -> bool {
 /// The text of `raw` when it is a JSON string that is valid Unicode; `None` for any other value.
 /// `raw` must be one valid JSON value (a `RawValue`, or a span the fast scanner checked): then a
 /// string without a backslash is its own text, borrowed; only escapes need decoding.
-fn json_string(raw: &str) -> Option<Cow<'_, str>> {
+fn decoded_string(raw: &str) -> Option<Cow<'_, str>> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     if !inner.as_bytes().contains(&b'\\') {
         return Some(Cow::Borrowed(inner));
@@ -158,7 +158,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectRef<'a> {
                             // Read as a raw value first: any value is skipped cleanly, and only a
                             // string is kept.
                             let raw: &'de RawValue = map.next_value()?;
-                            obj.url = json_string(raw.get());
+                            obj.url = decoded_string(raw.get());
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
