@@ -12,6 +12,7 @@ pub mod config;
 pub mod dedupe;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod handler;
 pub mod metrics;
 pub mod payload;
