@@ -21,10 +21,10 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use webhook_listener::config::{LogFormat, Secret};
+use webhook_listener::config::LogFormat;
+use webhook_listener::event_log::{EventRecord, Payload};
 use webhook_listener::payload;
-use webhook_listener::record::{EventRecord, Payload};
-use webhook_listener::signature::{sign, Algorithm, Encoding, Provider, Scheme, Verifier};
+use webhook_listener::signature::{sign, Algorithm, Encoding, Provider, Scheme, Secret, Verifier};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

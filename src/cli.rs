@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::app::App;
 use crate::config::{resolve_secret, Config};
-use crate::server::App;
+use crate::live_config::LiveConfig;
 use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
-use crate::state::Runtime;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -209,7 +209,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
 fn check_config(file: PathBuf) -> ExitCode {
     let checked = Config::load(Some(&file))
         .map_err(|e| e.to_string())
-        .and_then(|c| Runtime::from_config(&c, &crate::metrics::Metrics::new()).map(|_| c));
+        .and_then(|c| LiveConfig::from_config(&c, &crate::metrics::Metrics::new()).map(|_| c));
     let config = match checked {
         Ok(c) => c,
         Err(e) => {

@@ -2,22 +2,25 @@
 //! constant time, caps bodies, parses typed payloads, and acknowledges an event only once it is
 //! durably appended to the event log.
 //!
-//! The request path: `server` (router, accept loop) → `extract` (hook lookup, allowlist, body cap,
-//! signature via `signature`) → `handler` (typed `payload`, `dedupe`, `record` line) → `sink`
-//! (group-committed, fsynced event log).
+//! The modules, lowest floor first (a module imports only from its own floor or below; a test in
+//! `tests/it/layers.rs` keeps it so):
+//! - pure cores: [`signature`] (schemes, verification, signing), [`payload`] (typed bodies);
+//! - services: [`event_log`] (group-committed, fsynced log and its line formats), [`dedupe`],
+//!   [`metrics`], [`forward`];
+//! - [`config`]: the file, validated, with every hook's verifier built;
+//! - [`live_config`]: what a SIGHUP swaps;
+//! - [`http`]: the public listener (router, extractor, handler, errors);
+//! - [`app`]: build, serve, reload, stop;
+//! - [`cli`]: the subcommands.
 
+pub mod app;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod dedupe;
-pub mod error;
-pub mod extract;
+pub mod event_log;
 pub mod forward;
-pub mod handler;
+pub mod http;
+pub mod live_config;
 pub mod metrics;
 pub mod payload;
-pub mod record;
-pub mod server;
 pub mod signature;
-pub mod sink;
-pub mod state;

@@ -9,7 +9,7 @@ use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
 use webhook_listener::config::Config;
-use webhook_listener::state::Runtime;
+use webhook_listener::live_config::LiveConfig;
 
 fuzz_target!(|data: &[u8]| {
     static ENV: Once = Once::new();
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(h.allow_unsigned || !h.secrets.is_empty());
         assert!(config.hooks[..i].iter().all(|o| o.path != h.path));
     }
-    if let Err(e) = Runtime::from_config(&config, &webhook_listener::metrics::Metrics::new()) {
+    if let Err(e) = LiveConfig::from_config(&config, &webhook_listener::metrics::Metrics::new()) {
         panic!("from_toml accepted a config the runtime refuses: {e}");
     }
 });

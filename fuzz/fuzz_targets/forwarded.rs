@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
-use webhook_listener::client::{client_ip, parse_forwarded_addr};
+use webhook_listener::http::client_ip::{client_ip, parse_forwarded_addr};
 use webhook_listener::config::parse_cidrs;
 
 fuzz_target!(|data: &[u8]| {

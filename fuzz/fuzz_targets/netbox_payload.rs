@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 use webhook_listener::config::LogFormat;
 use webhook_listener::payload;
-use webhook_listener::record::{single_line_json, EventRecord, Payload};
+use webhook_listener::event_log::record::{single_line_json, EventRecord, Payload};
 use webhook_listener::signature::{Scheme, Verifier};
 
 fn verifier() -> &'static Verifier {

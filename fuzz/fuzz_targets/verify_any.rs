@@ -18,8 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use webhook_listener::config::Secret;
-use webhook_listener::signature::{self, Algorithm, Encoding, Scheme, Verifier};
+use webhook_listener::signature::{self, Algorithm, Encoding, Scheme, Secret, Verifier};
 
 const SECRET: &str = "my-webhook-secret";
 const OLD_SECRET: &str = "an-older-secret";

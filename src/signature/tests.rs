@@ -1,6 +1,12 @@
 //! Verifier tests on known vectors. Expected values come from outside this crate (the providers'
 //! documentation, openssl, NetBox's own signatures), never from `sign`.
 
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+
 use super::*;
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -68,6 +74,7 @@ fn netbox_missing_and_malformed_headers() {
 // ---------------------------------------------------------------------------------------------
 
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use proptest::prelude::*;
 
 const TOLERANCE: u64 = 300;
@@ -1113,11 +1120,13 @@ fn allow_unsigned_skips_verification() {
 #[test]
 fn standard_webhooks_secret_must_be_base64() {
     let s = |t: &str| Secret::new(t.as_bytes().to_vec());
-    assert!(Scheme::StandardWebhooks.check_secret(&s(SW_SECRET)).is_ok());
-    assert!(Scheme::StandardWebhooks
-        .check_secret(&s("whsec_not base64!"))
-        .is_err());
-    assert!(Scheme::StandardWebhooks.check_secret(&s("whsec_")).is_err());
+    let sw = Scheme::StandardWebhooks;
+    assert!(Key::new(&sw, &s(SW_SECRET)).is_ok());
+    assert_eq!(
+        Key::new(&sw, &s("whsec_not base64!")).unwrap_err(),
+        KeyError::NotBase64
+    );
+    assert_eq!(Key::new(&sw, &s("whsec_")).unwrap_err(), KeyError::Empty);
     assert!(Verifier::new(
         Scheme::StandardWebhooks,
         &[s("whsec_@@@")],
@@ -1126,7 +1135,7 @@ fn standard_webhooks_secret_must_be_base64() {
     )
     .is_err());
     // Other schemes take any bytes, including whsec_ strings (Stripe).
-    assert!(Scheme::Stripe.check_secret(&s("whsec_@@@")).is_ok());
+    assert!(Key::new(&Scheme::Stripe, &s("whsec_@@@")).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,18 +1,14 @@
-//! What every request shares: the reloadable hook table and the long-lived services.
+//! What a reload swaps: the hook table and the per-request limits, built from a validated config.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use ipnet::IpNet;
-use tokio::sync::Semaphore;
 
-use crate::config::{Config, LogFormat, PayloadKind};
-use crate::dedupe::Dedupe;
+use crate::config::{Config, PayloadKind};
 use crate::metrics::{HookMetrics, Metrics};
 use crate::signature::Verifier;
-use crate::sink::EventLog;
 
 /// One configured hook, ready to serve.
 #[derive(Debug)]
@@ -26,15 +22,15 @@ pub struct Hook {
 
 /// The part of the configuration a SIGHUP can change without dropping connections.
 #[derive(Debug)]
-pub struct Runtime {
+pub struct LiveConfig {
     pub hooks: HashMap<String, Arc<Hook>>,
     pub trusted_proxies: Vec<IpNet>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
 }
 
-impl Runtime {
-    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<Runtime, String> {
+impl LiveConfig {
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<LiveConfig, String> {
         let mut hooks = HashMap::new();
         for h in &config.hooks {
             let verifier =
@@ -52,24 +48,11 @@ impl Runtime {
                 }),
             );
         }
-        Ok(Runtime {
+        Ok(LiveConfig {
             hooks,
             trusted_proxies: config.trusted_proxies.clone(),
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
         })
     }
-}
-
-/// Shared by all requests. Everything but `runtime` is fixed for the life of the process.
-pub struct AppState {
-    pub runtime: ArcSwap<Runtime>,
-    pub log: EventLog,
-    pub log_format: LogFormat,
-    pub dedupe: Dedupe,
-    pub metrics: Arc<Metrics>,
-    /// Hook requests in flight; a request that finds none free is answered 503 at once.
-    pub permits: Arc<Semaphore>,
-    /// The number of permits `permits` started with.
-    pub max_in_flight: usize,
 }

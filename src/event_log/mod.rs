@@ -23,6 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 
+pub mod record;
+
+pub use record::{EventRecord, Payload};
+
 /// Lines waiting for the writer. A full queue makes requests wait (backpressure), never drops.
 const QUEUE_CAPACITY: usize = 8192;
 /// How long the writer polls for the next line before it sleeps, while lines arrive densely.

@@ -12,14 +12,15 @@ use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::client::client_ip;
-use crate::error::ApiError;
+use super::client_ip::client_ip;
+use super::error::ApiError;
+use super::AppState;
+use crate::live_config::Hook;
 use crate::signature::Verified;
-use crate::state::{AppState, Hook};
 
 /// What is known about a hook request before its body is read: the config snapshot it is served
 /// under, its hook (if the path has one) and the client address (through trusted proxies).
-/// Resolved once per request and shared by the extractor and the observing code in `server`.
+/// Resolved once per request and shared by the extractor and the observing code in `http`.
 pub struct HookTarget {
     pub hook: Option<Arc<Hook>>,
     pub client: Option<IpAddr>,
@@ -31,17 +32,17 @@ pub struct HookTarget {
 impl HookTarget {
     pub fn resolve(state: &AppState, req: &Request) -> HookTarget {
         // A guard, not a clone of the whole snapshot: one shared reference count less per request.
-        let runtime = state.runtime.load();
-        let hook = runtime.hooks.get(req.uri().path()).cloned();
+        let live = state.live.load();
+        let hook = live.hooks.get(req.uri().path()).cloned();
         let client = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| client_ip(c.0.ip(), req.headers(), &runtime.trusted_proxies));
+            .map(|c| client_ip(c.0.ip(), req.headers(), &live.trusted_proxies));
         HookTarget {
             hook,
             client,
-            max_body_bytes: runtime.max_body_bytes,
-            request_timeout: runtime.request_timeout,
+            max_body_bytes: live.max_body_bytes,
+            request_timeout: live.request_timeout,
         }
     }
 }

@@ -8,10 +8,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::event_log::SinkError;
 use crate::metrics::Outcome;
 use crate::payload::PayloadError;
 use crate::signature::SignatureError;
-use crate::sink::SinkError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

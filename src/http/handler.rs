@@ -8,15 +8,15 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::error::ApiError;
+use super::extract::HookRequest;
+use super::AppState;
 use crate::config::PayloadKind;
 use crate::dedupe::Claim;
-use crate::error::ApiError;
-use crate::extract::HookRequest;
+use crate::event_log::record::{EventRecord, Payload};
 use crate::metrics::Outcome;
 use crate::payload;
-use crate::record::{EventRecord, Payload};
 use crate::signature::{DeliveryIdSource, Scheme};
-use crate::state::AppState;
 
 /// Marks a successful response for the observing layer (which logs and counts it).
 #[derive(Debug, Clone, Copy)]

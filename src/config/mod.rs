@@ -1,0 +1,299 @@
+//! Configuration: the TOML shape operators write, its defaults, validation, and secret resolution.
+//!
+//! Loading is two steps so each can fail with a message that names the culprit: [`RawConfig`] is the
+//! file as written (unknown keys are errors), and [`Config`] is the validated, resolved form the
+//! server runs with (secrets read from env/files, addresses parsed).
+
+mod raw;
+mod secrets;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::signature::{Scheme, Secret};
+pub use raw::{parse_cidrs, RawConfig, RawHook, RawLog};
+pub use secrets::resolve_secret;
+
+/// The documented default configuration, compiled in so the binary runs with no file at all.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
+
+/// Defaults, each chosen for a webhook sender's typical traffic.
+pub mod defaults {
+    /// 1,000,000 bytes: far above any NetBox/GitHub payload, small enough that a flood cannot exhaust memory.
+    pub const MAX_BODY_BYTES: usize = 1_000_000;
+    /// Senders time out after 10-30 s; a client slower than this is stalling, not sending.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 10;
+    /// Senders retry for minutes, not hours; ten minutes catches the retries of a slow acknowledgement.
+    pub const DEDUPE_WINDOW_SECS: u64 = 600;
+    /// Bounds the duplicate-detection memory to a few MB whatever the traffic.
+    pub const DEDUPE_MAX_ENTRIES: usize = 100_000;
+    /// Beyond this many requests in flight we answer 503 + Retry-After instead of queueing without bound.
+    pub const MAX_CONCURRENT_REQUESTS: usize = 1024;
+    /// Docker's default stop grace period is 10 s.
+    pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+    /// Standard Webhooks, Stripe and Slack all document five minutes.
+    pub const TOLERANCE_SECS: u64 = 300;
+}
+
+/// Why a configuration was refused. Every variant names the key, file or variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    #[error("hooks[{index}] ({path}): {message}")]
+    Hook {
+        index: usize,
+        path: String,
+        message: String,
+    },
+    #[error("hooks[{index}] ({path}): secret {reference}: {message}")]
+    Secret {
+        index: usize,
+        path: String,
+        reference: String,
+        message: String,
+    },
+}
+
+/// How the event log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `key=value` fields then the payload as compact JSON: for people reading `tail -f`.
+    Text,
+    /// One JSON object per line: for log shippers and `jq`.
+    Json,
+}
+
+/// What a hook's body must be, checked after the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadKind {
+    /// NetBox's event payload, typed (the default for `provider = "netbox"`).
+    Netbox,
+    /// Any JSON value (the default for the other providers).
+    Json,
+    /// Any bytes; logged as text when UTF-8, else base64.
+    Raw,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub dedupe_window: Duration,
+    pub dedupe_max_entries: usize,
+    pub max_concurrent_requests: usize,
+    pub shutdown_timeout: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log: LogConfig,
+    pub hooks: Vec<HookConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub file: PathBuf,
+    pub format: LogFormat,
+    pub fsync: bool,
+}
+
+/// One hook, ready to verify requests.
+#[derive(Debug, Clone)]
+pub struct HookConfig {
+    pub path: String,
+    pub scheme: Scheme,
+    pub payload: PayloadKind,
+    /// Empty only when `allow_unsigned` was set explicitly.
+    pub secrets: Vec<Secret>,
+    pub tolerance: Duration,
+    pub allow_unsigned: bool,
+    pub allow_ips: Vec<IpNet>,
+}
+
+/// Paths the server answers itself; a hook cannot take them.
+pub const RESERVED_PATHS: &[&str] = &["/healthz", "/metrics"];
+
+impl Config {
+    /// Loads `path`, or the embedded default when `None`, and resolves every secret.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (
+                EMBEDDED_DEFAULT.to_string(),
+                "(embedded default)".to_string(),
+            ),
+        };
+        Self::from_toml(&text, &origin)
+    }
+
+    /// Parses and resolves TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        raw.resolve()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::{Algorithm, Encoding};
+
+    const MINIMAL: &str = r#"
+        [[hooks]]
+        path = "/webhook/"
+        provider = "netbox"
+        secrets = ["literal:abc"]
+    "#;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = Config::from_toml(MINIMAL, "test").unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8000".parse().unwrap());
+        assert_eq!(c.max_body_bytes, 1_000_000);
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.log.file, PathBuf::from("webhook-listener.log"));
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert!(c.log.fsync);
+        assert_eq!(c.hooks[0].payload, PayloadKind::Netbox);
+        assert_eq!(c.hooks[0].secrets[0].expose(), b"abc");
+    }
+
+    #[test]
+    fn embedded_default_resolves_with_env_secret() {
+        // Only this test touches WEBHOOK_SECRET_FOR_UNIT_TEST, so parallel tests cannot race on it.
+        let text = EMBEDDED_DEFAULT.replace("WEBHOOK_SECRET", "WEBHOOK_SECRET_FOR_UNIT_TEST");
+        let err = Config::from_toml(&text, "default").unwrap_err().to_string();
+        assert!(
+            err.contains("WEBHOOK_SECRET_FOR_UNIT_TEST is not set"),
+            "{err}"
+        );
+        std::env::set_var("WEBHOOK_SECRET_FOR_UNIT_TEST", "s3cret");
+        let c = Config::from_toml(&text, "default").unwrap();
+        assert_eq!(c.hooks[0].path, "/webhook/");
+        assert_eq!(c.hooks[0].secrets[0].expose(), b"s3cret");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml(&format!("lisen = \"x\"\n{MINIMAL}"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let err = Config::from_toml(&MINIMAL.replace("secrets", "secret"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn unknown_provider_is_named() {
+        let err = Config::from_toml(&MINIMAL.replace("netbox", "netbux"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("netbux"), "{err}");
+    }
+
+    #[test]
+    fn missing_secrets_need_explicit_allow_unsigned() {
+        let text = MINIMAL.replace("secrets = [\"literal:abc\"]", "");
+        let err = Config::from_toml(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("allow_unsigned"), "{err}");
+        let ok = Config::from_toml(&format!("{text}\nallow_unsigned = true"), "t").unwrap();
+        assert!(ok.hooks[0].allow_unsigned);
+    }
+
+    #[test]
+    fn literal_secret_is_never_in_errors_or_debug() {
+        let text = MINIMAL.replace("literal:abc", "hunter2-very-secret");
+        let c = Config::from_toml(&text, "t").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let bad = text.replace("/webhook/", "webhook");
+        assert!(!Config::from_toml(&bad, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("hunter2"));
+    }
+
+    #[test]
+    fn duplicate_and_reserved_paths_are_refused() {
+        let twice = format!("{MINIMAL}{MINIMAL}");
+        assert!(Config::from_toml(&twice, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("another hook"));
+        let reserved = MINIMAL.replace("/webhook/", "/healthz");
+        assert!(Config::from_toml(&reserved, "t").is_err());
+    }
+
+    #[test]
+    fn generic_keys_only_on_hmac_provider() {
+        let text = format!("{MINIMAL}header = \"X-Sig\"\n");
+        let err = Config::from_toml(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("header"), "{err}");
+        let generic = r#"
+            [[hooks]]
+            path = "/h"
+            provider = "hmac"
+            header = "X-Signature"
+            algorithm = "sha1"
+            encoding = "base64"
+            prefix = "sha1="
+            secrets = ["k"]
+        "#;
+        let c = Config::from_toml(generic, "t").unwrap();
+        assert!(matches!(
+            c.hooks[0].scheme,
+            Scheme::Hmac {
+                algorithm: Algorithm::Sha1,
+                encoding: Encoding::Base64,
+                ..
+            }
+        ));
+        assert_eq!(c.hooks[0].payload, PayloadKind::Json);
+    }
+
+    #[test]
+    fn bad_listen_and_cidr_are_named() {
+        let err = Config::from_toml(&format!("listen = \"nope\"\n{MINIMAL}"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = Config::from_toml(
+            &format!("trusted_proxies = [\"10.0.0.0/33\"]\n{MINIMAL}"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("trusted_proxies"), "{err}");
+    }
+
+    #[test]
+    fn tolerance_only_for_timestamped_schemes() {
+        let err = Config::from_toml(&format!("{MINIMAL}tolerance_secs = 60\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tolerance_secs"), "{err}");
+    }
+}

@@ -1,0 +1,122 @@
+//! Secrets and the HMAC keys they stand for. Neither shows its bytes in `Debug`, so a config dump
+//! or an error cannot leak one.
+
+use std::fmt;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Digest;
+
+use super::scheme::{Algorithm, Scheme};
+
+/// A secret's bytes, as the operator configured them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Secret(bytes.into())
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Why a secret cannot be a scheme's key. Only Standard Webhooks constrains it (`whsec_<base64>`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("is not text (expected whsec_<base64>)")]
+    NotText,
+    #[error("is not base64 after the whsec_ prefix")]
+    NotBase64,
+    #[error("decodes to an empty key")]
+    Empty,
+}
+
+/// One secret made ready for a scheme: the HMAC state with the key already absorbed, so cloning it
+/// skips re-hashing the key on every request.
+#[derive(Clone)]
+pub struct Key(KeyState);
+
+#[derive(Clone)]
+enum KeyState {
+    Md5(Hmac<md5::Md5>),
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+    /// GitLab: the SHA-256 of the token, so comparison is constant-time whatever the lengths.
+    Token([u8; 32]),
+}
+
+/// The bytes a secret stands for under `scheme` (Standard Webhooks secrets are base64).
+fn key_bytes(scheme: &Scheme, secret: &Secret) -> Result<Vec<u8>, KeyError> {
+    match scheme {
+        Scheme::StandardWebhooks => {
+            let text = std::str::from_utf8(secret.expose()).map_err(|_| KeyError::NotText)?;
+            let b64 = text.strip_prefix("whsec_").unwrap_or(text);
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| KeyError::NotBase64)?;
+            if key.is_empty() {
+                return Err(KeyError::Empty);
+            }
+            Ok(key)
+        }
+        _ => Ok(secret.expose().to_vec()),
+    }
+}
+
+impl Key {
+    /// The key `secret` stands for under `scheme`; fails only on a secret the scheme cannot use.
+    pub fn new(scheme: &Scheme, secret: &Secret) -> Result<Key, KeyError> {
+        let key = key_bytes(scheme, secret)?;
+        // `new_from_slice` accepts keys of any length for HMAC, so the expects below cannot fire.
+        Ok(Key(match scheme {
+            Scheme::Gitlab => KeyState::Token(sha2::Sha256::digest(&key).into()),
+            _ => match scheme.algorithm() {
+                Algorithm::Md5 => {
+                    KeyState::Md5(Mac::new_from_slice(&key).expect("hmac takes any key"))
+                }
+                Algorithm::Sha1 => {
+                    KeyState::Sha1(Mac::new_from_slice(&key).expect("hmac takes any key"))
+                }
+                Algorithm::Sha256 => {
+                    KeyState::Sha256(Mac::new_from_slice(&key).expect("hmac takes any key"))
+                }
+                Algorithm::Sha512 => {
+                    KeyState::Sha512(Mac::new_from_slice(&key).expect("hmac takes any key"))
+                }
+            },
+        }))
+    }
+
+    /// HMAC of the concatenated parts (GitLab: the token's digest).
+    pub(super) fn tag(&self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<M: Mac + Clone>(m: &M, parts: &[&[u8]]) -> Vec<u8> {
+            let mut m = m.clone();
+            for p in parts {
+                m.update(p);
+            }
+            m.finalize().into_bytes().to_vec()
+        }
+        match &self.0 {
+            KeyState::Md5(m) => run(m, parts),
+            KeyState::Sha1(m) => run(m, parts),
+            KeyState::Sha256(m) => run(m, parts),
+            KeyState::Sha512(m) => run(m, parts),
+            KeyState::Token(t) => t.to_vec(),
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key([redacted])")
+    }
+}
