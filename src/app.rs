@@ -33,8 +33,6 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot open event log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
-    #[error("{0}")]
-    Hooks(String),
 }
 
 /// A bound, ready-to-run server. Tests build one on `127.0.0.1:0` and read [`App::local_addr`].
@@ -50,7 +48,7 @@ impl App {
     /// Binds the listener and opens the event log; fails with a message naming what is wrong.
     pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<App, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let live = LiveConfig::from_config(&config, &metrics).map_err(StartError::Hooks)?;
+        let live = LiveConfig::new(&config, &metrics);
         let (log, writer) = EventLog::start(&config.log.file, config.log.fsync, metrics.clone())
             .map_err(|source| StartError::Log {
                 path: config.log.file.clone(),
@@ -178,11 +176,9 @@ fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
         tracing::info!("SIGHUP: no --config file to reload (running on the embedded default)");
         return;
     };
-    let loaded = Config::load(Some(path))
-        .map_err(|e| e.to_string())
-        .and_then(|c| LiveConfig::from_config(&c, &state.metrics).map(|rt| (c, rt)));
-    match loaded {
-        Ok((new, rt)) => {
+    match Config::load(Some(path)) {
+        Ok(new) => {
+            let live = LiveConfig::new(&new, &state.metrics);
             for (key, changed) in [
                 ("listen", new.listen != running.listen),
                 ("log", new.log != running.log),
@@ -198,8 +194,8 @@ fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
                     );
                 }
             }
-            let hooks: Vec<String> = rt.hooks.keys().cloned().collect();
-            state.live.store(Arc::new(rt));
+            let hooks: Vec<String> = live.hooks.keys().cloned().collect();
+            state.live.store(Arc::new(live));
             state.metrics.reload(true);
             tracing::info!(config = %path.display(), ?hooks, "config reloaded");
         }

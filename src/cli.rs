@@ -3,13 +3,16 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
+use strum::VariantNames;
 
 use crate::app::App;
 use crate::config::{resolve_secret, Config};
-use crate::live_config::LiveConfig;
+use crate::event_log::LogFormat;
 use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
 
 #[derive(Debug, Parser)]
@@ -52,8 +55,8 @@ pub enum Command {
     },
     /// Print the header(s) a sender would send for a body, to test a setup with curl.
     Sign {
-        /// netbox, github, gitlab, standard-webhooks, stripe, slack, shopify or hmac.
-        #[arg(long, value_parser = parse_provider)]
+        /// The sender to sign as.
+        #[arg(long, value_parser = by_name::<Provider>())]
         provider: Provider,
         /// The secret: a literal, env:NAME or file:/path.
         #[arg(long)]
@@ -67,11 +70,11 @@ pub enum Command {
         /// hmac provider: the signature header.
         #[arg(long, default_value = "X-Signature")]
         header: String,
-        /// hmac provider: md5, sha1, sha256 or sha512.
-        #[arg(long, default_value = "sha256", value_parser = parse_algorithm)]
+        /// hmac provider: the digest.
+        #[arg(long, default_value = "sha256", value_parser = by_name::<Algorithm>())]
         algorithm: Algorithm,
-        /// hmac provider: hex or base64.
-        #[arg(long, default_value = "hex", value_parser = parse_encoding)]
+        /// hmac provider: how the digest is written.
+        #[arg(long, default_value = "hex", value_parser = by_name::<Encoding>())]
         encoding: Encoding,
         /// hmac provider: text before the signature, e.g. sha256=.
         #[arg(long, default_value = "")]
@@ -89,24 +92,12 @@ pub enum Command {
     },
 }
 
-fn parse_provider(s: &str) -> Result<Provider, String> {
-    Provider::ALL
-        .into_iter()
-        .find(|p| p.name() == s)
-        .ok_or_else(|| {
-            let names: Vec<_> = Provider::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown provider {s:?}; one of {}", names.join(", "))
-        })
-}
-
-fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    serde_json::from_value(serde_json::Value::String(s.into()))
-        .map_err(|_| format!("unknown algorithm {s:?}; one of md5, sha1, sha256, sha512"))
-}
-
-fn parse_encoding(s: &str) -> Result<Encoding, String> {
-    serde_json::from_value(serde_json::Value::String(s.into()))
-        .map_err(|_| format!("unknown encoding {s:?}; one of hex, base64"))
+/// A value parser for one of strum's names: `--help` lists them and a typo is answered with them.
+fn by_name<T>() -> impl TypedValueParser<Value = T>
+where
+    T: FromStr<Err = strum::ParseError> + VariantNames + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(T::VARIANTS).try_map(|s| s.parse::<T>())
 }
 
 fn init_tracing() {
@@ -207,10 +198,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
 }
 
 fn check_config(file: PathBuf) -> ExitCode {
-    let checked = Config::load(Some(&file))
-        .map_err(|e| e.to_string())
-        .and_then(|c| LiveConfig::from_config(&c, &crate::metrics::Metrics::new()).map(|_| c));
-    let config = match checked {
+    let config = match Config::load(Some(&file)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{}: {e}", file.display());
@@ -240,8 +228,8 @@ fn summary(file: &std::path::Path, config: &Config) -> String {
         "log {} (format {}, fsync {})",
         config.log.file.display(),
         match config.log.format {
-            crate::config::LogFormat::Text => "text",
-            crate::config::LogFormat::Json => "json",
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
         },
         if config.log.fsync { "on" } else { "off" }
     );
@@ -251,10 +239,10 @@ fn summary(file: &std::path::Path, config: &Config) -> String {
             out,
             "  {:<24} provider={:<17} payload={} secrets={}{}{}",
             h.path,
-            h.scheme.provider().name(),
+            h.verifier.scheme().provider().name(),
             format!("{:?}", h.payload).to_lowercase(),
-            h.secrets.len(),
-            if h.allow_unsigned {
+            h.verifier.key_count(),
+            if h.verifier.allows_unsigned() {
                 " UNSIGNED REQUESTS ACCEPTED"
             } else {
                 ""

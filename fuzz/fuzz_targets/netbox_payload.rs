@@ -1,7 +1,7 @@
 //! The accepted-event path after the signature: an unsigned verifier hands any body to
 //! `payload::netbox`; an accepted event is written as a log line in both formats, which must be
 //! exactly one line of UTF-8 and, for `json`, one JSON value. The same is checked for the `json`
-//! and `raw` payload kinds. Separately, `record::single_line_json` on any text serde_json accepts
+//! and `raw` payload kinds. Separately, `event_log::record::single_line_json` on any text serde_json accepts
 //! must give one line of JSON equal to it.
 #![no_main]
 
@@ -14,9 +14,8 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
-use webhook_listener::config::LogFormat;
+use webhook_listener::event_log::record::{single_line_json, EventRecord, LogFormat, Payload};
 use webhook_listener::payload;
-use webhook_listener::event_log::record::{single_line_json, EventRecord, Payload};
 use webhook_listener::signature::{Scheme, Verifier};
 
 fn verifier() -> &'static Verifier {
@@ -96,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
         payload,
     };
 
-    if let Ok(event) = payload::netbox(&verified) {
+    if let Ok(event) = payload::netbox(verified.body()) {
         write_both(
             "netbox",
             &EventRecord {
@@ -105,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
             },
         );
     }
-    if payload::json(&verified).is_ok() {
+    if payload::json(verified.body()).is_ok() {
         write_both("json", &record(Payload::Json(verified.body())));
     }
     write_both("raw", &record(Payload::Raw(verified.body())));

@@ -11,18 +11,28 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::event_log::LogFormat;
+use crate::payload::PayloadKind;
+use crate::signature::Verifier;
 use ipnet::IpNet;
-use serde::Deserialize;
-
-use crate::signature::{Scheme, Secret};
-pub use raw::{parse_cidrs, RawConfig, RawHook, RawLog};
-pub use secrets::resolve_secret;
+pub use raw::{parse_cidrs, BadCidr, RawConfig, RawHook, RawLog};
+pub use secrets::{resolve_secret, SecretError};
 
 /// The documented default configuration, compiled in so the binary runs with no file at all.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
 
 /// Defaults, each chosen for a webhook sender's typical traffic.
 pub mod defaults {
+    use crate::event_log::LogFormat;
+
+    /// Every interface: in a container the port is what is published, not the address.
+    pub const LISTEN: &str = "0.0.0.0:8000";
+    /// In the working directory, where an operator trying it out looks first.
+    pub const LOG_FILE: &str = "webhook-listener.log";
+    /// For people reading `tail -f`; log shippers set `json`.
+    pub const LOG_FORMAT: LogFormat = LogFormat::Text;
+    /// A 2xx promises the event survives a power loss.
+    pub const FSYNC: bool = true;
     /// 1,000,000 bytes: far above any NetBox/GitHub payload, small enough that a flood cannot exhaust memory.
     pub const MAX_BODY_BYTES: usize = 1_000_000;
     /// Senders time out after 10-30 s; a client slower than this is stalling, not sending.
@@ -57,35 +67,13 @@ pub enum ConfigError {
         path: String,
         message: String,
     },
-    #[error("hooks[{index}] ({path}): secret {reference}: {message}")]
+    #[error("hooks[{index}] ({path}): secret {reference}: {source}")]
     Secret {
         index: usize,
         path: String,
         reference: String,
-        message: String,
+        source: SecretError,
     },
-}
-
-/// How the event log is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// `key=value` fields then the payload as compact JSON: for people reading `tail -f`.
-    Text,
-    /// One JSON object per line: for log shippers and `jq`.
-    Json,
-}
-
-/// What a hook's body must be, checked after the signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PayloadKind {
-    /// NetBox's event payload, typed (the default for `provider = "netbox"`).
-    Netbox,
-    /// Any JSON value (the default for the other providers).
-    Json,
-    /// Any bytes; logged as text when UTF-8, else base64.
-    Raw,
 }
 
 /// The validated configuration the server runs with.
@@ -110,21 +98,26 @@ pub struct LogConfig {
     pub fsync: bool,
 }
 
-/// One hook, ready to verify requests.
+/// One hook, validated: its verifier is built, so nothing about it can fail later.
 #[derive(Debug, Clone)]
 pub struct HookConfig {
+    /// The exact request path, starting with `/`; unique among hooks and not [`reserved`].
     pub path: String,
-    pub scheme: Scheme,
+    /// The scheme and the keys of every configured secret (none only with `allow_unsigned`).
+    pub verifier: Verifier,
+    /// What the body must be, checked after the signature.
     pub payload: PayloadKind,
-    /// Empty only when `allow_unsigned` was set explicitly.
-    pub secrets: Vec<Secret>,
-    pub tolerance: Duration,
-    pub allow_unsigned: bool,
+    /// Client networks allowed to call; empty allows everyone.
     pub allow_ips: Vec<IpNet>,
 }
 
-/// Paths the server answers itself; a hook cannot take them.
-pub const RESERVED_PATHS: &[&str] = &["/healthz", "/metrics"];
+/// The paths the server answers itself, whatever the method. The router registers exactly these
+/// (a test in `http` holds it to that), so a hook cannot take one.
+pub mod reserved {
+    pub const HEALTHZ: &str = "/healthz";
+    pub const METRICS: &str = "/metrics";
+    pub const ALL: [&str; 2] = [HEALTHZ, METRICS];
+}
 
 impl Config {
     /// Loads `path`, or the embedded default when `None`, and resolves every secret.
@@ -158,7 +151,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::{Algorithm, Encoding};
+    use crate::signature::{Algorithm, Encoding, Scheme};
+    use hmac::{Hmac, Mac};
+
+    /// Whether a NetBox hook's verifier accepts a body signed with `secret` (HMAC-SHA512, made
+    /// here with the `hmac` crate): the secret it was configured with is the one it checks.
+    fn netbox_accepts(hook: &HookConfig, secret: &[u8]) -> bool {
+        let body = b"{}";
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        let mut headers = http::HeaderMap::new();
+        let sig = hex::encode(mac.finalize().into_bytes());
+        headers.insert("x-hook-signature", sig.parse().unwrap());
+        hook.verifier
+            .verify(&headers, bytes::Bytes::from_static(body), 0)
+            .is_ok()
+    }
 
     const MINIMAL: &str = r#"
         [[hooks]]
@@ -177,7 +185,8 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Text);
         assert!(c.log.fsync);
         assert_eq!(c.hooks[0].payload, PayloadKind::Netbox);
-        assert_eq!(c.hooks[0].secrets[0].expose(), b"abc");
+        assert!(netbox_accepts(&c.hooks[0], b"abc"));
+        assert!(!netbox_accepts(&c.hooks[0], b"abd"));
     }
 
     #[test]
@@ -192,7 +201,7 @@ mod tests {
         std::env::set_var("WEBHOOK_SECRET_FOR_UNIT_TEST", "s3cret");
         let c = Config::from_toml(&text, "default").unwrap();
         assert_eq!(c.hooks[0].path, "/webhook/");
-        assert_eq!(c.hooks[0].secrets[0].expose(), b"s3cret");
+        assert!(netbox_accepts(&c.hooks[0], b"s3cret"));
     }
 
     #[test]
@@ -221,7 +230,8 @@ mod tests {
         let err = Config::from_toml(&text, "t").unwrap_err().to_string();
         assert!(err.contains("allow_unsigned"), "{err}");
         let ok = Config::from_toml(&format!("{text}\nallow_unsigned = true"), "t").unwrap();
-        assert!(ok.hooks[0].allow_unsigned);
+        assert!(ok.hooks[0].verifier.allows_unsigned());
+        assert_eq!(ok.hooks[0].verifier.key_count(), 0);
     }
 
     #[test]
@@ -264,8 +274,8 @@ mod tests {
         "#;
         let c = Config::from_toml(generic, "t").unwrap();
         assert!(matches!(
-            c.hooks[0].scheme,
-            Scheme::Hmac {
+            c.hooks[0].verifier.scheme(),
+            &Scheme::Hmac {
                 algorithm: Algorithm::Sha1,
                 encoding: Encoding::Base64,
                 ..

@@ -7,10 +7,10 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::secrets::{describe_reference, resolve_secret};
-use super::{
-    defaults, Config, ConfigError, HookConfig, LogConfig, LogFormat, PayloadKind, RESERVED_PATHS,
-};
-use crate::signature::{Algorithm, Encoding, Key, Provider, Scheme};
+use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
+use crate::event_log::LogFormat;
+use crate::payload::PayloadKind;
+use crate::signature::{Algorithm, Encoding, Key, Provider, Scheme, Verifier};
 
 /// The configuration file exactly as written. Unknown keys are refused so that a typo cannot silently
 /// leave a hook unprotected.
@@ -68,7 +68,7 @@ pub struct RawHook {
 impl RawConfig {
     /// Validates every value and resolves every secret reference.
     pub fn resolve(self) -> Result<Config, ConfigError> {
-        let listen_text = self.listen.as_deref().unwrap_or("0.0.0.0:8000");
+        let listen_text = self.listen.as_deref().unwrap_or(defaults::LISTEN);
         let listen = listen_text.parse().map_err(|_| {
             ConfigError::Invalid(format!(
                 "listen: {listen_text:?} is not an address like 127.0.0.1:8000 or [::]:8000"
@@ -94,9 +94,9 @@ impl RawConfig {
             file: self
                 .log
                 .file
-                .unwrap_or_else(|| PathBuf::from("webhook-listener.log")),
-            format: self.log.format.unwrap_or(LogFormat::Text),
-            fsync: self.log.fsync.unwrap_or(true),
+                .unwrap_or_else(|| PathBuf::from(defaults::LOG_FILE)),
+            format: self.log.format.unwrap_or(defaults::LOG_FORMAT),
+            fsync: self.log.fsync.unwrap_or(defaults::FSYNC),
         };
         if log.file.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("log.file: must not be empty".into()));
@@ -157,7 +157,7 @@ impl RawHook {
                 "path: must be a plain path, without '?', '#' or spaces".into(),
             ));
         }
-        if RESERVED_PATHS.contains(&self.path.as_str()) {
+        if reserved::ALL.contains(&self.path.as_str()) {
             return Err(err(format!(
                 "path: {} is served by webhook-listener itself",
                 self.path
@@ -230,30 +230,27 @@ impl RawHook {
                     .into(),
             ));
         }
-        let mut secrets = Vec::with_capacity(self.secrets.len());
+        // Each secret becomes its scheme's key here, so a secret the scheme cannot use is refused
+        // naming its reference, and a config that loads always builds its runtime.
+        let mut keys = Vec::with_capacity(self.secrets.len());
         for reference in &self.secrets {
-            let secret = resolve_secret(reference).map_err(|message| ConfigError::Secret {
-                index,
-                path: path.clone(),
-                reference: describe_reference(reference),
-                message,
-            })?;
-            Key::new(&scheme, &secret).map_err(|e| ConfigError::Secret {
-                index,
-                path: path.clone(),
-                reference: describe_reference(reference),
-                message: e.to_string(),
-            })?;
-            secrets.push(secret);
+            let key = resolve_secret(reference)
+                .and_then(|secret| Ok(Key::new(&scheme, &secret)?))
+                .map_err(|source| ConfigError::Secret {
+                    index,
+                    path: path.clone(),
+                    reference: describe_reference(reference),
+                    source,
+                })?;
+            keys.push(key);
         }
+        let tolerance =
+            Duration::from_secs(self.tolerance_secs.unwrap_or(defaults::TOLERANCE_SECS));
 
         Ok(HookConfig {
             path: self.path,
-            scheme,
+            verifier: Verifier::from_keys(scheme, keys, tolerance, self.allow_unsigned),
             payload,
-            secrets,
-            tolerance: Duration::from_secs(self.tolerance_secs.unwrap_or(defaults::TOLERANCE_SECS)),
-            allow_unsigned: self.allow_unsigned,
             allow_ips,
         })
     }
@@ -269,14 +266,19 @@ fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
     }
 }
 
+/// An entry of `trusted_proxies` or `allow_ips` that is neither an address nor a CIDR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an address or CIDR like 10.0.0.0/8")]
+pub struct BadCidr(pub String);
+
 /// Parses CIDRs; a bare address means that single host.
-pub fn parse_cidrs(items: &[String]) -> Result<Vec<IpNet>, String> {
+pub fn parse_cidrs(items: &[String]) -> Result<Vec<IpNet>, BadCidr> {
     items
         .iter()
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{s:?} is not an address or CIDR like 10.0.0.0/8"))
+                .map_err(|_| BadCidr(s.clone()))
         })
         .collect()
 }

@@ -1,6 +1,6 @@
 //! Secret references: `env:NAME`, `file:/path`, `literal:VALUE` or a bare literal.
 
-use crate::signature::Secret;
+use crate::signature::{KeyError, Secret};
 
 /// How a reference is named in messages: `env:`/`file:` references in full, literals never.
 pub(super) fn describe_reference(reference: &str) -> String {
@@ -11,35 +11,50 @@ pub(super) fn describe_reference(reference: &str) -> String {
     }
 }
 
+/// Bounded: a secret is short, and `file:/dev/zero` must fail, not hang start-up.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Why a secret reference gives no usable secret. The messages name the variable or file, never a
+/// secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    EnvNotSet(String),
+    #[error("environment variable {0} is not valid UTF-8")]
+    EnvNotUnicode(String),
+    #[error("cannot read secret file {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("secret file {0} is larger than {MAX_SECRET_FILE} bytes")]
+    TooLarge(String),
+    #[error("resolves to an empty secret")]
+    Empty,
+    /// The secret is not a key the hook's scheme can use.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
 /// Resolves `env:NAME`, `file:/path` (one trailing newline trimmed), `literal:VALUE` or a literal.
-pub fn resolve_secret(reference: &str) -> Result<Secret, String> {
+pub fn resolve_secret(reference: &str) -> Result<Secret, SecretError> {
     let value = if let Some(name) = reference.strip_prefix("env:") {
         match std::env::var(name) {
             Ok(v) => v,
             Err(std::env::VarError::NotPresent) => {
-                return Err(format!("environment variable {name} is not set"))
+                return Err(SecretError::EnvNotSet(name.to_string()))
             }
             Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(format!("environment variable {name} is not valid UTF-8"))
+                return Err(SecretError::EnvNotUnicode(name.to_string()))
             }
         }
     } else if let Some(file) = reference.strip_prefix("file:") {
-        // Bounded: a secret is short, and `file:/dev/zero` must fail, not hang start-up.
-        const MAX_SECRET_FILE: u64 = 64 * 1024;
-        let mut v = String::new();
-        std::io::Read::read_to_string(
-            &mut std::io::Read::take(
-                std::fs::File::open(file)
-                    .map_err(|e| format!("cannot read secret file {file}: {e}"))?,
-                MAX_SECRET_FILE + 1,
-            ),
-            &mut v,
-        )
-        .map_err(|e| format!("cannot read secret file {file}: {e}"))?;
+        let mut v = read_secret_file(file).map_err(|source| SecretError::Read {
+            file: file.to_string(),
+            source,
+        })?;
         if v.len() as u64 > MAX_SECRET_FILE {
-            return Err(format!(
-                "secret file {file} is larger than {MAX_SECRET_FILE} bytes"
-            ));
+            return Err(SecretError::TooLarge(file.to_string()));
         }
         if v.ends_with('\n') {
             v.pop();
@@ -54,9 +69,19 @@ pub fn resolve_secret(reference: &str) -> Result<Secret, String> {
         reference.to_string()
     };
     if value.is_empty() {
-        return Err("resolves to an empty secret".to_string());
+        return Err(SecretError::Empty);
     }
     Ok(Secret::new(value.into_bytes()))
+}
+
+/// At most one byte more than [`MAX_SECRET_FILE`], so a larger file is noticed without reading it.
+fn read_secret_file(file: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut v = String::new();
+    std::fs::File::open(file)?
+        .take(MAX_SECRET_FILE + 1)
+        .read_to_string(&mut v)?;
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -74,9 +99,11 @@ mod tests {
                 .expose(),
             b"from-file"
         );
-        let err = resolve_secret("file:/dev/zero").unwrap_err();
+        let err = resolve_secret("file:/dev/zero").unwrap_err().to_string();
         assert!(err.contains("/dev/zero"), "{err}");
-        let err = resolve_secret("file:/nonexistent/secret").unwrap_err();
+        let err = resolve_secret("file:/nonexistent/secret")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/secret"), "{err}");
         std::fs::write(&f, "\n").unwrap();
         assert!(resolve_secret(&format!("file:{}", f.display())).is_err());

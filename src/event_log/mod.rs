@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 
 pub mod record;
 
-pub use record::{EventRecord, Payload};
+pub use record::{EventRecord, LogFormat, Payload};
 
 /// Lines waiting for the writer. A full queue makes requests wait (backpressure), never drops.
 const QUEUE_CAPACITY: usize = 8192;

@@ -10,8 +10,19 @@ use std::net::IpAddr;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::config::LogFormat;
+use serde::Deserialize;
+
 use crate::payload::NetboxEvent;
+
+/// How the event log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `key=value` fields then the payload as compact JSON: for people reading `tail -f`.
+    Text,
+    /// One JSON object per line: for log shippers and `jq`.
+    Json,
+}
 
 /// An accepted event, borrowed from the request that carried it.
 pub struct EventRecord<'a> {

@@ -11,11 +11,11 @@ use axum::Json;
 use super::error::ApiError;
 use super::extract::HookRequest;
 use super::AppState;
-use crate::config::PayloadKind;
 use crate::dedupe::Claim;
 use crate::event_log::record::{EventRecord, Payload};
 use crate::metrics::Outcome;
 use crate::payload;
+use crate::payload::PayloadKind;
 use crate::signature::{DeliveryIdSource, Scheme};
 
 /// Marks a successful response for the observing layer (which logs and counts it).
@@ -52,11 +52,11 @@ pub async fn receive(
     let netbox;
     let payload = match hook.payload {
         PayloadKind::Netbox => {
-            netbox = payload::netbox(&req.verified)?;
+            netbox = payload::netbox(body)?;
             Payload::Netbox(&netbox, body)
         }
         PayloadKind::Json => {
-            payload::json(&req.verified)?;
+            payload::json(body)?;
             Payload::Json(body)
         }
         PayloadKind::Raw => Payload::Raw(body),

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
 use crate::dedupe::Dedupe;
-use crate::event_log::EventLog;
+use crate::event_log::{EventLog, LogFormat};
 use crate::live_config::LiveConfig;
 use crate::metrics::{Metrics, Outcome};
 use error::{result, Rejection};
@@ -29,7 +29,7 @@ use handler::Accepted;
 pub struct AppState {
     pub live: ArcSwap<LiveConfig>,
     pub log: EventLog,
-    pub log_format: crate::config::LogFormat,
+    pub log_format: LogFormat,
     pub dedupe: Dedupe,
     pub metrics: Arc<Metrics>,
     /// Hook requests in flight; a request that finds none free is answered 503 at once.

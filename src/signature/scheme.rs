@@ -1,10 +1,14 @@
 //! The signature schemes: which sender, which digest, which headers, and what they promise.
 
-use serde::Deserialize;
+use std::str::FromStr;
 
-/// The sender a hook expects, as written in `provider = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+use serde::de::{self, Deserialize, Deserializer};
+use strum::{EnumIter, EnumString, IntoStaticStr, VariantNames};
+
+/// The sender a hook expects, as written in `provider = "..."`. The names are strum's
+/// (`serialize_all`), the one spelling that config, the CLI, the fuzz targets and the bench use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, EnumString, IntoStaticStr, VariantNames)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Provider {
     Netbox,
     Github,
@@ -17,34 +21,15 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 8] = [
-        Provider::Netbox,
-        Provider::Github,
-        Provider::Gitlab,
-        Provider::StandardWebhooks,
-        Provider::Stripe,
-        Provider::Slack,
-        Provider::Shopify,
-        Provider::Hmac,
-    ];
-
+    /// The name as written in the config and on the command line, e.g. `standard-webhooks`.
     pub fn name(self) -> &'static str {
-        match self {
-            Provider::Netbox => "netbox",
-            Provider::Github => "github",
-            Provider::Gitlab => "gitlab",
-            Provider::StandardWebhooks => "standard-webhooks",
-            Provider::Stripe => "stripe",
-            Provider::Slack => "slack",
-            Provider::Shopify => "shopify",
-            Provider::Hmac => "hmac",
-        }
+        self.into()
     }
 }
 
 /// Digest used by the generic `hmac` provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, EnumString, IntoStaticStr, VariantNames)]
+#[strum(serialize_all = "lowercase")]
 pub enum Algorithm {
     Md5,
     Sha1,
@@ -53,12 +38,30 @@ pub enum Algorithm {
 }
 
 /// How the generic `hmac` provider's digest is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, EnumString, IntoStaticStr, VariantNames)]
+#[strum(serialize_all = "lowercase")]
 pub enum Encoding {
     Hex,
     Base64,
 }
+
+/// Deserializes by the strum names, with serde's own "unknown variant …, expected one of …" error.
+fn by_name<'de, D: Deserializer<'de>, T: FromStr + VariantNames>(d: D) -> Result<T, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse()
+        .map_err(|_| de::Error::unknown_variant(&name, T::VARIANTS))
+}
+
+macro_rules! deserialize_by_name {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                by_name(d)
+            }
+        }
+    )*};
+}
+deserialize_by_name!(Provider, Algorithm, Encoding);
 
 /// A fully specified signature scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -147,6 +147,16 @@ impl Verifier {
         &self.scheme
     }
 
+    /// How many secrets it accepts (several while one is being rotated out).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it accepts requests without checking a signature (`allow_unsigned = true`).
+    pub fn allows_unsigned(&self) -> bool {
+        self.allow_unsigned
+    }
+
     fn tags(&self, parts: &[&[u8]]) -> Vec<Vec<u8>> {
         self.keys.iter().map(|k| k.tag(parts)).collect()
     }

@@ -1,0 +1,3 @@
+//! The integration tests, one binary so the crate links once.
+
+mod layers;
