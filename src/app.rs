@@ -8,16 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::{Config, ConfigError};
-use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, WriterThread};
 use crate::http::linger::Lingering;
 use crate::http::{router, AppState};
@@ -37,10 +34,16 @@ pub enum StartError {
 
 /// A bound, ready-to-run server. Tests build one on `127.0.0.1:0` and read [`App::local_addr`].
 pub struct App {
+    /// Bound in `build`, so a port in use fails start-up instead of the first request.
     listener: TcpListener,
+    /// What every request shares; the router holds one clone, the reload another.
     state: Arc<AppState>,
+    /// The event log's writer thread, joined after the last request so every line is on disk.
     writer: WriterThread,
+    /// The config the process started with: a reload compares against it to warn about keys that
+    /// take effect only after a restart.
     config: Config,
+    /// The file SIGHUP re-reads; `None` when running on the embedded default.
     config_path: Option<PathBuf>,
 }
 
@@ -48,7 +51,6 @@ impl App {
     /// Binds the listener and opens the event log; fails with a message naming what is wrong.
     pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<App, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let live = LiveConfig::new(&config, &metrics);
         let (log, writer) = EventLog::start(&config.log.file, config.log.fsync, metrics.clone())
             .map_err(|source| StartError::Log {
                 path: config.log.file.clone(),
@@ -61,15 +63,7 @@ impl App {
                     addr: config.listen,
                     source,
                 })?;
-        let state = Arc::new(AppState {
-            live: ArcSwap::from_pointee(live),
-            log,
-            log_format: config.log.format,
-            dedupe: Dedupe::new(config.dedupe_window, config.dedupe_max_entries),
-            metrics,
-            permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
-            max_in_flight: config.max_concurrent_requests,
-        });
+        let state = Arc::new(AppState::new(&config, log, metrics));
         Ok(App {
             listener,
             state,

@@ -1,8 +1,8 @@
 //! The HTTP boundary's errors: one variant per way a hook request can fail, each with its status.
 //!
 //! Bodies are always `{"result": "..."}` with a short message. A signature failure says only
-//! "invalid signature": the precise reason goes to the diagnostics (via [`Rejection`] in the
-//! response extensions, logged by the observing layer), not to a possible forger.
+//! "invalid signature": the precise reason ([`ApiError::detail`]) goes to the diagnostics, logged
+//! by the hook fallback, not to a possible forger.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,14 +37,6 @@ pub enum ApiError {
     Unavailable(#[from] SinkError),
 }
 
-/// What the observing layer logs and counts for a refused request.
-#[derive(Debug, Clone)]
-pub struct Rejection {
-    pub outcome: Outcome,
-    /// The full reason, for diagnostics only (never sent to the client).
-    pub detail: String,
-}
-
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -75,7 +67,8 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    /// The full reason, for diagnostics only (never sent to the client).
+    pub fn detail(&self) -> String {
         match self {
             ApiError::Signature(e) => format!("invalid signature: {e}"),
             ApiError::Unavailable(e) => e.to_string(),
@@ -106,10 +99,6 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        resp.extensions_mut().insert(Rejection {
-            outcome: self.outcome(),
-            detail: self.detail(),
-        });
         resp
     }
 }

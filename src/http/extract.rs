@@ -1,12 +1,13 @@
-//! The hook request extractor: finds the hook, applies the address allowlist and the in-flight cap,
+//! Reading a hook request: finds the hook, applies the address allowlist and the in-flight cap,
 //! enforces the body cap (declared `Content-Length` first, then the bytes actually read), and
-//! verifies the signature. A handler that takes [`HookRequest`] only ever sees a verified body.
+//! verifies the signature. The body leaves this module only inside [`Verified`], so the handler
+//! that takes a [`HookRequest`] only ever sees a verified body.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, Method};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -20,7 +21,8 @@ use crate::signature::Verified;
 
 /// What is known about a hook request before its body is read: the config snapshot it is served
 /// under, its hook (if the path has one) and the client address (through trusted proxies).
-/// Resolved once per request and shared by the extractor and the observing code in `http`.
+/// Resolved once per request and shared by [`HookRequest::read`] and the fallback that observes
+/// how the request ended.
 pub struct HookTarget {
     pub hook: Option<Arc<Hook>>,
     pub client: Option<IpAddr>,
@@ -49,21 +51,16 @@ impl HookTarget {
 
 /// A request to a hook whose body passed every check up to and including the signature.
 pub struct HookRequest {
+    /// The hook of the config snapshot the request is served under.
     pub hook: Arc<Hook>,
+    /// The body, and the delivery id the scheme's headers carried.
     pub verified: Verified,
+    /// The client address, through trusted proxies (`None` only without a peer address).
     pub client: Option<IpAddr>,
+    /// One clock read for the log line and the signature's time check.
     pub received_at: DateTime<Utc>,
     /// Held until the response is built, so the in-flight cap counts the whole request.
     _permit: OwnedSemaphorePermit,
-}
-
-impl FromRequest<Arc<AppState>> for HookRequest {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let target = HookTarget::resolve(state, &req);
-        Self::read(req, state, &target).await
-    }
 }
 
 impl HookRequest {

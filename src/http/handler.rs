@@ -1,9 +1,9 @@
-//! What happens to an accepted event: parse it per the hook's payload kind, drop duplicates, append
-//! it to the event log, and answer 200 only once it is durable.
+//! What happens to a verified request: the Slack handshake is answered apart; any other body is
+//! parsed per the hook's payload kind, checked against recent delivery ids, appended to the event
+//! log, and accepted only once it is durable.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
-use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,40 +12,53 @@ use super::error::ApiError;
 use super::extract::HookRequest;
 use super::AppState;
 use crate::dedupe::Claim;
-use crate::event_log::record::{EventRecord, Payload};
+use crate::event_log::{EventRecord, Payload};
+use crate::live_config::Hook;
 use crate::metrics::Outcome;
-use crate::payload;
-use crate::payload::PayloadKind;
-use crate::signature::{DeliveryIdSource, Scheme};
+use crate::payload::{self, PayloadKind};
+use crate::signature::{DeliveryIdSource, Scheme, Verified};
 
-/// Marks a successful response for the observing layer (which logs and counts it).
-#[derive(Debug, Clone, Copy)]
-pub struct Accepted(pub Outcome);
-
-fn ok(outcome: Outcome) -> Response {
-    // Constant bodies: building a serde_json::Value per request showed up in callgrind.
-    let body: &'static [u8] = match outcome {
-        Outcome::duplicate => br#"{"result":"ok","duplicate":true}"#,
-        _ => br#"{"result":"ok"}"#,
-    };
-    let mut resp = (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response();
-    resp.extensions_mut().insert(Accepted(outcome));
-    resp
+/// How a hook request succeeded.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Appended to the event log, durably.
+    Event,
+    /// A delivery id already accepted within the dedupe window: not logged again.
+    Duplicate,
+    /// Slack's `url_verification` handshake, answered with its challenge and not logged.
+    Challenge(String),
 }
 
-/// The hook endpoint.
-pub async fn receive(
-    State(state): State<Arc<AppState>>,
-    req: HookRequest,
-) -> Result<Response, ApiError> {
+impl Accepted {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Accepted::Event | Accepted::Challenge(_) => Outcome::accepted,
+            Accepted::Duplicate => Outcome::duplicate,
+        }
+    }
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        // Constant bodies: building a serde_json::Value per request is measurable on this path.
+        let body: &'static [u8] = match self {
+            Accepted::Challenge(challenge) => {
+                return (
+                    StatusCode::OK,
+                    Json(serde_json::json!({ "result": "ok", "challenge": challenge })),
+                )
+                    .into_response()
+            }
+            Accepted::Duplicate => br#"{"result":"ok","duplicate":true}"#,
+            Accepted::Event => br#"{"result":"ok"}"#,
+        };
+        let json = HeaderValue::from_static("application/json");
+        (StatusCode::OK, [(header::CONTENT_TYPE, json)], body).into_response()
+    }
+}
+
+/// The hook endpoint, after [`HookRequest::read`] checked everything up to the signature.
+pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, ApiError> {
     let hook = &req.hook;
     let body = req.verified.body();
 
@@ -61,40 +74,14 @@ pub async fn receive(
         }
         PayloadKind::Raw => Payload::Raw(body),
     };
-
-    // Slack checks a Request URL by sending a signed `url_verification` event and expecting its
-    // `challenge` back; it is a handshake, not an event, so it is answered and not logged.
-    if matches!(hook.verifier.scheme(), Scheme::Slack)
-        && hook.payload == PayloadKind::Json
-        && payload::top_level_string(body, "type").as_deref() == Some("url_verification")
-    {
-        if let Some(challenge) = payload::top_level_string(body, "challenge") {
-            let mut resp = (
-                StatusCode::OK,
-                Json(serde_json::json!({ "result": "ok", "challenge": challenge })),
-            )
-                .into_response();
-            resp.extensions_mut().insert(Accepted(Outcome::accepted));
-            return Ok(resp);
-        }
+    if let Some(challenge) = slack_challenge(hook, body) {
+        return Ok(Accepted::Challenge(challenge));
     }
 
-    let body_id;
-    let delivery_id = match (
-        req.verified.delivery_id(),
-        hook.verifier.scheme().delivery_id_source(),
-    ) {
-        (Some(id), _) => Some(id),
-        (None, DeliveryIdSource::BodyField(field)) if hook.payload != PayloadKind::Raw => {
-            body_id = payload::top_level_string(body, field);
-            body_id.as_deref()
-        }
-        _ => None,
-    };
-
-    let claim = match delivery_id {
+    let delivery_id = delivery_id(hook, &req.verified);
+    let claim = match &delivery_id {
         Some(id) => match state.dedupe.claim(&hook.path, id).await {
-            Claim::Duplicate => return Ok(ok(Outcome::duplicate)),
+            Claim::Duplicate => return Ok(Accepted::Duplicate),
             Claim::New(guard) => Some(guard),
         },
         None => None,
@@ -105,7 +92,7 @@ pub async fn receive(
         received_at: req.received_at,
         hook: &hook.path,
         provider: hook.verifier.scheme().provider().name(),
-        delivery_id,
+        delivery_id: delivery_id.as_deref(),
         client: req.client,
         payload,
     }
@@ -114,5 +101,31 @@ pub async fn receive(
     if let Some(guard) = claim {
         guard.commit();
     }
-    Ok(ok(Outcome::accepted))
+    Ok(Accepted::Event)
+}
+
+/// Slack checks a Request URL by sending a signed `url_verification` event and expecting its
+/// `challenge` back; it is a handshake, not an event. `None` for every other body (an event, or a
+/// handshake without a challenge, which goes the generic way as before).
+fn slack_challenge(hook: &Hook, body: &[u8]) -> Option<String> {
+    let is_handshake = matches!(hook.verifier.scheme(), Scheme::Slack)
+        && hook.payload == PayloadKind::Json
+        && payload::top_level_string(body, "type").as_deref() == Some("url_verification");
+    is_handshake
+        .then(|| payload::top_level_string(body, "challenge"))
+        .flatten()
+}
+
+/// The key for de-duplication: the scheme's delivery-id header when it sent one, else (Stripe,
+/// Slack) a top-level field of a JSON body; `None` when the sender gives no id.
+fn delivery_id<'a>(hook: &Hook, verified: &'a Verified) -> Option<Cow<'a, str>> {
+    if let Some(id) = verified.delivery_id() {
+        return Some(Cow::Borrowed(id));
+    }
+    match hook.verifier.scheme().delivery_id_source() {
+        DeliveryIdSource::BodyField(field) if hook.payload != PayloadKind::Raw => {
+            payload::top_level_string(verified.body(), field).map(Cow::Owned)
+        }
+        _ => None,
+    }
 }

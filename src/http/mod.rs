@@ -5,32 +5,42 @@ pub mod error;
 pub mod extract;
 pub mod handler;
 pub mod linger;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
+use crate::config::{reserved, Config};
 use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, LogFormat};
 use crate::live_config::LiveConfig;
 use crate::metrics::{Metrics, Outcome};
-use error::{result, Rejection};
+use error::{result, ApiError};
 use extract::{HookRequest, HookTarget};
 use handler::Accepted;
 
-/// Shared by all requests. Everything but `live` is fixed for the life of the process.
+/// Shared by all requests. Everything but `live` is fixed for the life of the process: a reload
+/// that changes the rest says it takes effect after a restart.
 pub struct AppState {
+    /// The hooks and limits of the current config; a reload stores a new snapshot, and each request
+    /// loads one and keeps it to the end.
     pub live: ArcSwap<LiveConfig>,
+    /// The writer's handle: an accepted event is answered only once its line is durable here.
     pub log: EventLog,
+    /// How event lines are written (`log.format`).
     pub log_format: LogFormat,
+    /// Delivery ids accepted within the window, shared by all hooks (keys include the hook path).
     pub dedupe: Dedupe,
+    /// Every counter and histogram of the process; `/metrics` encodes it.
     pub metrics: Arc<Metrics>,
     /// Hook requests in flight; a request that finds none free is answered 503 at once.
     pub permits: Arc<Semaphore>,
@@ -38,12 +48,27 @@ pub struct AppState {
     pub max_in_flight: usize,
 }
 
-/// The router: `/healthz`, `/metrics`, and every configured hook path (looked up per request, so a
+impl AppState {
+    /// The state for `config`, writing to `log` and counting into `metrics`.
+    pub fn new(config: &Config, log: EventLog, metrics: Arc<Metrics>) -> AppState {
+        AppState {
+            live: ArcSwap::from_pointee(LiveConfig::new(config, &metrics)),
+            log,
+            log_format: config.log.format,
+            dedupe: Dedupe::new(config.dedupe_window, config.dedupe_max_entries),
+            metrics,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            max_in_flight: config.max_concurrent_requests,
+        }
+    }
+}
+
+/// The router: the [`reserved`] paths, and every configured hook path (looked up per request, so a
 /// reload changes hooks without rebuilding anything).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/healthz", get(healthz).fallback(method_not_allowed))
-        .route("/metrics", get(metrics).fallback(method_not_allowed))
+        .route(reserved::HEALTHZ, get(healthz).fallback(method_not_allowed))
+        .route(reserved::METRICS, get(metrics).fallback(method_not_allowed))
         .fallback(hook)
         .with_state(state)
 }
@@ -85,48 +110,84 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Every request that is not `/healthz` or `/metrics`: resolves the client address, runs the hook
-/// extractor and handler, then logs and counts how the request ended. Observing here rather than in
-/// a middleware layer keeps the hot path to one router dispatch and no boxed layer future
-/// (measured with callgrind), while still seeing the extractor's rejections.
+/// Every request that is not a reserved path: reads and verifies it ([`HookRequest::read`]), hands
+/// it to [`handler::receive`], then counts and logs how it ended, in this one place, before
+/// turning the result into a response. Observing here rather than in a middleware layer keeps
+/// the hot path to one router dispatch and no boxed layer future.
 async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let start = Instant::now();
     let target = HookTarget::resolve(&state, &req);
     let method = req.method().clone();
-    let path_for_log = target.hook.is_none().then(|| req.uri().path().to_owned());
-    let resp = match HookRequest::read(req, &state, &target).await {
-        Ok(r) => handler::receive(State(state.clone()), r)
-            .await
-            .into_response(),
-        Err(e) => e.into_response(),
+    let unknown_path = target.hook.is_none().then(|| req.uri().path().to_owned());
+    let result = match HookRequest::read(req, &state, &target).await {
+        Ok(r) => handler::receive(&state, r).await,
+        Err(e) => Err(e),
     };
-    let elapsed = start.elapsed();
-    let hook = target.hook.as_deref();
-    let label = hook.map_or("none", |h| &*h.path);
-    let client = target.client;
-    if let Some(Accepted(outcome)) = resp.extensions().get::<Accepted>() {
+    let ended = Ended {
+        target: &target,
+        method: &method,
+        unknown_path: unknown_path.as_deref(),
+        elapsed: start.elapsed(),
+    };
+    match result {
+        Ok(accepted) => {
+            ended.accepted(&state, &accepted);
+            accepted.into_response()
+        }
+        Err(e) => {
+            ended.refused(&state, &e);
+            e.into_response()
+        }
+    }
+}
+
+/// What the metrics and the diagnostics say about a finished hook request.
+struct Ended<'a> {
+    target: &'a HookTarget,
+    method: &'a Method,
+    /// The request path when no hook has it (a hook's path is its label).
+    unknown_path: Option<&'a str>,
+    elapsed: Duration,
+}
+
+impl Ended<'_> {
+    fn label(&self) -> &str {
+        self.target.hook.as_deref().map_or("none", |h| &*h.path)
+    }
+
+    fn accepted(&self, state: &AppState, accepted: &Accepted) {
+        let hook = self.target.hook.as_deref();
+        let outcome = accepted.outcome();
         match (hook, outcome) {
-            (Some(h), Outcome::accepted) => h.metrics.accepted(elapsed),
+            (Some(h), Outcome::accepted) => h.metrics.accepted(self.elapsed),
             _ => state
                 .metrics
-                .request(hook.map(|h| &h.path), *outcome, elapsed),
+                .request(hook.map(|h| &h.path), outcome, self.elapsed),
         }
-        tracing::debug!(hook = label, client = ?client, outcome = outcome.as_str(), ?elapsed, "accepted");
-    } else if let Some(rej) = resp.extensions().get::<Rejection>() {
+        tracing::debug!(
+            hook = self.label(), client = ?self.target.client, outcome = outcome.as_str(),
+            elapsed = ?self.elapsed, "accepted"
+        );
+    }
+
+    fn refused(&self, state: &AppState, e: &ApiError) {
+        let outcome = e.outcome();
+        let hook = self.target.hook.as_deref();
         state
             .metrics
-            .request(hook.map(|h| &h.path), rej.outcome, elapsed);
-        let status = resp.status().as_u16();
-        let path = path_for_log.as_deref().unwrap_or(label);
-        match rej.outcome {
+            .request(hook.map(|h| &h.path), outcome, self.elapsed);
+        let (method, client) = (self.method, self.target.client);
+        let status = e.status().as_u16();
+        let path = self.unknown_path.unwrap_or(self.label());
+        let reason = e.detail();
+        match outcome {
             Outcome::not_found | Outcome::method_not_allowed => tracing::info!(
-                %method, path, client = ?client, status, reason = %rej.detail, "request refused"
+                %method, path, client = ?client, status, reason = %reason, "request refused"
             ),
             _ => tracing::warn!(
-                %method, path, client = ?client, status, outcome = rej.outcome.as_str(),
-                reason = %rej.detail, "request refused"
+                %method, path, client = ?client, status, outcome = outcome.as_str(),
+                reason = %reason, "request refused"
             ),
         }
     }
-    resp
 }
