@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
 
 use super::*;
@@ -70,12 +69,17 @@ fn netbox_missing_and_malformed_headers() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared helpers: an independent signer built directly on the `hmac` crate (never `sign`).
+// Shared helpers: the independent signer every test uses (never `sign`).
 // ---------------------------------------------------------------------------------------------
+
+#[path = "../../tests/common/sign.rs"]
+mod independent;
+use independent::{mac, signature_headers as independent_headers};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use proptest::prelude::*;
+use strum::IntoEnumIterator;
 
 const TOLERANCE: u64 = 300;
 
@@ -95,23 +99,6 @@ fn owned_headers(pairs: &[(String, String)]) -> HeaderMap {
     h
 }
 
-/// HMAC of the concatenated parts, straight from the `hmac` crate.
-fn mac(algorithm: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-        let mut m = <M as Mac>::new_from_slice(key).unwrap();
-        for p in parts {
-            m.update(p);
-        }
-        m.finalize().into_bytes().to_vec()
-    }
-    match algorithm {
-        Algorithm::Md5 => run::<Hmac<md5::Md5>>(key, parts),
-        Algorithm::Sha1 => run::<Hmac<sha1::Sha1>>(key, parts),
-        Algorithm::Sha256 => run::<Hmac<sha2::Sha256>>(key, parts),
-        Algorithm::Sha512 => run::<Hmac<sha2::Sha512>>(key, parts),
-    }
-}
-
 fn hmac_scheme(algorithm: Algorithm, encoding: Encoding, prefix: &str) -> Scheme {
     Scheme::Hmac {
         header: "x-signature".into(),
@@ -124,25 +111,12 @@ fn hmac_scheme(algorithm: Algorithm, encoding: Encoding, prefix: &str) -> Scheme
 
 /// Every scheme, with the generic one in every algorithm × encoding and with/without a prefix.
 fn all_schemes() -> Vec<Scheme> {
-    let mut v = vec![
-        Scheme::Netbox,
-        Scheme::Github,
-        Scheme::Gitlab,
-        Scheme::StandardWebhooks,
-        Scheme::Stripe,
-        Scheme::Slack,
-        Scheme::Shopify,
-    ];
-    for (i, algorithm) in [
-        Algorithm::Md5,
-        Algorithm::Sha1,
-        Algorithm::Sha256,
-        Algorithm::Sha512,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for encoding in [Encoding::Hex, Encoding::Base64] {
+    let mut v: Vec<Scheme> = Provider::iter()
+        .filter(|p| *p != Provider::Hmac)
+        .map(Scheme::from_provider)
+        .collect();
+    for (i, algorithm) in Algorithm::iter().enumerate() {
+        for encoding in Encoding::iter() {
             let prefix = if i % 2 == 0 { "" } else { "sha=" };
             v.push(hmac_scheme(algorithm, encoding, prefix));
             v.push(hmac_scheme(algorithm, encoding, "v1="));
@@ -157,80 +131,6 @@ fn secret_for(scheme: &Scheme, key: &[u8]) -> Vec<u8> {
     match scheme {
         Scheme::StandardWebhooks => format!("whsec_{}", B64.encode(key)).into_bytes(),
         _ => key.to_vec(),
-    }
-}
-
-/// The headers a sender of `scheme` sends, computed independently of `sign`. `key` is the raw HMAC
-/// key (for GitLab, the token; for Standard Webhooks, the decoded secret).
-fn independent_headers(
-    scheme: &Scheme,
-    key: &[u8],
-    body: &[u8],
-    ts: i64,
-    id: &str,
-) -> Vec<(String, String)> {
-    let ts = ts.to_string();
-    let p = |n: &str, v: String| (n.to_string(), v);
-    match scheme {
-        Scheme::Netbox => vec![p(
-            "x-hook-signature",
-            hex::encode(mac(Algorithm::Sha512, key, &[body])),
-        )],
-        Scheme::Github => vec![p(
-            "x-hub-signature-256",
-            format!(
-                "sha256={}",
-                hex::encode(mac(Algorithm::Sha256, key, &[body]))
-            ),
-        )],
-        Scheme::Gitlab => vec![p(
-            "x-gitlab-token",
-            String::from_utf8(key.to_vec()).unwrap(),
-        )],
-        Scheme::Shopify => vec![p(
-            "x-shopify-hmac-sha256",
-            B64.encode(mac(Algorithm::Sha256, key, &[body])),
-        )],
-        Scheme::StandardWebhooks => {
-            let tag = mac(
-                Algorithm::Sha256,
-                key,
-                &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
-            );
-            vec![
-                p("webhook-id", id.to_string()),
-                p("webhook-timestamp", ts.clone()),
-                p("webhook-signature", format!("v1,{}", B64.encode(tag))),
-            ]
-        }
-        Scheme::Stripe => {
-            let tag = mac(Algorithm::Sha256, key, &[ts.as_bytes(), b".", body]);
-            vec![p(
-                "stripe-signature",
-                format!("t={ts},v1={}", hex::encode(tag)),
-            )]
-        }
-        Scheme::Slack => {
-            let tag = mac(Algorithm::Sha256, key, &[b"v0:", ts.as_bytes(), b":", body]);
-            vec![
-                p("x-slack-request-timestamp", ts.clone()),
-                p("x-slack-signature", format!("v0={}", hex::encode(tag))),
-            ]
-        }
-        Scheme::Hmac {
-            header,
-            algorithm,
-            encoding,
-            prefix,
-            ..
-        } => {
-            let tag = mac(*algorithm, key, &[body]);
-            let enc = match encoding {
-                Encoding::Hex => hex::encode(tag),
-                Encoding::Base64 => B64.encode(tag),
-            };
-            vec![p(header, format!("{prefix}{enc}"))]
-        }
     }
 }
 
@@ -1411,4 +1311,38 @@ fn sign_reproduces_published_vectors() {
     )
     .unwrap();
     assert!(slack.contains(&("X-Slack-Signature".to_string(), SLACK_SIG.to_string())));
+}
+
+/// The signer the integration tests, the bench and the fuzz targets use reproduces the providers'
+/// published examples, so those tests check the server against the providers.
+#[test]
+fn independent_signer_reproduces_published_vectors() {
+    let gh = independent::request_headers(
+        &Scheme::Github,
+        b"It's a Secret to Everybody",
+        b"Hello, World!",
+        0,
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    );
+    assert_eq!(
+        gh[0].1,
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    );
+    assert_eq!(gh[1].0, "x-github-delivery");
+    let sw = independent::request_headers(
+        &Scheme::StandardWebhooks,
+        SW_SECRET.as_bytes(),
+        SW_BODY,
+        SW_TS,
+        SW_ID,
+    );
+    assert!(sw.contains(&("webhook-signature".to_string(), SW_SIG.to_string())));
+    let slack = independent::request_headers(
+        &Scheme::Slack,
+        SLACK_SECRET.as_bytes(),
+        SLACK_BODY,
+        SLACK_TS,
+        "",
+    );
+    assert!(slack.contains(&("x-slack-signature".to_string(), SLACK_SIG.to_string())));
 }

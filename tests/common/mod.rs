@@ -1,7 +1,9 @@
 //! Test harness: runs the real `webhook-listener` binary on 127.0.0.1:0 in a temp directory, learns
-//! its address from its own start-up line (the readiness signal), and signs requests with the `hmac`
-//! crate directly, never with the code under test.
+//! its address from its own start-up line (the readiness signal), and signs requests with the
+//! independent signer in [`sign`], never with the code under test.
 #![allow(dead_code)]
+
+pub mod sign;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,7 +13,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
+pub use strum::IntoEnumIterator;
+pub use webhook_listener::signature::{Algorithm, Encoding, Provider, Scheme};
 
 pub const NETBOX_SECRET: &str = "my-webhook-secret";
 
@@ -43,18 +46,69 @@ pub fn netbox_fixtures() -> Vec<(String, Vec<u8>, String)> {
         .collect()
 }
 
-pub fn hmac_sha512_hex(secret: &[u8], body: &[u8]) -> String {
-    let mut m = Hmac::<sha2::Sha512>::new_from_slice(secret).unwrap();
-    m.update(body);
-    hex::encode(m.finalize().into_bytes())
+/// NetBox's `X-Hook-Signature` for `body`: hex HMAC-SHA512.
+pub fn netbox_signature(secret: &[u8], body: &[u8]) -> String {
+    hex::encode(sign::mac(Algorithm::Sha512, secret, &[body]))
 }
 
-pub fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    for p in parts {
-        m.update(p);
+/// The scheme a provider's test hook uses. The generic `hmac` one is `X-Signature: sha256=<hex>`
+/// with `X-Delivery-Id`, as [`hook`] configures it.
+pub fn test_scheme(p: Provider) -> Scheme {
+    match p {
+        Provider::Hmac => Scheme::Hmac {
+            header: "x-signature".into(),
+            algorithm: Algorithm::Sha256,
+            encoding: Encoding::Hex,
+            prefix: "sha256=".into(),
+            delivery_id_header: Some("x-delivery-id".into()),
+        },
+        p => Scheme::from_provider(p),
     }
-    m.finalize().into_bytes().to_vec()
+}
+
+/// Secret number `n` in the form the provider hands it out.
+pub fn secret(p: Provider, n: u32) -> String {
+    match p {
+        // Standard Webhooks: "whsec_" + base64 of the key bytes.
+        Provider::StandardWebhooks => format!(
+            "whsec_{}",
+            sign::b64(format!("standard-webhooks key {n} / 0123456789").as_bytes())
+        ),
+        // Stripe secrets also start with whsec_, but are used as the key whole, as-is.
+        Provider::Stripe => format!("whsec_stripe{n}Tx9sQ3kLmN0pR7vW2yZ4bC6dF8gH1jK"),
+        p => format!("{}-secret-{n}", p.name()),
+    }
+}
+
+/// The `[[hooks]]` table of `p` at `path` accepting each of `secrets`, plus `extra` keys.
+pub fn hook(p: Provider, path: &str, secrets: &[String], extra: &str) -> String {
+    let secrets: Vec<String> = secrets.iter().map(|s| format!("{s:?}")).collect();
+    let generic = match test_scheme(p) {
+        Scheme::Hmac { prefix, .. } => format!(
+            "header = \"X-Signature\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\nprefix = \"{prefix}\"\ndelivery_id_header = \"X-Delivery-Id\"\n"
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "[[hooks]]\npath = \"{path}\"\nprovider = \"{}\"\nsecrets = [{}]\n{generic}{extra}\n",
+        p.name(),
+        secrets.join(", ")
+    )
+}
+
+/// What a sender of `p` sends for `body`, signed with `secret` at `ts` with delivery `id`.
+pub fn signed(p: Provider, secret: &str, body: &[u8], ts: i64, id: &str) -> Headers {
+    sign::request_headers(&test_scheme(p), secret.as_bytes(), body, ts, id)
+}
+
+pub type Headers = Vec<(String, String)>;
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// A NetBox hook config using the test secret.
@@ -263,16 +317,16 @@ pub fn client() -> reqwest::Client {
 }
 
 /// Posts `body` to `url` with `headers`; returns status and the JSON body.
-pub async fn post(
+pub async fn post<K: AsRef<str>>(
     url: &str,
-    headers: &[(&str, String)],
+    headers: &[(K, String)],
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
     let mut req = client()
         .post(url)
         .header("content-type", "application/json");
     for (k, v) in headers {
-        req = req.header(*k, v);
+        req = req.header(k.as_ref(), v);
     }
     let resp = req.body(body).send().await.expect("request");
     let status = resp.status().as_u16();
@@ -284,7 +338,7 @@ pub async fn post(
 
 /// Posts a NetBox body signed with the test secret.
 pub async fn post_netbox(url: &str, body: &[u8]) -> (u16, serde_json::Value) {
-    let sig = hmac_sha512_hex(NETBOX_SECRET.as_bytes(), body);
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), body);
     post(url, &[("x-hook-signature", sig)], body.to_vec()).await
 }
 

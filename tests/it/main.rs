@@ -1,3 +1,11 @@
-//! The integration tests, one binary so the crate links once.
+//! The integration tests: the real binary on 127.0.0.1:0, real sockets, the real event log. One
+//! test binary with a module per subject, so the crate is linked once.
 
+#[path = "../common/mod.rs"]
+mod common;
+
+mod durability;
 mod layers;
+mod netbox;
+mod operations;
+mod providers;

@@ -1,13 +1,11 @@
 //! Issue #4: nothing acknowledged is ever lost. Real server, real files, real signals, 16 clients.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,7 +32,7 @@ fn start_load(url: String) -> (Arc<Load>, Vec<tokio::task::JoinHandle<()>>) {
                 while !load.stop.load(Ordering::Relaxed) && failures < 50 {
                     let id = uuid::Uuid::new_v4().to_string();
                     let body = netbox_body(&id);
-                    let sig = hmac_sha512_hex(NETBOX_SECRET.as_bytes(), &body);
+                    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &body);
                     load.sent.lock().unwrap().push(id.clone());
                     let resp = client
                         .post(&url)

@@ -1,10 +1,8 @@
 //! Issue #2 end to end: the real binary, real NetBox bodies, real sockets and the real event log.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -71,12 +69,16 @@ async fn signature_failures_are_401_with_generic_message_and_leave_no_line() {
     let server = Server::start(&netbox_hook("/webhook/"));
     let url = server.url("/webhook/");
     let body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
-    let good = hmac_sha512_hex(NETBOX_SECRET.as_bytes(), &body);
-    let sha256 = hex::encode(hmac_sha256(NETBOX_SECRET.as_bytes(), &[&body]));
+    let good = netbox_signature(NETBOX_SECRET.as_bytes(), &body);
+    let sha256 = hex::encode(sign::mac(
+        Algorithm::Sha256,
+        NETBOX_SECRET.as_bytes(),
+        &[&body],
+    ));
     let cases: Vec<(&str, Option<String>)> = vec![
         (
             "wrong secret",
-            Some(hmac_sha512_hex(b"not-the-secret", &body)),
+            Some(netbox_signature(b"not-the-secret", &body)),
         ),
         ("sha256 where sha512 is due", Some(sha256)),
         ("odd-length hex", Some(good[..127].to_string())),
@@ -145,7 +147,7 @@ async fn body_cap_applies_to_declared_and_streamed_bodies() {
 
     // Declared Content-Length above the cap: 413 before the body is read.
     let big = big_json(1_200_000);
-    let sig = hmac_sha512_hex(NETBOX_SECRET.as_bytes(), &big);
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &big);
     let (status, json) = post(&url, &[("x-hook-signature", sig.clone())], big.clone()).await;
     assert_eq!(status, 413);
     assert!(
@@ -167,7 +169,7 @@ async fn body_cap_applies_to_declared_and_streamed_bodies() {
 
     // 900 kB chunked and signed: accepted.
     let ok = big_json(900_000);
-    let sig = hmac_sha512_hex(NETBOX_SECRET.as_bytes(), &ok);
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &ok);
     let resp = client()
         .post(&url)
         .header("x-hook-signature", sig)
