@@ -17,20 +17,19 @@ use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use axum::Router;
 use hmac::{Hmac, Mac};
+
+#[path = "shared/mod.rs"]
+mod shared;
 use sha2::Sha512;
 use std::io::Write;
 use std::sync::Arc;
 
 /// Answers 200 when `X-Hook-Signature` is the HMAC-SHA512 hex of `body`, else 401.
 async fn receive(key: Arc<Hmac<Sha512>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    let sig = headers
-        .get("x-hook-signature")
-        .and_then(|v| hex::decode(v.as_bytes()).ok());
-    let mut mac = (*key).clone();
-    mac.update(&body);
-    let (status, text) = match sig {
-        Some(sig) if mac.verify_slice(&sig).is_ok() => (StatusCode::OK, r#"{"result":"ok"}"#),
-        _ => (StatusCode::UNAUTHORIZED, r#"{"result":"unauthorized"}"#),
+    let (status, text) = if shared::signed(&key, &headers, &body) {
+        (StatusCode::OK, r#"{"result":"ok"}"#)
+    } else {
+        (StatusCode::UNAUTHORIZED, r#"{"result":"unauthorized"}"#)
     };
     (status, [(header::CONTENT_TYPE, "application/json")], text)
 }

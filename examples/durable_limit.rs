@@ -26,6 +26,9 @@ use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use axum::Router;
 use hmac::{Hmac, Mac};
+
+#[path = "shared/mod.rs"]
+mod shared;
 use sha2::Sha512;
 use tokio::sync::oneshot;
 
@@ -55,21 +58,15 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    let sig = headers
-        .get("x-hook-signature")
-        .and_then(|v| hex::decode(v.as_bytes()).ok());
-    let mut mac = (*key).clone();
-    mac.update(&body);
-    let (status, text) = match sig {
-        Some(sig) if mac.verify_slice(&sig).is_ok() => {
-            let (done, stored) = oneshot::channel();
-            if log.send((body, done)).is_ok() && stored.await == Ok(true) {
-                (StatusCode::OK, r#"{"result":"ok"}"#)
-            } else {
-                (StatusCode::SERVICE_UNAVAILABLE, r#"{"result":"error"}"#)
-            }
+    let (status, text) = if shared::signed(&key, &headers, &body) {
+        let (done, stored) = oneshot::channel();
+        if log.send((body, done)).is_ok() && stored.await == Ok(true) {
+            (StatusCode::OK, r#"{"result":"ok"}"#)
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, r#"{"result":"error"}"#)
         }
-        _ => (StatusCode::UNAUTHORIZED, r#"{"result":"unauthorized"}"#),
+    } else {
+        (StatusCode::UNAUTHORIZED, r#"{"result":"unauthorized"}"#)
     };
     (status, [(header::CONTENT_TYPE, "application/json")], text)
 }

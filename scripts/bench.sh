@@ -120,6 +120,16 @@ check_post() {
     [[ $code == 200 ]] || { echo "bench.sh: signed POST to $1 got $code, not 200" >&2; exit 1; }
 }
 
+# started PORT READY_URL: the server just put in the background is PID; waits for it, checks one
+# signed POST, and sets URL.
+started() {
+    PID=$!
+    PIDS+=("$PID")
+    URL=http://127.0.0.1:$1/webhook/
+    wait_up "$PID" "$2"
+    check_post "$URL"
+}
+
 # start_ours MODE: sets PID and URL.
 start_ours() {
     local mode=$1 port fsync=true
@@ -139,11 +149,7 @@ provider = "netbox"
 secrets = ["literal:$SECRET"]
 EOF
     RUST_LOG=warn "$OURS" --config "$WORK/ours-$mode.toml" >"$WORK/ours-$mode.out" 2>"$WORK/ours-$mode.err" &
-    PID=$!
-    PIDS+=("$PID")
-    URL=http://127.0.0.1:$port/webhook/
-    wait_up "$PID" "http://127.0.0.1:$port/healthz"
-    check_post "$URL"
+    started "$port" "http://127.0.0.1:$port/healthz"
 }
 
 # start_ref MODE: sets PID and URL.
@@ -156,11 +162,7 @@ start_ref() {
     else
         WEBHOOK_SECRET=$SECRET "$BARE" "127.0.0.1:$port" >"$WORK/ref-$mode.out" 2>"$WORK/ref-$mode.err" &
     fi
-    PID=$!
-    PIDS+=("$PID")
-    URL=http://127.0.0.1:$port/webhook/
-    wait_up "$PID" "$URL"
-    check_post "$URL"
+    started "$port" "http://127.0.0.1:$port/webhook/"
 }
 
 # wrk's latency as milliseconds (it prints us, ms or s).

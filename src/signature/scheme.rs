@@ -3,22 +3,7 @@
 use std::str::FromStr;
 
 use serde::de::{self, Deserialize, Deserializer};
-use strum::{EnumIter, EnumString, IntoStaticStr, VariantNames};
-
-/// The sender a hook expects, as written in `provider = "..."`. The names are strum's
-/// (`serialize_all`), the one spelling that config, the CLI, the fuzz targets and the bench use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, EnumString, IntoStaticStr, VariantNames)]
-#[strum(serialize_all = "kebab-case")]
-pub enum Provider {
-    Netbox,
-    Github,
-    Gitlab,
-    StandardWebhooks,
-    Stripe,
-    Slack,
-    Shopify,
-    Hmac,
-}
+use strum::{EnumDiscriminants, EnumIter, EnumString, IntoStaticStr, VariantNames};
 
 impl Provider {
     /// The name as written in the config and on the command line, e.g. `standard-webhooks`.
@@ -63,8 +48,14 @@ macro_rules! deserialize_by_name {
 }
 deserialize_by_name!(Provider, Algorithm, Encoding);
 
-/// A fully specified signature scheme.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A fully specified signature scheme. Its variants, without their data, are [`Provider`]: the
+/// sender a hook expects, as written in `provider = "..."`, named once here by strum
+/// (`serialize_all`) for config, the CLI, the fuzz targets and the bench.
+#[derive(Debug, Clone, PartialEq, Eq, EnumDiscriminants)]
+#[strum_discriminants(name(Provider))]
+#[strum_discriminants(doc = "The sender a hook expects, as written in `provider = \"...\"`.")]
+#[strum_discriminants(derive(EnumIter, EnumString, IntoStaticStr, VariantNames))]
+#[strum_discriminants(strum(serialize_all = "kebab-case"))]
 pub enum Scheme {
     Netbox,
     Github,
@@ -114,16 +105,7 @@ impl Scheme {
     }
 
     pub fn provider(&self) -> Provider {
-        match self {
-            Scheme::Netbox => Provider::Netbox,
-            Scheme::Github => Provider::Github,
-            Scheme::Gitlab => Provider::Gitlab,
-            Scheme::StandardWebhooks => Provider::StandardWebhooks,
-            Scheme::Stripe => Provider::Stripe,
-            Scheme::Slack => Provider::Slack,
-            Scheme::Shopify => Provider::Shopify,
-            Scheme::Hmac { .. } => Provider::Hmac,
-        }
+        self.into()
     }
 
     /// Whether the signed content includes a timestamp, so a replay window applies.

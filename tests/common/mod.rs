@@ -149,6 +149,16 @@ impl Server {
         })
     }
 
+    /// A server with one NetBox hook at `/webhook/`, plus top-level and `[log]` keys.
+    pub fn netbox(top: &str, log: &str) -> Server {
+        Self::start_with(Options {
+            top,
+            log,
+            hooks: &netbox_hook("/webhook/"),
+            ..Default::default()
+        })
+    }
+
     pub fn start_with(o: Options) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log_path = o
@@ -342,12 +352,43 @@ pub async fn post_netbox(url: &str, body: &[u8]) -> (u16, serde_json::Value) {
     post(url, &[("x-hook-signature", sig)], body.to_vec()).await
 }
 
+/// Posts a signed NetBox body as if through a proxy that adds `X-Forwarded-For: forwarded_for`.
+pub async fn post_netbox_forwarded(
+    url: &str,
+    body: &[u8],
+    forwarded_for: &str,
+) -> (u16, serde_json::Value) {
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), body);
+    let headers = [
+        ("x-hook-signature", sig),
+        ("x-forwarded-for", forwarded_for.into()),
+    ];
+    post(url, &headers, body.to_vec()).await
+}
+
 /// A valid NetBox-shaped body with a unique request id.
 pub fn netbox_body(request_id: &str) -> Vec<u8> {
     format!(
         r#"{{"event": "created", "timestamp": "2026-11-23T15:20:42.036573+00:00", "object_type": "dcim.site", "username": "admin", "request_id": "{request_id}", "data": {{"id": 1, "url": "/api/dcim/sites/1/", "name": "Site 1"}}, "snapshots": {{"prechange": null, "postchange": {{"name": "Site 1"}}}}}}"#
     )
     .into_bytes()
+}
+
+/// The status of a signed NetBox post of [`netbox_body`] with `request_id`.
+pub async fn netbox_status(url: &str, request_id: &str) -> u16 {
+    post_netbox(url, &netbox_body(request_id)).await.0
+}
+
+/// The server's `/metrics` text.
+pub async fn metrics(server: &Server) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// The server's `/healthz` answer as JSON.

@@ -61,11 +61,7 @@ fn start_load(url: String) -> (Arc<Load>, Vec<tokio::task::JoinHandle<()>>) {
 
 /// A NetBox hook at /webhook/ with these `[log]` settings.
 fn netbox_server(log: &str) -> Server {
-    Server::start_with(Options {
-        log,
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    })
+    Server::netbox("", log)
 }
 
 /// Waits until `n` events were acknowledged (the trigger for the fault, instead of a sleep).
@@ -222,16 +218,12 @@ async fn deleted_log_file(log: &str) {
     let server = netbox_server(log);
     let url = server.url("/webhook/");
     assert_eq!(
-        post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10"))
-            .await
-            .0,
+        netbox_status(&url, "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10").await,
         200
     );
     std::fs::remove_file(&server.log_path).unwrap();
     assert_eq!(
-        post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a11"))
-            .await
-            .0,
+        netbox_status(&url, "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a11").await,
         200
     );
     let lines = server.log_lines();
@@ -245,11 +237,7 @@ async fn deleted_log_file(log: &str) {
 
 #[tokio::test]
 async fn stalled_body_is_cut_off_while_others_are_served() {
-    let server = Server::start_with(Options {
-        top: "request_timeout_secs = 1",
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    });
+    let server = Server::netbox("request_timeout_secs = 1", "");
     // Headers promise 100 bytes; 10 arrive; then nothing.
     let mut stalled = TcpStream::connect(server.addr).await.unwrap();
     stalled
@@ -318,11 +306,7 @@ async fn a_thousand_idle_connections_do_not_delay_a_new_request() {
 
 #[tokio::test]
 async fn in_flight_cap_answers_503_with_retry_after() {
-    let server = Server::start_with(Options {
-        top: "max_concurrent_requests = 2\nrequest_timeout_secs = 5",
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    });
+    let server = Server::netbox("max_concurrent_requests = 2\nrequest_timeout_secs = 5", "");
     let mut holders = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
@@ -334,14 +318,7 @@ async fn in_flight_cap_answers_503_with_retry_after() {
     // Readiness: both holders are in flight once the gauge says so.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let m = client()
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = metrics(&server).await;
         if m.lines()
             .any(|l| l.starts_with("webhook_requests_in_flight") && l.ends_with(" 2"))
         {
@@ -367,11 +344,7 @@ async fn in_flight_cap_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn json_log_format_has_the_fields_and_the_whole_payload() {
-    let server = Server::start_with(Options {
-        log: "format = \"json\"\nfsync = false",
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    });
+    let server = Server::netbox("", "format = \"json\"\nfsync = false");
     for (_, body, sig) in netbox_fixtures() {
         let (status, _) = post(&server.url("/webhook/"), &[("x-hook-signature", sig)], body).await;
         assert_eq!(status, 200);
@@ -419,9 +392,7 @@ async fn write_failure_recovers(log_settings: &str) {
     });
     let url = server.url("/webhook/");
     assert_eq!(
-        post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10"))
-            .await
-            .0,
+        netbox_status(&url, "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10").await,
         200
     );
     // The log's directory disappears: the file cannot be reopened.
@@ -434,9 +405,7 @@ async fn write_failure_recovers(log_settings: &str) {
     // Writing works again: the next event is stored without a restart.
     std::fs::create_dir(&sub).unwrap();
     assert_eq!(
-        post_netbox(&url, &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a12"))
-            .await
-            .0,
+        netbox_status(&url, "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a12").await,
         200
     );
     let lines = read_lines(&log);

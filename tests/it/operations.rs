@@ -76,91 +76,53 @@ fn every_subcommand_has_help() {
     }
 }
 
-const ALL_PROVIDERS: &str = r#"
-[[hooks]]
-path = "/netbox"
-provider = "netbox"
-secrets = ["s3cret-netbox"]
-payload = "json"
-
-[[hooks]]
-path = "/github"
-provider = "github"
-secrets = ["s3cret-github"]
-
-[[hooks]]
-path = "/gitlab"
-provider = "gitlab"
-secrets = ["s3cret-gitlab"]
-
-[[hooks]]
-path = "/svix"
-provider = "standard-webhooks"
-secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
-
-[[hooks]]
-path = "/stripe"
-provider = "stripe"
-secrets = ["whsec_stripe_test"]
-
-[[hooks]]
-path = "/slack"
-provider = "slack"
-secrets = ["s3cret-slack"]
-
-[[hooks]]
-path = "/shopify"
-provider = "shopify"
-secrets = ["s3cret-shopify"]
-
-[[hooks]]
-path = "/generic"
-provider = "hmac"
-header = "X-Signature"
-algorithm = "sha1"
-encoding = "base64"
-prefix = "sha1="
-secrets = ["s3cret-generic"]
-"#;
+/// The `sign` arguments and the hook each provider's signed request goes to (the generic one as
+/// SHA-1, base64, `sha1=`, to exercise every generic flag).
+fn sign_case(p: Provider) -> (String, String, Vec<String>) {
+    let secret = match p {
+        Provider::StandardWebhooks => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+        p => format!("s3cret-{}", p.name()),
+    };
+    let mut args = vec!["--provider".to_string(), p.name().to_string()];
+    let mut hook = format!(
+        "[[hooks]]\npath = \"/{}\"\nprovider = \"{}\"\nsecrets = [\"{secret}\"]\n",
+        p.name(),
+        p.name()
+    );
+    match p {
+        Provider::Netbox => hook.push_str("payload = \"json\"\n"),
+        Provider::Hmac => {
+            let flags = [
+                ("header", "X-Signature"),
+                ("algorithm", "sha1"),
+                ("encoding", "base64"),
+                ("prefix", "sha1="),
+            ];
+            for (key, value) in flags {
+                hook.push_str(&format!("{key} = \"{value}\"\n"));
+                args.extend([format!("--{key}"), value.to_string()]);
+            }
+        }
+        _ => {}
+    }
+    (hook, secret, args)
+}
 
 #[tokio::test]
 async fn sign_output_is_accepted_by_the_running_server_for_every_provider() {
-    let server = Server::start(ALL_PROVIDERS);
+    let cases: Vec<_> = Provider::iter().map(|p| (p, sign_case(p))).collect();
+    let hooks: String = cases
+        .iter()
+        .map(|(_, (hook, _, _))| hook.as_str())
+        .collect();
+    let server = Server::start(&hooks);
     let body_file = server.dir.path().join("body.json");
     let body = br#"{"id": "evt_123", "event_id": "Ev123", "hello": "world"}"#;
     std::fs::write(&body_file, body).unwrap();
-    let cases: &[(&str, &str, &[&str])] = &[
-        ("/netbox", "s3cret-netbox", &["--provider", "netbox"]),
-        ("/github", "s3cret-github", &["--provider", "github"]),
-        ("/gitlab", "s3cret-gitlab", &["--provider", "gitlab"]),
-        (
-            "/svix",
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            &["--provider", "standard-webhooks"],
-        ),
-        ("/stripe", "whsec_stripe_test", &["--provider", "stripe"]),
-        ("/slack", "s3cret-slack", &["--provider", "slack"]),
-        ("/shopify", "s3cret-shopify", &["--provider", "shopify"]),
-        (
-            "/generic",
-            "s3cret-generic",
-            &[
-                "--provider",
-                "hmac",
-                "--header",
-                "X-Signature",
-                "--algorithm",
-                "sha1",
-                "--encoding",
-                "base64",
-                "--prefix",
-                "sha1=",
-            ],
-        ),
-    ];
-    for (path, secret, args) in cases {
+    for (p, (_, secret, args)) in &cases {
+        let path = format!("/{}", p.name());
         let mut argv = vec!["sign", "--secret", secret];
-        argv.extend_from_slice(args);
+        argv.extend(args.iter().map(String::as_str));
         argv.push(body_file.to_str().unwrap());
         let (ok, out, err) = run(&argv, &[]);
         assert!(ok, "{path}: {err}");
@@ -172,21 +134,10 @@ async fn sign_output_is_accepted_by_the_running_server_for_every_provider() {
             })
             .collect();
         assert!(!headers.is_empty());
-        let (status, json) = post(&server.url(path), &headers, body.to_vec()).await;
+        let (status, json) = post(&server.url(&path), &headers, body.to_vec()).await;
         assert_eq!(status, 200, "{path}: {json} with {headers:?}");
     }
     assert_eq!(server.log_lines().len(), cases.len());
-}
-
-async fn metrics(server: &Server) -> String {
-    client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 fn metric(text: &str, prefix: &str) -> f64 {
@@ -260,20 +211,12 @@ fn healthcheck_subcommand_reports_the_server() {
 
 #[tokio::test]
 async fn client_address_from_trusted_proxy_only() {
-    let proxied = Server::start_with(Options {
-        top: "trusted_proxies = [\"127.0.0.1/32\"]",
-        hooks: &netbox_hook("/webhook/"),
-        ..Default::default()
-    });
+    let proxied = Server::netbox("trusted_proxies = [\"127.0.0.1/32\"]", "");
     let body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
-    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &body);
-    let (status, _) = post(
+    let (status, _) = post_netbox_forwarded(
         &proxied.url("/webhook/"),
-        &[
-            ("x-hook-signature", sig.clone()),
-            ("x-forwarded-for", "203.0.113.66, 198.51.100.7".into()),
-        ],
-        body.clone(),
+        &body,
+        "203.0.113.66, 198.51.100.7",
     )
     .await;
     assert_eq!(status, 200);
@@ -284,15 +227,7 @@ async fn client_address_from_trusted_proxy_only() {
     );
 
     let direct = Server::start(&netbox_hook("/webhook/"));
-    let (status, _) = post(
-        &direct.url("/webhook/"),
-        &[
-            ("x-hook-signature", sig),
-            ("x-forwarded-for", "198.51.100.7".into()),
-        ],
-        body,
-    )
-    .await;
+    let (status, _) = post_netbox_forwarded(&direct.url("/webhook/"), &body, "198.51.100.7").await;
     assert_eq!(status, 200);
     let line = direct.log_lines().remove(0);
     assert!(
@@ -319,15 +254,7 @@ async fn allow_ips_refuses_others_with_403_before_the_body() {
     .await;
     assert_eq!(status, 403, "{json}");
     assert_eq!(json["result"], "client address not allowed");
-    let (status, _) = post(
-        &server.url("/webhook/"),
-        &[
-            ("x-hook-signature", sig),
-            ("x-forwarded-for", "192.0.2.10".into()),
-        ],
-        body,
-    )
-    .await;
+    let (status, _) = post_netbox_forwarded(&server.url("/webhook/"), &body, "192.0.2.10").await;
     assert_eq!(status, 200, "allowed client behind the trusted proxy");
     // Refused before the body: headers alone get the answer.
     let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -412,40 +339,21 @@ async fn secret_rotation_through_a_secret_file_and_sighup() {
     );
     let server = Server::start(&hooks);
     let body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
-    let signed = |s: &str| vec![("x-hook-signature", netbox_signature(s.as_bytes(), &body))];
-    assert_eq!(
-        post(
-            &server.url("/webhook/"),
-            &signed("old-secret"),
-            body.clone()
-        )
-        .await
-        .0,
-        200
-    );
+    let url = server.url("/webhook/");
+    let signed_status = |secret: &'static str| {
+        let headers = [(
+            "x-hook-signature",
+            netbox_signature(secret.as_bytes(), &body),
+        )];
+        let (url, body) = (url.clone(), body.clone());
+        async move { post(&url, &headers, body).await.0 }
+    };
+    assert_eq!(signed_status("old-secret").await, 200);
     std::fs::write(&secret_file, "new-secret\n").unwrap();
     server.signal(Signal::SIGHUP);
     assert!(server.wait_for_stderr("config reloaded", Duration::from_secs(10)));
-    assert_eq!(
-        post(
-            &server.url("/webhook/"),
-            &signed("new-secret"),
-            body.clone()
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        post(
-            &server.url("/webhook/"),
-            &signed("old-secret"),
-            body.clone()
-        )
-        .await
-        .0,
-        401
-    );
+    assert_eq!(signed_status("new-secret").await, 200);
+    assert_eq!(signed_status("old-secret").await, 401);
 }
 
 #[tokio::test]
