@@ -1,7 +1,6 @@
 //! The `webhook-listener` binary; everything lives in the library so tests can drive it.
 
-/// mimalloc: measured fewer instructions per request than glibc malloc on the request path
-/// (callgrind, see the performance notes in README).
+/// mimalloc: less CPU per request than glibc malloc on the request path (README, Performance).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

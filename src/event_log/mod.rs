@@ -190,8 +190,8 @@ impl LogFile {
     /// Whether the next group must go to a freshly opened file. Deletion is checked before every
     /// group, on the open descriptor (no path lookup): acknowledging lines written into an unlinked
     /// file would lose them. A rename is looked for at most once a second, because that needs a
-    /// path lookup per group (~0.3 µs a request under load, perf) and lines written meanwhile are
-    /// not lost, only in the renamed file.
+    /// path lookup per group (a cost every request would share) and lines written meanwhile are not
+    /// lost, only in the renamed file.
     fn is_stale(&mut self, path: &Path) -> bool {
         if !self.is_linked() {
             return true;
@@ -205,8 +205,7 @@ impl LogFile {
 
     /// Whether the open file still has a name. Asks `statx` for the link count alone: a stat that
     /// asks for the times (as `fstat` and `File::metadata` do) makes the kernel's multigrain
-    /// timestamps give the next write a fine-grained mtime, which dirties the inode on every write
-    /// (perf: `file_update_time` and `ext4_dirty_inode` on each group).
+    /// timestamps give the next write a fine-grained mtime, which dirties the inode on every write.
     fn is_linked(&self) -> bool {
         use rustix::fs::{statx, AtFlags, StatxFlags};
         statx(&self.file, "", AtFlags::EMPTY_PATH, StatxFlags::NLINK)
@@ -243,9 +242,8 @@ struct Writer {
 impl Writer {
     /// The loop, on its own thread: `fdatasync` blocks for a disk round trip, which must not hold a
     /// runtime worker. With `fsync = false` a runtime task, and a direct append under a lock by
-    /// each request, were tried and measured slower than this thread: a `write` per request costs
-    /// more than the hand-off (a fresh server per run, `wrk -t1 -c32 -d5s` as in `scripts/bench.sh`,
-    /// 4 rounds alternating with `bare_limit`: direct 0.81 of the bare limit, this thread 0.90).
+    /// each request, were tried and were slower than this thread: a `write` per request costs more
+    /// than the hand-off (figures in the README's performance section).
     fn run(mut self) {
         let mut group = Group::default();
         while let Some(first) = self.next() {
@@ -259,9 +257,8 @@ impl Writer {
     /// The next command. While lines arrive densely (the last wait was shorter than [`SPIN`]) the
     /// queue is polled, yielding the CPU in between, before the thread sleeps: under load that
     /// saves the futex wake a request pays to rouse a sleeping writer and the writer's own sleep
-    /// and wake-up (perf: ~2 µs of kernel time per request; with `fsync = false` throughput went
-    /// from 0.78 to 0.90 of the bare limit, same A/B). After a longer wait it sleeps at once, so a
-    /// lightly loaded server burns no CPU polling.
+    /// and wake-up. After a longer wait it sleeps at once, so a lightly loaded server burns no CPU
+    /// polling.
     fn next(&mut self) -> Option<Command> {
         let start = Instant::now();
         let cmd = 'got: {

@@ -165,8 +165,7 @@ fn json_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
 }
 
 fn json_string(out: &mut Vec<u8>, s: &str) {
-    // Checked 32 bytes at a time without an early exit, so the loop vectorizes (callgrind, 2000
-    // requests: 5.5M -> 4.4M instructions in this function).
+    // Checked 32 bytes at a time without an early exit, so the loop vectorizes.
     let plain = s.as_bytes().chunks(32).all(|c| {
         c.iter()
             .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
