@@ -360,3 +360,30 @@ async fn health_get(url: &str) -> Result<String, String> {
         Err(format!("status {status}: {body}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::config::{defaults, EMBEDDED_DEFAULT};
+
+    /// `--help` describes the embedded default in words; it must name the address the code uses.
+    #[test]
+    fn config_help_names_the_default_listen_address() {
+        let cmd = Cli::command();
+        let config = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "config")
+            .unwrap();
+        let help = config.get_help().unwrap().to_string();
+        assert!(help.contains(defaults::LISTEN), "{help}");
+        let embedded = Config::from_toml(
+            &EMBEDDED_DEFAULT.replace("env:WEBHOOK_SECRET", "literal:x"),
+            "embedded",
+        )
+        .unwrap();
+        assert_eq!(embedded.listen.to_string(), defaults::LISTEN);
+        assert!(help.contains(&embedded.hooks[0].path), "{help}");
+    }
+}

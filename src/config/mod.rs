@@ -79,22 +79,36 @@ pub enum ConfigError {
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the public listener binds (read at start only).
     pub listen: SocketAddr,
+    /// The body cap, on the declared `Content-Length` and on the bytes read.
     pub max_body_bytes: usize,
+    /// For the headers (hyper's timeout, set at start) and then the body (per request).
     pub request_timeout: Duration,
+    /// How long an accepted delivery id is remembered.
     pub dedupe_window: Duration,
+    /// How many delivery ids are remembered at most.
     pub dedupe_max_entries: usize,
+    /// Hook requests in flight before new ones get 503 (read at start only).
     pub max_concurrent_requests: usize,
+    /// How long requests in flight may finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The event log (read at start only; SIGHUP reopens the same path).
     pub log: LogConfig,
+    /// At least one; paths unique.
     pub hooks: Vec<HookConfig>,
 }
 
+/// The `[log]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
+    /// The event log's path, relative to the working directory when not absolute.
     pub file: PathBuf,
+    /// How each line is written.
     pub format: LogFormat,
+    /// Whether a 2xx waits for `fdatasync`.
     pub fsync: bool,
 }
 
