@@ -20,6 +20,8 @@ use uuid::Uuid;
 use crate::signature::Verified;
 
 pub mod fast;
+#[cfg(feature = "x-jiter")]
+mod jit;
 
 /// Why a verified body was refused. `Syntax` is answered 400 (not JSON at all), `Shape` 422.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,7 @@ pub struct NetboxEvent<'a> {
     #[serde(default)]
     pub snapshots: Option<Snapshots>,
     #[serde(default, borrow)]
+    #[cfg_attr(feature = "x-sonic", serde(deserialize_with = "raw_opt"))]
     pub context: Option<&'a RawValue>,
 }
 
@@ -138,6 +141,72 @@ fn decoded_string(raw: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
 }
 
+/// A member name of `data`, matched without allocating it: only `id` and `url` matter.
+enum DataKey {
+    Id,
+    Url,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for DataKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DataKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<DataKey, E> {
+                Ok(match s {
+                    "id" => DataKey::Id,
+                    "url" => DataKey::Url,
+                    _ => DataKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// A `&RawValue` that sonic-rs can produce too (MEASUREMENT ONLY).
+struct Raw<'de>(&'de RawValue);
+
+impl<'de> Deserialize<'de> for Raw<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[cfg(not(feature = "x-sonic"))]
+        {
+            <&'de RawValue>::deserialize(d).map(Raw)
+        }
+        #[cfg(feature = "x-sonic")]
+        {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Raw<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_newtype_struct<D: Deserializer<'de>>(
+                    self,
+                    d: D,
+                ) -> Result<Raw<'de>, D::Error> {
+                    <&'de RawValue>::deserialize(d).map(Raw)
+                }
+                fn visit_borrowed_str<E: de::Error>(self, raw: &'de str) -> Result<Raw<'de>, E> {
+                    serde_json::from_str::<&'de RawValue>(raw)
+                        .map(Raw)
+                        .map_err(E::custom)
+                }
+            }
+            d.deserialize_newtype_struct("$sonic_rs::LazyValue", V)
+        }
+    }
+}
+
+#[cfg(feature = "x-sonic")]
+fn raw_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    Option::<Raw<'de>>::deserialize(d).map(|r| r.map(|r| r.0))
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for ObjectRef<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -148,16 +217,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectRef<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut obj = ObjectRef::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "id" if obj.id.is_none() => {
-                            let raw: &'de RawValue = map.next_value()?;
+                while let Some(key) = map.next_key::<DataKey>()? {
+                    match key {
+                        DataKey::Id if obj.id.is_none() => {
+                            let raw: &'de RawValue = map.next_value::<Raw<'de>>()?.0;
                             obj.id = is_scalar_id(raw.get()).then_some(raw);
                         }
-                        "url" if obj.url.is_none() => {
+                        DataKey::Url if obj.url.is_none() => {
                             // Read as a raw value first: any value is skipped cleanly, and only a
                             // string is kept.
-                            let raw: &'de RawValue = map.next_value()?;
+                            let raw: &'de RawValue = map.next_value::<Raw<'de>>()?.0;
                             obj.url = decoded_string(raw.get());
                         }
                         _ => {
@@ -221,10 +290,17 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<FixedOffset>, String> {
 
 impl<'de> Deserialize<'de> for NetboxTimestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Cow::<str>::deserialize(d)?;
-        parse_timestamp(&s)
-            .map(NetboxTimestamp)
-            .map_err(de::Error::custom)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NetboxTimestamp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<NetboxTimestamp, E> {
+                parse_timestamp(s).map(NetboxTimestamp).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -248,7 +324,16 @@ fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
 pub fn netbox(body: &Verified) -> Result<NetboxEvent<'_>, PayloadError> {
     // UTF-8 is checked once for the whole body, so the parser (and the log) need not re-check it.
     let text = utf8(body.body())?;
+    #[cfg(not(any(feature = "x-serde", feature = "x-sonic", feature = "x-jiter")))]
     if let Some(ev) = fast::netbox(text) {
+        return Ok(ev);
+    }
+    #[cfg(feature = "x-sonic")]
+    if let Ok(ev) = sonic_rs::from_str::<NetboxEvent>(text) {
+        return Ok(ev);
+    }
+    #[cfg(feature = "x-jiter")]
+    if let Some(ev) = jit::netbox(text) {
         return Ok(ev);
     }
     match serde_json::from_str::<NetboxEvent>(text) {
@@ -419,5 +504,81 @@ mod tests {
         assert_eq!(top_level_string(br#"{"id":5}"#, "id"), None);
         assert_eq!(top_level_string(br#"[1]"#, "id"), None);
         assert_eq!(top_level_string(b"not json", "id"), None);
+    }
+}
+
+#[cfg(test)]
+mod variant_check {
+    use super::*;
+    #[test]
+    fn variant_answers_fixtures_like_serde() {
+        for name in [
+            "v3.5.9-created",
+            "v3.5.9-deleted",
+            "v3.5.9-updated",
+            "v4.6.8-bulk-created-1of2",
+            "v4.6.8-created",
+            "v4.6.8-deleted",
+            "v4.6.8-updated",
+        ] {
+            let text = std::fs::read_to_string(format!(
+                "{}/tests/fixtures/netbox/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let slow = format!("{:?}", serde_json::from_str::<NetboxEvent>(&text).unwrap());
+            #[cfg(feature = "x-sonic")]
+            let got = format!("{:?}", sonic_rs::from_str::<NetboxEvent>(&text).unwrap());
+            #[cfg(feature = "x-jiter")]
+            let got = format!("{:?}", jit::netbox(&text).unwrap());
+            #[cfg(not(any(feature = "x-sonic", feature = "x-jiter")))]
+            let got = format!("{:?}", fast::netbox(&text).unwrap());
+            assert_eq!(got, slow, "{name}");
+            let ctx = text.replacen("{", r#"{"context": {"a": [1, "x"]}, "#, 1);
+            #[cfg(feature = "x-sonic")]
+            let got = format!("{:?}", sonic_rs::from_str::<NetboxEvent>(&ctx).unwrap());
+            #[cfg(feature = "x-jiter")]
+            let got = format!("{:?}", jit::netbox(&ctx).unwrap());
+            #[cfg(not(any(feature = "x-sonic", feature = "x-jiter")))]
+            let got = format!("{:?}", fast::netbox(&ctx).unwrap());
+            assert_eq!(
+                got,
+                format!("{:?}", serde_json::from_str::<NetboxEvent>(&ctx).unwrap()),
+                "{name}"
+            );
+            #[cfg(feature = "x-sonic")]
+            let ev = sonic_rs::from_str::<NetboxEvent>(&text).unwrap();
+            #[cfg(feature = "x-jiter")]
+            let ev = jit::netbox(&text).unwrap();
+            #[cfg(not(any(feature = "x-sonic", feature = "x-jiter")))]
+            let ev = serde_json::from_str::<NetboxEvent>(&text).unwrap();
+            assert!(matches!(ev.event, Cow::Borrowed(_)), "{name}");
+            assert!(
+                matches!(ev.data.as_ref().unwrap().url, Some(Cow::Borrowed(_))),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[cfg(all(test, feature = "x-sonic"))]
+mod sonic_deep {
+    use super::*;
+    #[test]
+    fn deep_nesting_in_a_skipped_value() {
+        for depth in [1000usize, 10_000, 100_000, 490_000] {
+            let text = format!(
+                r#"{{"event": "e", "timestamp": "2026-11-23T15:20:42+00:00", "x": {}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let r = sonic_rs::from_str::<NetboxEvent>(&text);
+            eprintln!(
+                "depth {depth} ({} bytes): sonic {:?}; serde_json ok={}",
+                text.len(),
+                r.as_ref().map(|_| ()),
+                serde_json::from_str::<NetboxEvent>(&text).is_ok()
+            );
+        }
     }
 }
