@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -150,6 +150,33 @@ fn decoded_string(raw: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
 }
 
+/// A member name of `data`, matched without allocating it: only `id` and `url` matter.
+enum DataKey {
+    Id,
+    Url,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for DataKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DataKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<DataKey, E> {
+                Ok(match s {
+                    "id" => DataKey::Id,
+                    "url" => DataKey::Url,
+                    _ => DataKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for ObjectRef<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -160,13 +187,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectRef<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut obj = ObjectRef::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "id" if obj.id.is_none() => {
+                while let Some(key) = map.next_key::<DataKey>()? {
+                    match key {
+                        DataKey::Id if obj.id.is_none() => {
                             let raw: &'de RawValue = map.next_value()?;
                             obj.id = is_scalar_id(raw.get()).then_some(raw);
                         }
-                        "url" if obj.url.is_none() => {
+                        DataKey::Url if obj.url.is_none() => {
                             // Read as a raw value first: any value is skipped cleanly, and only a
                             // string is kept.
                             let raw: &'de RawValue = map.next_value()?;
@@ -233,10 +260,17 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<FixedOffset>, String> {
 
 impl<'de> Deserialize<'de> for NetboxTimestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Cow::<str>::deserialize(d)?;
-        parse_timestamp(&s)
-            .map(NetboxTimestamp)
-            .map_err(de::Error::custom)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NetboxTimestamp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<NetboxTimestamp, E> {
+                parse_timestamp(s).map(NetboxTimestamp).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -253,10 +287,15 @@ fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
 }
 
 /// Parses a NetBox body. 422 messages name the field (`request_id: UUID parsing failed…`).
-/// The common case is answered by [`fast::netbox`] (about 2.5 times quicker on NetBox's bodies, as
-/// it skips `data` and `snapshots` without serde's generic per-member work); whatever it is unsure
-/// about is parsed by serde once without path tracking, and only a failing body again with
-/// `serde_path_to_error` to say where it failed.
+/// The common case is answered by [`fast::netbox`]; whatever it is unsure about is parsed by serde
+/// once without path tracking, and only a failing body again with `serde_path_to_error` to say
+/// where it failed.
+///
+/// Why a hand-written scanner beside serde: it keeps the whole service at about 112k instructions
+/// per NetBox request, where the best library path (sonic-rs) needs 124k and serde_json alone, with
+/// borrowed keys, 127k: more than the 10% that would have paid for dropping it. Measured with
+/// callgrind over the running service driven by `scripts/fixed_load.py` (issue 12; the figures are
+/// in the commit message that kept it).
 pub fn netbox(body: &[u8]) -> Result<NetboxEvent<'_>, PayloadError> {
     // UTF-8 is checked once for the whole body, so the parser (and the log) need not re-check it.
     let text = utf8(body)?;
@@ -306,14 +345,31 @@ pub fn top_level_string(body: &[u8], field: &str) -> Option<String> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut found = None;
-            while let Some(key) = map.next_key::<Cow<str>>()? {
-                if key == self.0 && found.is_none() {
+            while let Some(is_field) = map.next_key_seed(IsField(self.0))? {
+                if is_field && found.is_none() {
                     found = map.next_value::<Option<String>>().ok().flatten();
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
             Ok(found)
+        }
+    }
+    /// Whether a member name is `field`, compared without allocating the name.
+    struct IsField<'f>(&'f str);
+    impl<'de> DeserializeSeed<'de> for IsField<'_> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_identifier(self)
+        }
+    }
+    impl Visitor<'_> for IsField<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
+            Ok(s == self.0)
         }
     }
     let mut de = serde_json::Deserializer::from_slice(body);
