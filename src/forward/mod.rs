@@ -7,6 +7,9 @@
 
 pub mod event;
 pub mod sink;
+pub mod spool;
+#[cfg(test)]
+mod testing;
 
 pub use event::Event;
 pub use sink::{DeliveryError, Sink};
