@@ -6,10 +6,17 @@
 //! letters live once, around every sink, not inside each.
 
 pub mod event;
+pub mod filter;
+pub mod runner;
 pub mod sink;
 pub mod spool;
+pub mod status;
 #[cfg(test)]
 mod testing;
 
 pub use event::Event;
+pub use filter::EventFilter;
+pub use runner::{Runner, RunnerConfig};
 pub use sink::{DeliveryError, Sink};
+pub use spool::{Spool, SpoolConfig, SpoolError, SpoolHandle};
+pub use status::{SinkState, SinkStatus, StatusSnapshot};

@@ -53,7 +53,10 @@ fn appended_records_become_readable_only_after_sync() {
 
     assert_eq!(spool.append(&event(1)).expect("append"), 1);
     assert_eq!(spool.append(&event(2)).expect("append"), 2);
-    assert!(reader.next_record().expect("read").is_none(), "not synced yet");
+    assert!(
+        reader.next_record().expect("read").is_none(),
+        "not synced yet"
+    );
     assert_eq!(*durable.borrow(), 0);
 
     spool.sync().expect("sync");
