@@ -2,8 +2,11 @@
 //! JetStream, Redis Streams, a command, an HTTP relay) through a spool the service owns.
 //!
 //! The pieces, lowest first: [`event`] is what travels (pure data); [`sink`] is the one job a sink
-//! has (deliver one event, say whether to retry). The spool, checkpoints, retries, backoff and dead
-//! letters live once, around every sink, not inside each.
+//! has (deliver one event, say whether to retry); [`spool`] keeps every accepted event durable
+//! until every sink has it (segments, checkpoints, dead letters); [`runner`] drives one sink over
+//! the spool (retries, backoff, in-flight bound, filters, pause) and publishes its [`status`].
+//! The spool, checkpoints, retries, backoff and dead letters live once, around every sink, not
+//! inside each.
 
 pub mod event;
 pub mod filter;
@@ -13,6 +16,7 @@ pub mod spool;
 pub mod status;
 #[cfg(test)]
 mod testing;
+mod window;
 
 pub use event::Event;
 pub use filter::EventFilter;

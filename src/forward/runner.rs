@@ -9,7 +9,7 @@
 //! events a second). A crash between a confirmation and its checkpoint re-sends a few events, which
 //! the brokers' de-duplication (`Event::dedupe_key`) collapses: at least once, never lost.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use super::filter::EventFilter;
 use super::spool::dead_letter::{self, DeadLetter};
 use super::spool::{Checkpoint, Record, Skipped, SpoolError, SpoolHandle, SpoolReader};
 use super::status::SinkStatus;
+use super::window::Window;
 use super::{DeliveryError, Event, Sink};
 
 /// A peer's `Retry-After` is honoured up to this long, so a buggy or hostile answer cannot park a
@@ -335,57 +336,6 @@ fn retry_after(e: &DeliveryError, next: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// Read events not yet finished, in sequence order, and how far the finished prefix reaches.
-/// Finished entries next to each other merge, so its length stays about twice the events in hand.
-struct Window {
-    entries: VecDeque<Slot>,
-    confirmed: u64,
-}
-
-struct Slot {
-    /// The last sequence number the slot covers (a finished slot may cover a run).
-    last: u64,
-    done: bool,
-    received_ms: i64,
-}
-
-impl Window {
-    fn push_done(&mut self, last: u64) {
-        match self.entries.back_mut() {
-            None => self.confirmed = last,
-            Some(s) if s.done => s.last = last,
-            Some(_) => self.entries.push_back(Slot {
-                last,
-                done: true,
-                received_ms: 0,
-            }),
-        }
-    }
-
-    fn push_pending(&mut self, seq: u64, received_ms: i64) {
-        self.entries.push_back(Slot {
-            last: seq,
-            done: false,
-            received_ms,
-        });
-    }
-
-    fn finish(&mut self, seq: u64) {
-        if let Ok(i) = self.entries.binary_search_by_key(&seq, |s| s.last) {
-            self.entries[i].done = true;
-        }
-        while self.entries.front().is_some_and(|s| s.done) {
-            if let Some(s) = self.entries.pop_front() {
-                self.confirmed = s.last;
-            }
-        }
-    }
-
-    fn oldest(&self) -> Option<i64> {
-        self.entries.iter().find(|s| !s.done).map(|s| s.received_ms)
-    }
-}
-
 /// The runner task: dispatch, collect, checkpoint, until stopped.
 async fn run<S: Sink>(
     core: Arc<Core<S>>,
@@ -396,10 +346,7 @@ async fn run<S: Sink>(
 ) {
     let status = core.status.clone();
     let max = core.config.max_in_flight.max(1);
-    let mut window = Window {
-        entries: VecDeque::new(),
-        confirmed: checkpoint.get(),
-    };
+    let mut window = Window::new(checkpoint.get());
     // Read but not dispatched: the next event(s), and events a pause sent back.
     let mut ready: BTreeMap<u64, Event> = BTreeMap::new();
     let mut in_flight = FuturesUnordered::new();

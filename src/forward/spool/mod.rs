@@ -215,7 +215,7 @@ impl Spool {
             fs::create_dir_all(&d).map_err(|e| SpoolError::io("create", &d, e))?;
         }
         segment::sync_dir(&dir).map_err(|e| SpoolError::io("sync", &dir, e))?;
-        let lock = lock(&dir)?;
+        let lock = segment::lock(&dir)?;
         let floor = checkpoint::highest(&dir)? + 1;
         let firsts = segment::list(&dir).map_err(|e| SpoolError::io("list", &dir, e))?;
 
@@ -231,7 +231,7 @@ impl Spool {
         let (mut active_first, mut next_seq, mut active_len) = (floor, floor, 0);
         if let Some(&first) = firsts.last() {
             let p = segment::path(&dir, first);
-            let (len, last, cut) = recover(&p, first)?;
+            let (len, last, cut) = segment::recover(&p, first)?;
             torn_tail = cut;
             (active_first, next_seq, active_len) = (first, last.map_or(first, |s| s + 1), len);
         }
@@ -447,59 +447,6 @@ impl Spool {
         }
         self.shared.used_bytes.store(self.used, Ordering::Relaxed);
     }
-}
-
-fn lock(dir: &Path) -> Result<File, SpoolError> {
-    let path = dir.join("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| SpoolError::io("open", &path, e))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(SpoolError::Locked(dir.to_path_buf())),
-        Err(e) => Err(SpoolError::io("lock", &path, e.into())),
-    }
-}
-
-/// Scans the newest segment and cuts a torn tail: returns its intact length, its last sequence
-/// number and what was cut.
-fn recover(path: &Path, first: u64) -> Result<(u64, Option<u64>, Option<TornTail>), SpoolError> {
-    let scan = segment::scan(path, first).map_err(|e| SpoolError::io("read", path, e))?;
-    let Some((offset, damage)) = scan.damage else {
-        return Ok((scan.valid_len, scan.last_seq, None));
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| SpoolError::io("open", path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| SpoolError::io("stat", path, e))?
-        .len();
-    let mut records_cut = 1;
-    let mut at = offset + 1;
-    while let Some((found, header)) =
-        segment::resync(&file, at).map_err(|e| SpoolError::io("read", path, e))?
-    {
-        records_cut += 1;
-        at = found + header.record_len();
-    }
-    file.set_len(offset)
-        .map_err(|e| SpoolError::io("truncate", path, e))?;
-    file.sync_all()
-        .map_err(|e| SpoolError::io("sync", path, e))?;
-    let tail = TornTail {
-        segment: path.to_path_buf(),
-        offset,
-        bytes_cut: len - offset,
-        records_cut,
-        damage,
-    };
-    Ok((offset, scan.last_seq, Some(tail)))
 }
 
 #[cfg(test)]

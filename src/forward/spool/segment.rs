@@ -1,12 +1,13 @@
 //! Segment files on disk: their names, listing them, reading one record at an offset, and the
-//! recovery scan of the newest one at open.
+//! recovery of the newest one at open, and the directory lock.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, FrameError, Header, HEADER_LEN};
+use super::{SpoolError, TornTail};
 use crate::forward::Event;
 
 /// Segment names are their first sequence number, zero-padded so that a plain `ls` sorts them.
@@ -198,4 +199,62 @@ pub fn resync(file: &File, from: u64) -> io::Result<Option<(u64, Header)>> {
         // Overlap by the magic's length less one, so a magic split across chunks is still found.
         base += (n - (frame::MAGIC.len() - 1)) as u64;
     }
+}
+
+/// Takes the spool's `flock`, so two processes (say, two replicas given one volume) never share
+/// one spool.
+pub(super) fn lock(dir: &Path) -> Result<File, SpoolError> {
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SpoolError::io("open", &path, e))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(SpoolError::Locked(dir.to_path_buf())),
+        Err(e) => Err(SpoolError::io("lock", &path, e.into())),
+    }
+}
+
+/// Scans the newest segment and cuts a torn tail: returns its intact length, its last sequence
+/// number and what was cut.
+pub(super) fn recover(
+    path: &Path,
+    first: u64,
+) -> Result<(u64, Option<u64>, Option<TornTail>), SpoolError> {
+    let scan = scan(path, first).map_err(|e| SpoolError::io("read", path, e))?;
+    let Some((offset, damage)) = scan.damage else {
+        return Ok((scan.valid_len, scan.last_seq, None));
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| SpoolError::io("open", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| SpoolError::io("stat", path, e))?
+        .len();
+    let mut records_cut = 1;
+    let mut at = offset + 1;
+    while let Some((found, header)) =
+        resync(&file, at).map_err(|e| SpoolError::io("read", path, e))?
+    {
+        records_cut += 1;
+        at = found + header.record_len();
+    }
+    file.set_len(offset)
+        .map_err(|e| SpoolError::io("truncate", path, e))?;
+    file.sync_all()
+        .map_err(|e| SpoolError::io("sync", path, e))?;
+    let tail = TornTail {
+        segment: path.to_path_buf(),
+        offset,
+        bytes_cut: len - offset,
+        records_cut,
+        damage,
+    };
+    Ok((offset, scan.last_seq, Some(tail)))
 }
