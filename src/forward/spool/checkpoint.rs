@@ -78,8 +78,17 @@ fn write(path: &Path, seq: u64) -> io::Result<()> {
     super::segment::sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// One registered sink's checkpoint. Cheap to clone; the registration ends (and stops holding
-/// segments back) when the last clone is dropped, e.g. when a reload removes the sink.
+/// A sink's entry in the spool's registry: the durable value the spool reads to decide what it
+/// may delete, and the handle in use, if any (so two runners never drive one sink).
+pub(super) struct Registered {
+    pub(super) value: Arc<AtomicU64>,
+    live: Weak<Inner>,
+}
+
+/// One registered sink's checkpoint. Cheap to clone. Dropping it does not end the registration:
+/// a runner that stops at shutdown must go on holding back the segments it still needs while the
+/// writer commits its last groups. A reload that removes a sink calls
+/// [`SpoolHandle::unregister`](super::SpoolHandle::unregister).
 #[derive(Clone)]
 pub struct Checkpoint(Arc<Inner>);
 
@@ -88,38 +97,42 @@ struct Inner {
     path: PathBuf,
     /// The durable value; shared with the spool's registry.
     value: Arc<AtomicU64>,
-    registry: Weak<Shared>,
 }
 
 impl Checkpoint {
-    /// Registers `name` with the spool: loads its checkpoint, or, for a sink seen for the first
-    /// time, starts it at `start` (the events accepted from now on; older ones are for `replay`).
-    pub(super) fn register(
-        shared: &Arc<Shared>,
-        name: &str,
-        start: u64,
-    ) -> Result<Self, SpoolError> {
+    /// Registers `name` with the spool, or takes up its registration again once the previous
+    /// handle is gone (a runner restarted by a reload). Loads its checkpoint or, for a sink seen
+    /// for the first time, starts it at `start` (the events accepted from now on; older ones are
+    /// for `replay`).
+    pub(super) fn register(shared: &Shared, name: &str, start: u64) -> Result<Self, SpoolError> {
         validate_sink_name(name)?;
         let path = dir(&shared.dir).join(name);
         let mut registry = shared.lock_checkpoints();
-        if registry.contains_key(name) {
-            return Err(SpoolError::AlreadyRegistered(name.to_owned()));
-        }
-        let seq = match load(&path)? {
-            Some(seq) => seq,
+        let value = match registry.get(name) {
+            Some(r) if r.live.strong_count() > 0 => {
+                return Err(SpoolError::AlreadyRegistered(name.to_owned()))
+            }
+            Some(r) => r.value.clone(),
             None => {
-                write(&path, start).map_err(|e| SpoolError::io("write checkpoint", &path, e))?;
-                start
+                let seq = match load(&path)? {
+                    Some(seq) => seq,
+                    None => {
+                        write(&path, start)
+                            .map_err(|e| SpoolError::io("write checkpoint", &path, e))?;
+                        start
+                    }
+                };
+                Arc::new(AtomicU64::new(seq))
             }
         };
-        let value = Arc::new(AtomicU64::new(seq));
-        registry.insert(name.to_owned(), value.clone());
-        Ok(Checkpoint(Arc::new(Inner {
+        let inner = Arc::new(Inner {
             name: name.to_owned(),
             path,
-            value,
-            registry: Arc::downgrade(shared),
-        })))
+            value: value.clone(),
+        });
+        let live = Arc::downgrade(&inner);
+        registry.insert(name.to_owned(), Registered { value, live });
+        Ok(Checkpoint(inner))
     }
 
     pub fn name(&self) -> &str {
@@ -141,14 +154,6 @@ impl Checkpoint {
             .map_err(|e| SpoolError::io("write checkpoint", &self.0.path, e))?;
         self.0.value.fetch_max(seq, Ordering::AcqRel);
         Ok(())
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(shared) = self.registry.upgrade() {
-            shared.lock_checkpoints().remove(&self.name);
-        }
     }
 }
 

@@ -122,20 +122,20 @@ pub(crate) struct Shared {
     /// The last sequence number that is durable; runners wait on it.
     durable: watch::Sender<u64>,
     /// Registered sinks' durable checkpoints, by name.
-    checkpoints: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+    checkpoints: Mutex<BTreeMap<String, checkpoint::Registered>>,
     used_bytes: AtomicU64,
     full: AtomicBool,
 }
 
 impl Shared {
-    fn lock_checkpoints(&self) -> MutexGuard<'_, BTreeMap<String, Arc<AtomicU64>>> {
+    fn lock_checkpoints(&self) -> MutexGuard<'_, BTreeMap<String, checkpoint::Registered>> {
         self.checkpoints.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The lowest registered checkpoint, or `None` when no sink is registered.
     fn min_checkpoint(&self) -> Option<u64> {
         let map = self.lock_checkpoints();
-        map.values().map(|v| v.load(Ordering::Acquire)).min()
+        map.values().map(|r| r.value.load(Ordering::Acquire)).min()
     }
 }
 
@@ -153,6 +153,13 @@ impl SpoolHandle {
     /// configured sink before the first append, or segments it needs may already be gone.
     pub fn register(&self, sink: &str) -> Result<Checkpoint, SpoolError> {
         Checkpoint::register(&self.0, sink, *self.0.durable.borrow())
+    }
+
+    /// Ends a sink's registration (a reload removed it from the config), so it stops holding
+    /// segments back. Its checkpoint file stays: if the sink comes back it resumes there, or at
+    /// the oldest event still spooled. Stop its runner first.
+    pub fn unregister(&self, sink: &str) {
+        self.0.lock_checkpoints().remove(sink);
     }
 
     /// The durable sequence number, updated after every successful [`Spool::sync`].
@@ -211,10 +218,17 @@ impl Spool {
             )));
         }
         let dir = config.dir.clone();
+        let created = !dir.exists();
         for d in [dir.clone(), checkpoint::dir(&dir), dead_letter::dir(&dir)] {
             fs::create_dir_all(&d).map_err(|e| SpoolError::io("create", &d, e))?;
         }
         segment::sync_dir(&dir).map_err(|e| SpoolError::io("sync", &dir, e))?;
+        if created {
+            // The spool directory's own entry, or a crash can lose the whole directory.
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            let parent = parent.unwrap_or(Path::new("."));
+            segment::sync_dir(parent).map_err(|e| SpoolError::io("sync", parent, e))?;
+        }
         let lock = segment::lock(&dir)?;
         let floor = checkpoint::highest(&dir)? + 1;
         let firsts = segment::list(&dir).map_err(|e| SpoolError::io("list", &dir, e))?;

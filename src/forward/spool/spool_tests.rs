@@ -202,8 +202,22 @@ fn segments_are_deleted_only_once_every_checkpoint_passed_them() {
     spool.sync().expect("sync");
     assert_eq!(segment::list(dir.path()).expect("list"), before[2..]);
 
-    // Dropping a sink's registration (a reload removed it) stops it holding segments back.
+    // A stopped runner's handle going away does not release its segments (shutdown: the writer
+    // still commits groups after the runners stopped)...
     drop(slow);
+    spool.sync().expect("sync");
+    assert_eq!(segment::list(dir.path()).expect("list"), before[2..]);
+    // ...and the sink takes its registration up again where it was.
+    let slow = handle.register("slow").expect("re-register");
+    assert_eq!(slow.get(), before[2] - 1);
+    assert!(matches!(
+        handle.register("slow"),
+        Err(SpoolError::AlreadyRegistered(_))
+    ));
+
+    // Unregistering (a reload removed the sink) stops it holding segments back.
+    drop(slow);
+    handle.unregister("slow");
     spool.sync().expect("sync");
     assert_eq!(
         segment::list(dir.path()).expect("list"),
