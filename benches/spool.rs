@@ -1,14 +1,17 @@
 //! What the spool adds to the event-log writer thread per accepted event: framing + buffered
-//! append alone, and append + `fdatasync` as one group commit would do it (groups of 1 and 32).
+//! append alone, append + `fdatasync` as one group commit would do it (groups of 1 and 32), and a
+//! group of 32 beside an event-log file with the two syncs serial or side by side.
 //! The body is the ~1.6 kB NetBox fixture. Files go under cargo's target tmp dir (the real disk,
 //! not a tmpfs), and no sink is registered, so synced segments are deleted as the bench runs.
 //!
 //! ```sh
 //! cargo bench --bench spool
 //! cargo bench --bench spool -- append_sync/1   # one bench (a substring filter)
+//! cargo bench --bench spool -- group_with_log  # the serial/parallel comparison
 //! ```
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -85,6 +88,38 @@ fn benches(c: &mut Criterion) {
                 }
                 s.sync().expect("sync");
             });
+        });
+    }
+
+    // One group commit as the writer thread would do it with a sink configured: 32 events into the
+    // spool and 32 lines into an event-log file, then both synced, one after the other or side by
+    // side (two files, two fdatasyncs that the disk can overlap).
+    let line = vec![b'x'; e.body.len() + 200];
+    for parallel in [false, true] {
+        g.throughput(Throughput::Elements(32));
+        let name = if parallel { "parallel" } else { "serial" };
+        g.bench_function(format!("group_with_log/32x1.6kB/{name}"), |b| {
+            let mut s = spool(&tmp.path().join(format!("log-{name}")));
+            let mut log = std::fs::File::create(tmp.path().join(format!("log-{name}.log")))
+                .expect("create the log");
+            b.iter(|| {
+                for _ in 0..32 {
+                    black_box(s.append(black_box(&e)).expect("append"));
+                    log.write_all(&line).expect("write");
+                }
+                if parallel {
+                    std::thread::scope(|scope| {
+                        let spool_sync = scope.spawn(|| s.sync());
+                        log.sync_data().expect("log sync");
+                        spool_sync.join().expect("join").expect("spool sync");
+                    });
+                } else {
+                    log.sync_data().expect("log sync");
+                    s.sync().expect("spool sync");
+                }
+            });
+            // Keep the log file small between samples.
+            log.set_len(0).expect("truncate");
         });
     }
     g.finish();
