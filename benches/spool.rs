@@ -1,0 +1,129 @@
+//! What the spool adds to the event-log writer thread per accepted event: framing + buffered
+//! append alone, append + `fdatasync` as one group commit would do it (groups of 1 and 32), and a
+//! group of 32 beside an event-log file with the two syncs serial or side by side.
+//! The body is the ~1.6 kB NetBox fixture. Files go under cargo's target tmp dir (the real disk,
+//! not a tmpfs), and no sink is registered, so synced segments are deleted as the bench runs.
+//!
+//! ```sh
+//! cargo bench --bench spool
+//! cargo bench --bench spool -- append_sync/1   # one bench (a substring filter)
+//! cargo bench --bench spool -- group_with_log  # the serial/parallel comparison
+//! ```
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use uuid::Uuid;
+
+use webhook_listener::forward::spool::{Spool, SpoolConfig};
+use webhook_listener::forward::Event;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/netbox/v4.6.8-created.json"
+);
+
+fn event() -> Event {
+    let body = std::fs::read(FIXTURE).expect("read the NetBox fixture");
+    Event {
+        id: Uuid::now_v7(),
+        hook: "/netbox".into(),
+        provider: "netbox".into(),
+        event_type: Some("dcim.site.created".into()),
+        delivery_id: None,
+        received_at: Utc::now(),
+        content_type: Some("application/json".into()),
+        client: Some("192.0.2.10".into()),
+        body: Bytes::from(body),
+    }
+}
+
+fn spool(dir: &std::path::Path) -> Spool {
+    let config = SpoolConfig {
+        dir: dir.to_path_buf(),
+        max_bytes: 1 << 40,
+        segment_bytes: 64 << 20,
+    };
+    Spool::open(config).expect("open the spool").0
+}
+
+fn benches(c: &mut Criterion) {
+    let e = event();
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let mut g = c.benchmark_group("spool");
+    g.measurement_time(Duration::from_secs(3));
+    g.sample_size(30);
+    g.throughput(Throughput::Elements(1));
+
+    // Append alone, timed per record; a sync every 1000 records (untimed) keeps the disk in use
+    // bounded, as the writer thread's group commits would.
+    g.bench_function("append/1.6kB", |b| {
+        let mut s = spool(&tmp.path().join("append"));
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for chunk in 0..iters.div_ceil(1000) {
+                let n = (iters - chunk * 1000).min(1000);
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(s.append(black_box(&e)).expect("append"));
+                }
+                spent += start.elapsed();
+                s.sync().expect("sync");
+            }
+            spent
+        });
+    });
+
+    for group in [1u64, 32] {
+        g.throughput(Throughput::Elements(group));
+        g.bench_function(format!("append_sync/{group}x1.6kB"), |b| {
+            let mut s = spool(&tmp.path().join(format!("sync{group}")));
+            b.iter(|| {
+                for _ in 0..group {
+                    black_box(s.append(black_box(&e)).expect("append"));
+                }
+                s.sync().expect("sync");
+            });
+        });
+    }
+
+    // One group commit as the writer thread would do it with a sink configured: 32 events into the
+    // spool and 32 lines into an event-log file, then both synced, one after the other or side by
+    // side (two files, two fdatasyncs that the disk can overlap).
+    let line = vec![b'x'; e.body.len() + 200];
+    for parallel in [false, true] {
+        g.throughput(Throughput::Elements(32));
+        let name = if parallel { "parallel" } else { "serial" };
+        g.bench_function(format!("group_with_log/32x1.6kB/{name}"), |b| {
+            let mut s = spool(&tmp.path().join(format!("log-{name}")));
+            let mut log = std::fs::File::create(tmp.path().join(format!("log-{name}.log")))
+                .expect("create the log");
+            b.iter(|| {
+                for _ in 0..32 {
+                    black_box(s.append(black_box(&e)).expect("append"));
+                    log.write_all(&line).expect("write");
+                }
+                if parallel {
+                    std::thread::scope(|scope| {
+                        let spool_sync = scope.spawn(|| s.sync());
+                        log.sync_data().expect("log sync");
+                        spool_sync.join().expect("join").expect("spool sync");
+                    });
+                } else {
+                    log.sync_data().expect("log sync");
+                    s.sync().expect("spool sync");
+                }
+            });
+            // Keep the log file small between samples.
+            log.set_len(0).expect("truncate");
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(spool_benches, benches);
+criterion_main!(spool_benches);

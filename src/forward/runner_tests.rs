@@ -1,0 +1,418 @@
+//! The runner against a small in-test sink (a peer that answers as each test scripts it) over a
+//! real spool in a temp dir. Nothing sleeps to wait: every wait is on the status or a watch, with
+//! a generous timeout so a bug fails the test instead of hanging it.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex;
+
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::*;
+use crate::forward::spool::{Spool, SpoolConfig};
+use crate::forward::status::SinkState;
+use crate::forward::testing::event;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+type Answer = Box<dyn Fn(&Event, u32) -> Result<(), DeliveryError> + Send + Sync>;
+
+/// The destination: answers per (event, attempt) as scripted, records what it accepted.
+struct Peer {
+    answer: Answer,
+    attempts: Mutex<HashMap<Uuid, u32>>,
+    accepted: Mutex<Vec<Uuid>>,
+    accepted_count: watch::Sender<usize>,
+    /// An event that waits for a permit before it is answered.
+    hold: Option<(Uuid, Arc<Semaphore>)>,
+    active: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct PeerSink(Arc<Peer>);
+
+impl Sink for PeerSink {
+    fn name(&self) -> &str {
+        "peer"
+    }
+
+    async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {
+        let p = &self.0;
+        let attempt = {
+            let mut a = p.attempts.lock().expect("lock");
+            let n = a.entry(event.id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let now = p.active.fetch_add(1, Ordering::SeqCst) + 1;
+        p.peak.fetch_max(now, Ordering::SeqCst);
+        if let Some((id, gate)) = &p.hold {
+            if *id == event.id {
+                let _permit = gate.acquire().await.expect("gate open");
+            }
+        }
+        let answer = (p.answer)(event, attempt);
+        if answer.is_ok() {
+            p.accepted.lock().expect("lock").push(event.id);
+            p.accepted_count.send_modify(|c| *c += 1);
+        }
+        p.active.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
+}
+
+fn peer(answer: impl Fn(&Event, u32) -> Result<(), DeliveryError> + Send + Sync + 'static) -> Peer {
+    Peer {
+        answer: Box::new(answer),
+        attempts: Mutex::default(),
+        accepted: Mutex::default(),
+        accepted_count: watch::Sender::new(0),
+        hold: None,
+        active: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+    }
+}
+
+fn always_ok() -> Peer {
+    peer(|_, _| Ok(()))
+}
+
+/// The `n` in `event(n)`, from its id.
+fn n_of(id: &Uuid) -> u64 {
+    (id.as_u128() & 0xffff) as u64
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    spool: Spool,
+    shutdown: CancellationToken,
+    /// Registered before any append: a sink registered later starts at the durable end.
+    checkpoint: Option<Checkpoint>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = SpoolConfig {
+            dir: dir.path().to_path_buf(),
+            max_bytes: 1 << 20,
+            segment_bytes: 8 << 10,
+        };
+        let (spool, _) = Spool::open(cfg).expect("open");
+        let checkpoint = Some(spool.handle().register("peer").expect("register"));
+        Setup {
+            _dir: dir,
+            spool,
+            shutdown: CancellationToken::new(),
+            checkpoint,
+        }
+    }
+
+    fn append(&mut self, range: std::ops::RangeInclusive<u64>) {
+        for n in range {
+            self.spool.append(&event(n)).expect("append");
+        }
+        self.spool.sync().expect("sync");
+    }
+
+    fn start(&mut self, peer: &Arc<Peer>, config: RunnerConfig) -> (Runner, Checkpoint) {
+        let handle = self.spool.handle();
+        let cp = match self.checkpoint.take() {
+            Some(cp) => cp,
+            None => handle.register("peer").expect("register"),
+        };
+        let runner = Runner::spawn(
+            PeerSink(peer.clone()),
+            &handle,
+            cp.clone(),
+            config,
+            &self.shutdown,
+        )
+        .expect("spawn");
+        (runner, cp)
+    }
+
+    fn dead_letters(&self) -> Vec<DeadLetter> {
+        let path = dead_letter::path(self.spool.handle().dir(), "peer");
+        match dead_letter::Reader::open(&path).expect("open") {
+            None => Vec::new(),
+            Some(r) => r
+                .map(|e| e.expect("read").letter.expect("parses"))
+                .collect(),
+        }
+    }
+}
+
+fn fast() -> RunnerConfig {
+    RunnerConfig {
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(5),
+        shutdown_timeout: Duration::from_millis(200),
+        ..RunnerConfig::default()
+    }
+}
+
+async fn confirmed(runner: &Runner, seq: u64) {
+    tokio::time::timeout(WAIT, runner.status().wait_confirmed(seq))
+        .await
+        .expect("confirmed in time")
+        .expect("runner alive");
+}
+
+async fn state(runner: &Runner, want: SinkState) {
+    let mut rx = runner.status().watch_state();
+    tokio::time::timeout(WAIT, rx.wait_for(|s| *s == want))
+        .await
+        .expect("state in time")
+        .expect("runner alive");
+}
+
+async fn stop(runner: Runner) {
+    runner.stop();
+    tokio::time::timeout(WAIT, runner.join())
+        .await
+        .expect("stops in time");
+}
+
+fn accepted(p: &Peer) -> Vec<u64> {
+    p.accepted.lock().expect("lock").iter().map(n_of).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_one_in_flight_events_go_in_order_and_the_checkpoint_follows() {
+    let mut s = Setup::new();
+    s.append(1..=10);
+    let p = Arc::new(always_ok());
+    let (runner, cp) = s.start(&p, fast());
+    confirmed(&runner, 10).await;
+    // Appended while the runner waits: it is woken by the durable watch.
+    s.append(11..=25);
+    confirmed(&runner, 25).await;
+    assert_eq!(accepted(&p), (1..=25).collect::<Vec<_>>());
+    assert_eq!(p.peak.load(Ordering::SeqCst), 1);
+    let snap = runner.status().snapshot();
+    assert_eq!(
+        (snap.delivered, snap.lag_events, snap.state),
+        (25, 0, SinkState::Connected)
+    );
+    stop(runner).await;
+    assert_eq!(cp.get(), 25, "the last checkpoint is written on stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_failures_are_retried_until_delivered_once() {
+    let mut s = Setup::new();
+    s.append(1..=3);
+    let p = Arc::new(peer(|_, attempt| {
+        if attempt < 3 {
+            Err(DeliveryError::retry("broker away"))
+        } else {
+            Ok(())
+        }
+    }));
+    let (runner, _cp) = s.start(&p, fast());
+    confirmed(&runner, 3).await;
+    assert_eq!(accepted(&p), [1, 2, 3]);
+    assert!(p.attempts.lock().expect("lock").values().all(|&a| a == 3));
+    let snap = runner.status().snapshot();
+    assert_eq!((snap.retried, snap.dead_lettered), (6, 0));
+    assert_eq!(snap.last_error.as_deref(), Some("broker away"));
+    assert_eq!(snap.state, SinkState::Connected);
+    assert!(s.dead_letters().is_empty());
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_attempts_is_dead_lettered_and_the_rest_flow() {
+    let mut s = Setup::new();
+    s.append(1..=4);
+    let p = Arc::new(peer(|e, _| {
+        if n_of(&e.id) == 2 {
+            Err(DeliveryError::retry("503 from relay"))
+        } else {
+            Ok(())
+        }
+    }));
+    let (runner, _cp) = s.start(
+        &p,
+        RunnerConfig {
+            max_attempts: Some(3),
+            ..fast()
+        },
+    );
+    confirmed(&runner, 4).await;
+    assert_eq!(accepted(&p), [1, 3, 4]);
+    let letters = s.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].attempts, letters[0].error.as_str()),
+        (3, "503 from relay")
+    );
+    assert_eq!(letters[0].event, event(2));
+    assert_eq!(runner.status().snapshot().dead_lettered, 1);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_refusal_is_dead_lettered_at_once() {
+    let mut s = Setup::new();
+    s.append(1..=3);
+    let p = Arc::new(peer(|e, _| {
+        if n_of(&e.id) == 2 {
+            Err(DeliveryError::Permanent("message too large".into()))
+        } else {
+            Ok(())
+        }
+    }));
+    let (runner, _cp) = s.start(&p, fast());
+    confirmed(&runner, 3).await;
+    assert_eq!(accepted(&p), [1, 3]);
+    let letters = s.dead_letters();
+    assert_eq!((letters.len(), letters[0].attempts), (1, 1));
+    assert_eq!(runner.status().snapshot().retried, 0);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_everything_until_resumed() {
+    let mut s = Setup::new();
+    s.append(1..=5);
+    let p = Arc::new(peer(|e, attempt| {
+        if n_of(&e.id) == 3 && attempt == 1 {
+            Err(DeliveryError::Pause("410 Gone".into()))
+        } else {
+            Ok(())
+        }
+    }));
+    let (runner, _cp) = s.start(&p, fast());
+    state(&runner, SinkState::Paused).await;
+    let snap = runner.status().snapshot();
+    assert_eq!(snap.paused_reason.as_deref(), Some("410 Gone"));
+    assert_eq!(*runner.status().confirmed().borrow(), 2);
+    assert_eq!(snap.lag_events, 3);
+    assert!(snap.lag_seconds > 0.0, "the held event's age");
+    assert_eq!(accepted(&p), [1, 2]);
+    assert!(s.dead_letters().is_empty(), "a pause drops nothing");
+
+    runner.resume();
+    confirmed(&runner, 5).await;
+    assert_eq!(accepted(&p), [1, 2, 3, 4, 5]);
+    assert_eq!(runner.status().state(), SinkState::Connected);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_in_flight_the_checkpoint_waits_for_the_oldest() {
+    let mut s = Setup::new();
+    s.append(1..=6);
+    let gate = Arc::new(Semaphore::new(0));
+    let mut p = always_ok();
+    p.hold = Some((event(1).id, gate.clone()));
+    let p = Arc::new(p);
+    let (runner, cp) = s.start(
+        &p,
+        RunnerConfig {
+            max_in_flight: 4,
+            ..fast()
+        },
+    );
+    // 2, 3, 4 are confirmed by the peer while 1 is still held...
+    let mut count = p.accepted_count.subscribe();
+    tokio::time::timeout(WAIT, count.wait_for(|&c| c >= 3))
+        .await
+        .expect("in time")
+        .expect("peer alive");
+    // ...and nothing past the gap is confirmed or checkpointed.
+    assert_eq!(*runner.status().confirmed().borrow(), 0);
+    assert_eq!(cp.get(), 0);
+    assert!(p.peak.load(Ordering::SeqCst) >= 2);
+    assert!(p.peak.load(Ordering::SeqCst) <= 4);
+    gate.add_permits(1);
+    confirmed(&runner, 6).await;
+    let mut got = accepted(&p);
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    stop(runner).await;
+    assert_eq!(cp.get(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_events_are_passed_over_not_held() {
+    let mut s = Setup::new();
+    s.append(1..=8); // odd: pull_request.opened, even: push
+    let p = Arc::new(always_ok());
+    let filter = EventFilter {
+        hooks: Some(vec!["/github".into()]),
+        events: Some(vec!["pull_request.*".into()]),
+    };
+    let (runner, _cp) = s.start(&p, RunnerConfig { filter, ..fast() });
+    confirmed(&runner, 8).await;
+    assert_eq!(accepted(&p), [1, 3, 5, 7]);
+    assert_eq!(runner.status().snapshot().filtered, 4);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_after_the_checkpoint() {
+    let mut s = Setup::new();
+    s.append(1..=5);
+    let first = Arc::new(always_ok());
+    let (runner, cp) = s.start(&first, fast());
+    confirmed(&runner, 5).await;
+    stop(runner).await;
+    assert_eq!(cp.get(), 5);
+    drop(cp);
+
+    s.append(6..=9);
+    let second = Arc::new(always_ok());
+    let (runner, _cp) = s.start(&second, fast());
+    confirmed(&runner, 9).await;
+    assert_eq!(accepted(&second), [6, 7, 8, 9]);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_stuck_delivery_after_the_timeout_and_keeps_it_spooled() {
+    let mut s = Setup::new();
+    s.append(1..=3);
+    let gate = Arc::new(Semaphore::new(0));
+    let mut p = always_ok();
+    p.hold = Some((event(2).id, gate));
+    let p = Arc::new(p);
+    let (runner, cp) = s.start(&p, fast());
+    confirmed(&runner, 1).await;
+    s.shutdown.cancel();
+    tokio::time::timeout(WAIT, runner.join())
+        .await
+        .expect("stops in time");
+    assert_eq!(
+        cp.get(),
+        1,
+        "the stuck event and those after it stay for the next start"
+    );
+    assert_eq!(accepted(&p), [1]);
+}
+
+#[test]
+fn a_retry_after_hint_is_honoured_within_bounds() {
+    let hint = |secs| DeliveryError::Retry {
+        error: "429".into(),
+        retry_after: Some(Duration::from_secs(secs)),
+    };
+    let ours = Some(Duration::from_secs(2));
+    assert_eq!(retry_after(&hint(30), ours), Some(Duration::from_secs(30)));
+    assert_eq!(
+        retry_after(&hint(1), ours),
+        ours,
+        "never sooner than our backoff"
+    );
+    assert_eq!(retry_after(&hint(1 << 30), ours), Some(MAX_RETRY_AFTER));
+    assert_eq!(
+        retry_after(&hint(30), None),
+        None,
+        "out of attempts stays out"
+    );
+    assert_eq!(retry_after(&DeliveryError::retry("x"), ours), ours);
+}

@@ -1,0 +1,190 @@
+//! Reading the spool from a sequence number forward, one record at a time (bounded memory), across
+//! segments, up to the durable sequence: a runner never forwards an event whose request may still
+//! be refused.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+
+use tokio::sync::watch;
+
+use super::frame::{self, HEADER_LEN};
+use super::segment::{self, At, Damage};
+use super::SpoolError;
+use crate::forward::Event;
+
+/// One spooled event and its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Sequence numbers stepped over because their records were damaged or gone: `from..to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// A cursor over the spool. Holds one segment file open; a segment deleted under it stays readable
+/// (only a reader the checkpoints do not know of can be behind the oldest segment).
+pub struct SpoolReader {
+    dir: PathBuf,
+    durable: watch::Receiver<u64>,
+    /// The open segment: its path (for reports), and the file.
+    segment: Option<(PathBuf, File)>,
+    /// Where the next record starts in the open segment.
+    offset: u64,
+    next_seq: u64,
+    /// Records below this are read past, not returned (the start was inside a segment, possibly
+    /// ahead of what is durable yet).
+    skip_until: u64,
+}
+
+impl SpoolReader {
+    pub(super) fn open(
+        dir: PathBuf,
+        durable: watch::Receiver<u64>,
+        from_seq: u64,
+    ) -> Result<SpoolReader, SpoolError> {
+        let from_seq = from_seq.max(1);
+        let firsts = segment::list(&dir).map_err(|e| SpoolError::io("list", &dir, e))?;
+        // The segment holding `from_seq`; if it is older than every segment, the oldest (and
+        // `next_seq()` then tells the caller what is gone).
+        let start = firsts
+            .iter()
+            .rev()
+            .find(|&&f| f <= from_seq)
+            .or(firsts.first())
+            .copied()
+            .unwrap_or(from_seq);
+        Ok(SpoolReader {
+            dir,
+            durable,
+            segment: None,
+            offset: 0,
+            next_seq: start,
+            skip_until: from_seq,
+        })
+    }
+
+    /// The sequence number of the next record this reader returns (or steps over).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.max(self.skip_until)
+    }
+
+    /// The next durable record, or `None` when there is none yet (wait on the durable watch).
+    /// Damage is an error ([`SpoolError::Corrupt`]); [`skip_damaged`](Self::skip_damaged) steps
+    /// over it.
+    pub fn next_record(&mut self) -> Result<Option<Record>, SpoolError> {
+        loop {
+            if self.next_seq > *self.durable.borrow() {
+                return Ok(None);
+            }
+            let skipping = self.next_seq < self.skip_until;
+            if self.segment.is_none() {
+                self.open_segment()?;
+            }
+            let Some((path, file)) = &self.segment else {
+                continue;
+            };
+            let found = if skipping {
+                header_only(file, self.offset)
+            } else {
+                segment::read_at(file, self.offset)
+            }
+            .map_err(|e| SpoolError::io("read", path, e))?;
+            let (h, event) = match found {
+                At::End if self.offset == 0 => {
+                    return Err(self.corrupt(Damage::MissingSegment(self.next_seq)))
+                }
+                At::End => {
+                    // A durable record past the end: it is in the segment named after it.
+                    self.segment = None;
+                    self.offset = 0;
+                    continue;
+                }
+                At::Damaged(e) => return Err(self.corrupt(Damage::Frame(e))),
+                At::Header(h) => (h, None),
+                At::Record(h, event) => (h, Some(event)),
+            };
+            if h.seq != self.next_seq {
+                let (expected, found) = (self.next_seq, h.seq);
+                return Err(self.corrupt(Damage::SequenceGap { expected, found }));
+            }
+            self.offset += h.record_len();
+            self.next_seq += 1;
+            if let Some(event) = event {
+                return Ok(Some(Record { seq: h.seq, event }));
+            }
+        }
+    }
+
+    /// Steps over damage reported by [`next_record`](Self::next_record): to the next intact record in the same
+    /// segment, else to the next segment. `None` when nothing intact follows yet; the caller must
+    /// treat the sink as stuck and say so.
+    pub fn skip_damaged(&mut self) -> Result<Option<Skipped>, SpoolError> {
+        let from = self.next_seq;
+        if let Some((path, file)) = &self.segment {
+            let mut at = self.offset + 1;
+            while let Some((found, h)) =
+                segment::resync(file, at).map_err(|e| SpoolError::io("read", path, e))?
+            {
+                if h.seq >= from {
+                    self.offset = found;
+                    self.next_seq = h.seq;
+                    return Ok(Some(Skipped { from, to: h.seq }));
+                }
+                at = found + h.record_len();
+            }
+        }
+        let firsts = segment::list(&self.dir).map_err(|e| SpoolError::io("list", &self.dir, e))?;
+        match firsts.into_iter().find(|&f| f > from) {
+            Some(first) => {
+                self.segment = None;
+                self.offset = 0;
+                self.next_seq = first;
+                Ok(Some(Skipped { from, to: first }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn open_segment(&mut self) -> Result<(), SpoolError> {
+        let path = segment::path(&self.dir, self.next_seq);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(self.corrupt(Damage::MissingSegment(self.next_seq)))
+            }
+            Err(e) => return Err(SpoolError::io("open", &path, e)),
+        };
+        self.segment = Some((path, file));
+        Ok(())
+    }
+
+    fn corrupt(&self, damage: Damage) -> SpoolError {
+        SpoolError::Corrupt {
+            segment: self.segment.as_ref().map_or_else(
+                || segment::path(&self.dir, self.next_seq),
+                |(p, _)| p.clone(),
+            ),
+            offset: self.offset,
+            damage,
+        }
+    }
+}
+
+/// Reads just a record's header, to step over records before the start without reading bodies.
+fn header_only(file: &File, offset: u64) -> io::Result<At> {
+    let mut head = [0u8; HEADER_LEN];
+    let n = segment::read_full_at(file, &mut head, offset)?;
+    if n == 0 {
+        return Ok(At::End);
+    }
+    Ok(match frame::decode_header(&head[..n]) {
+        Ok(h) => At::Header(h),
+        Err(e) => At::Damaged(e),
+    })
+}

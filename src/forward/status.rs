@@ -1,0 +1,229 @@
+//! A sink's live status, shared (`Arc`) between its runner, `/healthz`, the metrics and intake: the
+//! runner writes it, everyone else reads a [`StatusSnapshot`] or waits on the confirmed sequence.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+/// Where a sink stands with its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkState {
+    /// Started, nothing delivered or refused yet.
+    Connecting,
+    /// The last delivery succeeded.
+    Connected,
+    /// Deliveries are failing with retryable errors; backing off.
+    Retrying,
+    /// The destination told us to stop (HTTP 410); waiting for [`Runner::resume`](super::runner::Runner::resume).
+    Paused,
+}
+
+impl SinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkState::Connecting => "connecting",
+            SinkState::Connected => "connected",
+            SinkState::Retrying => "retrying",
+            SinkState::Paused => "paused",
+        }
+    }
+}
+
+/// A point-in-time copy of a sink's status, for `/healthz` and the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusSnapshot {
+    pub name: String,
+    pub state: SinkState,
+    /// Why the sink is paused, while it is.
+    pub paused_reason: Option<String>,
+    pub delivered: u64,
+    /// Attempts that failed with a retryable error and were scheduled again.
+    pub retried: u64,
+    pub dead_lettered: u64,
+    /// Events the sink's `hooks`/`events` filter passed over.
+    pub filtered: u64,
+    /// Spooled events that could not be read back (damaged records stepped over).
+    pub lost: u64,
+    pub in_flight: u64,
+    pub last_error: Option<String>,
+    /// Durable events this sink has not finished yet.
+    pub lag_events: u64,
+    /// Age of the oldest event the sink is working on; 0 when it has nothing in hand.
+    pub lag_seconds: f64,
+}
+
+#[derive(Debug)]
+struct Words {
+    paused_reason: Option<String>,
+    last_error: Option<String>,
+}
+
+/// The shared status. Counters are atomics (written per event); the words sit behind a mutex
+/// (written on state changes and errors only).
+#[derive(Debug)]
+pub struct SinkStatus {
+    name: String,
+    /// A watch so `/healthz`, diagnostics and tests can wait for a change instead of polling.
+    state: watch::Sender<SinkState>,
+    words: Mutex<Words>,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    /// `received_at` (Unix ms) of the oldest event in hand, `i64::MIN` when none.
+    oldest_ms: AtomicI64,
+    durable: watch::Receiver<u64>,
+    /// The highest sequence number such that this sink is done with it and everything before it
+    /// (delivered, dead-lettered or filtered out); published as soon as known, before the
+    /// checkpoint file catches up.
+    confirmed: watch::Sender<u64>,
+}
+
+/// The runner stopped before the awaited sequence number was confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("sink stopped")]
+pub struct Stopped;
+
+impl SinkStatus {
+    pub(crate) fn new(name: &str, durable: watch::Receiver<u64>, confirmed: u64) -> Self {
+        SinkStatus {
+            name: name.to_owned(),
+            state: watch::Sender::new(SinkState::Connecting),
+            words: Mutex::new(Words {
+                paused_reason: None,
+                last_error: None,
+            }),
+            delivered: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            oldest_ms: AtomicI64::new(i64::MIN),
+            durable,
+            confirmed: watch::Sender::new(confirmed),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn state(&self) -> SinkState {
+        *self.state.borrow()
+    }
+
+    pub fn watch_state(&self) -> watch::Receiver<SinkState> {
+        self.state.subscribe()
+    }
+
+    /// Sets the state; says whether it changed.
+    fn set_state(&self, to: SinkState) -> bool {
+        self.state
+            .send_if_modified(|s| std::mem::replace(s, to) != to)
+    }
+
+    /// Watch of the confirmed sequence number (see the field). Intake holds one per required sink.
+    pub fn confirmed(&self) -> watch::Receiver<u64> {
+        self.confirmed.subscribe()
+    }
+
+    /// Waits until this sink is done with `seq` (for `required = true`; bound it with a timeout).
+    /// Dead-lettered and filtered events count as done: look at `dead_lettered` to tell them apart.
+    pub async fn wait_confirmed(&self, seq: u64) -> Result<(), Stopped> {
+        let mut rx = self.confirmed.subscribe();
+        rx.wait_for(|&c| c >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| Stopped)
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let w = self.words();
+        let confirmed = *self.confirmed.borrow();
+        let oldest = self.oldest_ms.load(Ordering::Relaxed);
+        let lag_seconds = if oldest == i64::MIN {
+            0.0
+        } else {
+            (Utc::now().timestamp_millis() - oldest).max(0) as f64 / 1000.0
+        };
+        StatusSnapshot {
+            name: self.name.clone(),
+            state: self.state(),
+            paused_reason: w.paused_reason.clone(),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            filtered: self.filtered.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            last_error: w.last_error.clone(),
+            lag_events: self.durable.borrow().saturating_sub(confirmed),
+            lag_seconds,
+        }
+    }
+
+    fn words(&self) -> std::sync::MutexGuard<'_, Words> {
+        self.words.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn publish_confirmed(&self, seq: u64) {
+        self.confirmed.send_if_modified(|c| {
+            let changed = seq > *c;
+            *c = (*c).max(seq);
+            changed
+        });
+    }
+
+    pub(crate) fn set_oldest(&self, received_at_ms: Option<i64>) {
+        self.oldest_ms
+            .store(received_at_ms.unwrap_or(i64::MIN), Ordering::Relaxed);
+    }
+
+    /// A delivery succeeded: connected (said once per reconnection).
+    pub(crate) fn on_delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        let from = self.state();
+        if from != SinkState::Paused && self.set_state(SinkState::Connected) {
+            tracing::info!(sink = %self.name, "sink connected");
+        }
+    }
+
+    /// A delivery failed and will be tried again after `delay`.
+    pub(crate) fn on_retry(&self, error: &str, delay: Duration) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        self.words().last_error = Some(error.to_owned());
+        if self.state() != SinkState::Paused && self.set_state(SinkState::Retrying) {
+            tracing::warn!(sink = %self.name, %error, retry_in_ms = delay.as_millis() as u64,
+                "sink unavailable; events wait in the spool");
+        }
+    }
+
+    pub(crate) fn on_error(&self, error: String) {
+        self.words().last_error = Some(error);
+    }
+
+    pub(crate) fn on_paused(&self, reason: &str) {
+        {
+            let mut w = self.words();
+            w.paused_reason = Some(reason.to_owned());
+            w.last_error = Some(reason.to_owned());
+        }
+        if self.set_state(SinkState::Paused) {
+            tracing::error!(sink = %self.name, %reason,
+                "sink paused by its destination; events wait in the spool until a reload");
+        }
+    }
+
+    pub(crate) fn on_resumed(&self) {
+        self.words().paused_reason = None;
+        if self.set_state(SinkState::Connecting) {
+            tracing::info!(sink = %self.name, "sink resumed");
+        }
+    }
+}
