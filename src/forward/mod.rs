@@ -6,7 +6,11 @@
 //! letters live once, around every sink, not inside each.
 
 pub mod event;
+pub mod nats;
+pub mod redact;
+pub mod redis;
 pub mod sink;
+pub mod subject;
 
 pub use event::Event;
 pub use sink::{DeliveryError, Sink};
