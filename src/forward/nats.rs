@@ -18,6 +18,7 @@ use async_nats::header::{HeaderMap, HeaderName, HeaderValue, NATS_MESSAGE_ID};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, stream, ErrorCode};
 use async_nats::{Client, ConnectOptions};
+use bytes::Bytes;
 use chrono::SecondsFormat;
 
 use super::redact::{redact_url, scrub};
@@ -405,12 +406,12 @@ pub async fn check(config: &NatsConfig) -> Result<String, String> {
         Err(_) => return Err(fail("connect", &format!("no answer within {bound:?}"))),
     };
     let version = client.server_info().version;
+    jetstream_enabled(&client, config.connect_timeout)
+        .await
+        .map_err(|e| fail("JetStream", &e))?;
     let js = jetstream::ContextBuilder::new()
         .timeout(config.connect_timeout)
         .build(client);
-    js.query_account()
-        .await
-        .map_err(|e| fail("JetStream", &e))?;
     let stream = match &config.stream {
         None => String::new(),
         Some(name) => match js.get_stream(name).await {
@@ -421,4 +422,26 @@ pub async fn check(config: &NatsConfig) -> Result<String, String> {
     Ok(format!(
         "nats-server {version} at {url}: JetStream enabled{stream}"
     ))
+}
+
+/// Asks `$JS.API.INFO` directly: the crate's `query_account` cannot parse nats-server 2.9's
+/// answer (it requires the `reserved_memory`/`reserved_storage` fields added later).
+async fn jetstream_enabled(client: &Client, timeout: Duration) -> Result<(), String> {
+    let reply = tokio::time::timeout(timeout, client.request("$JS.API.INFO", Bytes::new()))
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => "not enabled on this server".to_owned(),
+            _ => e.to_string(),
+        })?;
+    let info: serde_json::Value =
+        serde_json::from_slice(&reply.payload).map_err(|e| format!("unreadable answer: {e}"))?;
+    match info.get("error") {
+        None => Ok(()),
+        Some(err) => Err(err
+            .get("description")
+            .and_then(|d| d.as_str())
+            .unwrap_or("error")
+            .to_owned()),
+    }
 }

@@ -89,16 +89,21 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> Nats {
-        Self::start_inner(None)
+        Self::start_inner(None, free_port())
+    }
+
+    /// Starts on a given port (e.g. one a client was pointed at before the server was up).
+    pub fn start_on(port: u16) -> Nats {
+        Self::start_inner(None, port)
     }
 
     /// Starts with a config file holding `conf` (e.g. `max_payload: 4096`); flags still set the
     /// port, address and store.
     pub fn start_with_config(conf: &str) -> Nats {
-        Self::start_inner(Some(conf))
+        Self::start_inner(Some(conf), free_port())
     }
 
-    fn start_inner(conf: Option<&str>) -> Nats {
+    fn start_inner(conf: Option<&str>, port: u16) -> Nats {
         require_binary("nats-server");
         let dir = tempfile::tempdir().expect("tempdir");
         let config = conf.map(|c| {
@@ -108,7 +113,7 @@ impl Nats {
         });
         let mut n = Nats {
             dir,
-            port: free_port(),
+            port,
             config,
             child: None,
             log: Arc::default(),
@@ -123,11 +128,18 @@ impl Nats {
         if let Some(c) = &self.config {
             cmd.arg("-c").arg(c);
         }
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
-            .arg(&store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-sd",
+        ])
+        .arg(&store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn nats-server ({INSTALL_HINT}): {e}"));
@@ -180,10 +192,14 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Redis {
         require_binary("redis-server");
         let mut r = Redis {
             dir: tempfile::tempdir().expect("tempdir"),
-            port: free_port(),
+            port,
             child: None,
             log: Arc::default(),
         };
@@ -196,7 +212,14 @@ impl Redis {
         let mut child = Command::new(binary_path("redis-server"))
             .args(["--port", &port, "--bind", "127.0.0.1", "--dir"])
             .arg(self.dir.path())
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -207,7 +230,10 @@ impl Redis {
         wait_ready(&rx, &mut child, "redis-server", &self.log);
         self.child = Some(child);
         let pong = self.command(&[b"PING"]);
-        assert_eq!(pong, b"+PONG\r\n", "redis-server answered PING with {pong:?}");
+        assert_eq!(
+            pong, b"+PONG\r\n",
+            "redis-server answered PING with {pong:?}"
+        );
     }
 
     pub fn port(&self) -> u16 {
