@@ -530,3 +530,35 @@ async fn redis_check_reaches_the_server_and_hides_credentials() {
     );
     assert!(err.contains("127.0.0.1"), "{err}");
 }
+
+#[tokio::test]
+async fn nats_config_is_validated_without_a_broker() {
+    let mut c = NatsConfig::new("bus", "nats://a:4222, nats://b:4222");
+    assert!(c.validate().is_ok());
+    c.stream = Some("BAD.NAME".into());
+    assert!(c.validate().is_err());
+    c.stream = Some(STREAM.into());
+    c.subject = "{provider}.{event}".into();
+    assert!(
+        c.validate().is_err(),
+        "a stream over `*.>` would swallow every subject"
+    );
+    c.subject = "webhooks.{nope}".into();
+    assert!(c.validate().is_err());
+
+    let mut bad = NatsConfig::new("bus", "nats://u:hunter2@[::1");
+    bad.auth = NatsAuth::Token("tok-s3cret".into());
+    let Err(e) = NatsSink::new(bad).await else {
+        panic!("an unparsable URL is refused")
+    };
+    let e = e.to_string();
+    assert!(!e.contains("hunter2") && !e.contains("tok-s3cret"), "{e}");
+    let debug = format!(
+        "{:?}",
+        NatsAuth::UserPassword {
+            user: "u".into(),
+            password: "pw".into()
+        }
+    );
+    assert!(!debug.contains("pw"), "{debug}");
+}

@@ -17,12 +17,12 @@ use async_nats::connection::State;
 use async_nats::header::{HeaderMap, HeaderName, HeaderValue, NATS_MESSAGE_ID};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, stream, ErrorCode};
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, ServerAddr};
 use bytes::Bytes;
 use chrono::SecondsFormat;
 
 use super::redact::{redact_url, scrub};
-use super::subject::{header_value, SubjectTemplate, TemplateError};
+use super::subject::{filter_matches, header_value, SubjectTemplate, TemplateError};
 use super::{DeliveryError, Event, Sink};
 
 /// The subject when none is configured.
@@ -112,10 +112,40 @@ impl NatsConfig {
                 return Err(NatsConfigError::StreamName(s.clone()));
             }
         }
-        if self.url.trim().is_empty() {
+        if self.stream.is_some() && template.stream_filter().starts_with(['*', '>']) {
+            return Err(NatsConfigError::StreamNeedsPrefix);
+        }
+        self.server_addrs()?;
+        Ok(template)
+    }
+
+    /// The server addresses, from one URL or several comma-separated ones (a cluster).
+    fn server_addrs(&self) -> Result<Vec<ServerAddr>, NatsConfigError> {
+        let addrs = self
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                u.parse::<ServerAddr>().map_err(|e| {
+                    let reason = scrub(&e.to_string(), &self.auth.secrets());
+                    NatsConfigError::Url(format!("{}: {}", redact_url(u), scrub(&reason, &[u])))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if addrs.is_empty() {
             return Err(NatsConfigError::Url("empty".into()));
         }
-        Ok(template)
+        Ok(addrs)
+    }
+
+    /// The URLs for logs and messages, without userinfo.
+    fn redacted_url(&self) -> String {
+        self.url
+            .split(',')
+            .map(|u| redact_url(u.trim()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     async fn options(&self) -> Result<ConnectOptions, NatsConfigError> {
@@ -132,8 +162,8 @@ impl NatsConfig {
         Ok(opts
             .name(format!("webhook-listener/{}", self.name))
             .connection_timeout(self.connect_timeout)
-            .request_timeout(Some(self.publish_timeout))
-            .require_tls(self.url.trim_start().starts_with("tls://")))
+            // TLS follows each URL's scheme (`tls://`) or the server's own demand.
+            .request_timeout(Some(self.publish_timeout)))
     }
 }
 
@@ -143,6 +173,8 @@ pub enum NatsConfigError {
     Subject(#[from] TemplateError),
     #[error("stream name {0:?} is not valid (no spaces, `.`, `*`, `>`, `/`)")]
     StreamName(String),
+    #[error("a stream needs the subject to start with a literal token, not a placeholder")]
+    StreamNeedsPrefix,
     #[error("url: {0}")]
     Url(String),
     #[error("creds file {0}")]
@@ -173,7 +205,8 @@ impl NatsSink {
     pub async fn new(config: NatsConfig) -> Result<Self, NatsConfigError> {
         let subject = config.validate()?;
         let name = config.name.clone();
-        let url = redact_url(&config.url);
+        let url = config.redacted_url();
+        let addrs = config.server_addrs()?;
         let cb_name = name.clone();
         let opts = config
             .options()
@@ -200,7 +233,7 @@ impl NatsSink {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let client = opts.connect(config.url.as_str()).await.map_err(|e| {
+        let client = opts.connect(addrs).await.map_err(|e| {
             let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
             NatsConfigError::Url(scrub(&e.to_string(), &refs))
         })?;
@@ -307,10 +340,20 @@ impl NatsSink {
         }
     }
 
-    /// "No responders" with a stream configured: either the stream is gone (create it again and
-    /// retry) or it exists and does not take this subject (never will: permanent).
+    /// "No responders" with a stream configured: the stream is gone (create it again and retry),
+    /// it exists and does not take this subject (never will: permanent), or it takes it and is
+    /// briefly without a leader (retry).
     async fn stream_missing_or_rejects(&self, name: &str, subject: &str) -> DeliveryError {
         match tokio::time::timeout(self.publish_timeout, self.js.get_stream(name)).await {
+            Ok(Ok(s))
+                if s.cached_info()
+                    .config
+                    .subjects
+                    .iter()
+                    .any(|p| filter_matches(p, subject)) =>
+            {
+                DeliveryError::retry(format!("stream {name} did not answer for {subject}"))
+            }
             Ok(Ok(_)) => {
                 DeliveryError::Permanent(format!("stream {name} does not take subject {subject}"))
             }
@@ -394,13 +437,14 @@ impl Sink for NatsSink {
 /// JetStream answers and say whether the stream exists. Errors carry no credentials.
 pub async fn check(config: &NatsConfig) -> Result<String, String> {
     config.validate().map_err(|e| e.to_string())?;
-    let url = redact_url(&config.url);
+    let addrs = config.server_addrs().map_err(|e| e.to_string())?;
+    let url = config.redacted_url();
     let secrets = config.auth.secrets();
     let fail =
         |what: &str, e: &dyn std::fmt::Display| scrub(&format!("{url}: {what}: {e}"), &secrets);
     let opts = config.options().await.map_err(|e| fail("config", &e))?;
     let bound = config.connect_timeout + Duration::from_secs(1);
-    let client = match tokio::time::timeout(bound, opts.connect(config.url.as_str())).await {
+    let client = match tokio::time::timeout(bound, opts.connect(addrs)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Err(fail("connect", &e)),
         Err(_) => return Err(fail("connect", &format!("no answer within {bound:?}"))),
