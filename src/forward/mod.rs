@@ -37,10 +37,14 @@
 
 pub mod event;
 pub mod filter;
+pub mod nats;
+pub mod redact;
+pub mod redis;
 pub mod runner;
 pub mod sink;
 pub mod spool;
 pub mod status;
+pub mod subject;
 #[cfg(test)]
 mod testing;
 mod window;

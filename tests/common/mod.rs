@@ -3,6 +3,8 @@
 //! independent signer in [`sign`], never with the code under test.
 #![allow(dead_code)]
 
+pub mod brokers;
+
 pub mod sign;
 
 use std::io::{BufRead, BufReader};

@@ -5,6 +5,7 @@
 mod common;
 
 mod durability;
+mod forward_sinks;
 mod layers;
 mod netbox;
 mod operations;

@@ -1,0 +1,387 @@
+//! The Redis Streams sink: one Lua script per event adds the entry and marks the dedupe key in one
+//! atomic step, so a re-send (ours after a crash, or a sender's retry on another replica) adds
+//! nothing.
+//!
+//! Keys: the stream key as configured and, beside it, `<stream>:dedupe:<dedupe key>`. On Redis
+//! Cluster give the stream key a hash tag (`{webhooks}`): the dedupe key starts with the stream
+//! key, so its first `{...}` is the same tag and both land in one slot, which a script needs.
+//!
+//! The `ConnectionManager` reconnects by itself; every call is bounded by `call_timeout`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::SecondsFormat;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, IntoConnectionInfo, RedisError, Script};
+
+use super::redact::{redact_url, scrub};
+use super::{DeliveryError, Event, Sink};
+
+/// Bound on one `deliver`: a healthy local Redis answers in well under a millisecond.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Matches the NATS default: long enough to cover a sender's quick retries.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(120);
+pub const DEFAULT_MAXLEN: u64 = 1_000_000;
+
+/// KEYS[1] stream, KEYS[2] dedupe key; ARGV[1] maxlen, ARGV[2] window (s), ARGV[3..] fields.
+/// XADD before SET: a script is not rolled back, so an XADD that fails (WRONGTYPE) must not leave
+/// a dedupe key behind that would hide the event from the retry.
+const DELIVER_LUA: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+return id
+";
+
+/// One `kind = "redis"` sink, with resolved values.
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub name: String,
+    /// `redis://host:port/db` or `rediss://` for TLS (system roots).
+    pub url: String,
+    /// ACL user, when not in the URL.
+    pub username: Option<String>,
+    /// Password, when not in the URL. Never logged.
+    pub password: Option<String>,
+    /// The stream key.
+    pub stream: String,
+    /// `XADD MAXLEN ~`: size it for the longest outage of your consumers.
+    pub maxlen: u64,
+    pub dedupe_window: Duration,
+    pub call_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("stream", &self.stream)
+            .field("maxlen", &self.maxlen)
+            .field("dedupe_window", &self.dedupe_window)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisConfigError {
+    #[error("url {url}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("the stream key is empty")]
+    EmptyStream,
+    #[error("maxlen must be at least 1")]
+    ZeroMaxlen,
+}
+
+impl RedisConfig {
+    pub fn new(name: impl Into<String>, url: impl Into<String>, stream: impl Into<String>) -> Self {
+        RedisConfig {
+            name: name.into(),
+            url: url.into(),
+            username: None,
+            password: None,
+            stream: stream.into(),
+            maxlen: DEFAULT_MAXLEN,
+            dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// Checks what can be checked without a server, and builds the client (no connection yet).
+    pub fn client(&self) -> Result<Client, RedisConfigError> {
+        if self.stream.is_empty() {
+            return Err(RedisConfigError::EmptyStream);
+        }
+        if self.maxlen == 0 {
+            return Err(RedisConfigError::ZeroMaxlen);
+        }
+        let bad = |e: RedisError| RedisConfigError::Url {
+            url: redact_url(&self.url),
+            reason: scrub(&e.to_string(), &self.secrets()),
+        };
+        let mut info = self.url.as_str().into_connection_info().map_err(bad)?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(u) = &self.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &self.password {
+            settings = settings.set_password(p);
+        }
+        info = info.set_redis_settings(settings);
+        Client::open(info).map_err(bad)
+    }
+
+    /// Whether the stream key has a hash tag, so the script's two keys share a cluster slot.
+    pub fn cluster_safe(&self) -> bool {
+        hash_tag(&self.stream).is_some()
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        self.password.iter().map(String::as_str).collect()
+    }
+}
+
+/// The key that marks `dedupe_key` as delivered to `stream`.
+pub fn dedupe_key(stream: &str, dedupe_key: &str) -> String {
+    format!("{stream}:dedupe:{dedupe_key}")
+}
+
+/// The part of `key` Redis Cluster hashes: the text between the first `{` and the first `}`
+/// after it, when that is not empty; else none (the whole key is hashed).
+pub fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let len = key[open + 1..].find('}')?;
+    (len > 0).then(|| &key[open + 1..open + 1 + len])
+}
+
+/// Appends each event to a Redis stream once.
+pub struct RedisSink {
+    name: String,
+    manager: ConnectionManager,
+    script: Script,
+    stream: String,
+    maxlen: u64,
+    window_secs: u64,
+    call_timeout: Duration,
+    /// As of the last call: Redis gives no push signal for a dropped connection.
+    connected: AtomicBool,
+    secrets: Vec<String>,
+}
+
+impl RedisSink {
+    /// Builds the sink without connecting: a Redis that is down at start-up does not fail
+    /// start-up, it makes `deliver` answer `Retry` until it is back.
+    pub fn new(config: RedisConfig) -> Result<Self, RedisConfigError> {
+        let client = config.client()?;
+        // Few internal retries: the runner has its own backoff, and a call must stay bounded.
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.call_timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(1));
+        let manager =
+            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|e| {
+                RedisConfigError::Url {
+                    url: redact_url(&config.url),
+                    reason: scrub(&e.to_string(), &config.secrets()),
+                }
+            })?;
+        Ok(RedisSink {
+            secrets: config.secrets().into_iter().map(str::to_owned).collect(),
+            name: config.name,
+            manager,
+            script: Script::new(DELIVER_LUA),
+            stream: config.stream,
+            maxlen: config.maxlen,
+            window_secs: config.dedupe_window.as_secs().max(1),
+            call_timeout: config.call_timeout,
+            connected: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the last call reached Redis (see [`RedisSink::ping`] to refresh it while idle).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// One PING within `call_timeout`; refreshes [`RedisSink::is_connected`].
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.manager.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        let ok = matches!(
+            tokio::time::timeout(self.call_timeout, ping).await,
+            Ok(Ok(_))
+        );
+        self.set_connected(ok);
+        ok
+    }
+
+    fn set_connected(&self, now: bool) {
+        let was = self.connected.swap(now, Ordering::Relaxed);
+        if was != now {
+            if now {
+                tracing::info!(sink = %self.name, "redis sink connected");
+            } else {
+                tracing::warn!(sink = %self.name, "redis sink disconnected");
+            }
+        }
+    }
+
+    fn classify(&self, e: &RedisError) -> DeliveryError {
+        let refs: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        let text = scrub(&e.to_string(), &refs);
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+        {
+            self.set_connected(false);
+            return DeliveryError::retry(text);
+        }
+        // The server answered, so the connection is fine; what did it say?
+        self.set_connected(true);
+        let script_bug =
+            e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("user_script"));
+        if e.code() == Some("WRONGTYPE") || script_bug {
+            DeliveryError::Permanent(text)
+        } else {
+            // OOM, NOPERM, READONLY, LOADING, CLUSTERDOWN, auth…: an operator or time fixes them.
+            DeliveryError::retry(text)
+        }
+    }
+}
+
+impl Sink for RedisSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(&self.stream)
+            .key(dedupe_key(&self.stream, &event.dedupe_key()))
+            .arg(self.maxlen)
+            .arg(self.window_secs)
+            .arg("event_id")
+            .arg(event.id.to_string())
+            .arg("hook")
+            .arg(&event.hook)
+            .arg("provider")
+            .arg(&event.provider);
+        if let Some(e) = &event.event_type {
+            inv.arg("event").arg(e);
+        }
+        if let Some(d) = &event.delivery_id {
+            inv.arg("delivery_id").arg(d);
+        }
+        inv.arg("received_at").arg(
+            event
+                .received_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+        );
+        if let Some(ct) = &event.content_type {
+            inv.arg("content_type").arg(ct);
+        }
+        inv.arg("body").arg(event.body.as_ref());
+        let mut conn = self.manager.clone();
+        let call = inv.invoke_async::<Option<String>>(&mut conn);
+        match tokio::time::timeout(self.call_timeout, call).await {
+            // Some(id): added; None: the dedupe key was set, the stream already has it.
+            Ok(Ok(_)) => {
+                self.set_connected(true);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.classify(&e)),
+            Err(_) => {
+                self.set_connected(false);
+                Err(DeliveryError::retry(format!(
+                    "no answer within {:?}",
+                    self.call_timeout
+                )))
+            }
+        }
+    }
+}
+
+/// For `check-config --connect`: connect once, PING, and make sure the stream key is a stream or
+/// absent. Errors carry no credentials.
+pub async fn check(config: &RedisConfig) -> Result<String, String> {
+    let client = config.client().map_err(|e| e.to_string())?;
+    let url = redact_url(&config.url);
+    let secrets = config.secrets();
+    let fail = |e: &dyn std::fmt::Display| scrub(&format!("{url}: {e}"), &secrets);
+    let bound = config.connect_timeout + config.call_timeout;
+    let probe = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await?;
+        let kind: String = redis::cmd("TYPE")
+            .arg(&config.stream)
+            .query_async(&mut conn)
+            .await?;
+        Ok::<_, RedisError>((info, kind))
+    };
+    let (info, kind) = match tokio::time::timeout(bound, probe).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return Err(fail(&e)),
+        Err(_) => return Err(fail(&format!("no answer within {bound:?}"))),
+    };
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim();
+    let stream = match kind.as_str() {
+        "stream" => format!("stream {} exists", config.stream),
+        "none" => format!("stream {} will be created", config.stream),
+        other => {
+            return Err(fail(&format!(
+                "key {} holds a {other}, not a stream",
+                config.stream
+            )))
+        }
+    };
+    let cluster = if config.cluster_safe() {
+        ""
+    } else {
+        " (no hash tag in the stream key: fine on one server, fails on Redis Cluster)"
+    };
+    Ok(format!("redis {version} at {url}: {stream}{cluster}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hash_tags_follow_the_cluster_rule() {
+        assert_eq!(hash_tag("{webhooks}"), Some("webhooks"));
+        assert_eq!(hash_tag("a{b}c{d}"), Some("b"));
+        assert_eq!(hash_tag("webhooks"), None);
+        assert_eq!(hash_tag("{}x"), None);
+        assert_eq!(hash_tag("a{b"), None);
+    }
+
+    #[test]
+    fn config_debug_hides_the_password() {
+        let mut c = RedisConfig::new("cache", "redis://u:s3cret@h:6379/0", "w");
+        c.password = Some("other-secret".into());
+        let d = format!("{c:?}");
+        assert!(!d.contains("s3cret") && !d.contains("other-secret"), "{d}");
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_the_password() {
+        let mut c = RedisConfig::new("cache", "http://u:pw-123@h/0", "w");
+        c.password = Some("pw-123".into());
+        let Err(e) = c.client() else {
+            panic!("http:// is not redis")
+        };
+        let e = e.to_string();
+        assert!(!e.contains("pw-123"), "{e}");
+    }
+
+    proptest! {
+        /// Whatever the dedupe key holds (a hostile delivery id with braces), a tagged stream key
+        /// and its dedupe key hash to the same slot.
+        #[test]
+        fn dedupe_key_shares_the_streams_slot(prefix in "[a-z]{0,4}", tag in "[a-z:]{1,8}", key in any::<String>()) {
+            let stream = format!("{prefix}{{{tag}}}");
+            let dk = dedupe_key(&stream, &key);
+            prop_assert_eq!(hash_tag(&dk), hash_tag(&stream));
+        }
+    }
+}
