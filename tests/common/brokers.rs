@@ -79,6 +79,36 @@ fn wait_ready(rx: &mpsc::Receiver<()>, child: &mut Child, what: &str, log: &Mute
 }
 
 /// A `nats-server -js` on a free port, with its store in a temp dir.
+/// The controls both brokers share: SIGKILL (waiting until the process is gone, so the port is free
+/// again), a restart on the same port with the same store, the output so far, and kill on drop.
+macro_rules! process_controls {
+    ($t:ty) => {
+        impl $t {
+            pub fn kill(&mut self) {
+                if let Some(mut c) = self.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+
+            pub fn restart(&mut self) {
+                self.kill();
+                self.spawn();
+            }
+
+            pub fn log(&self) -> String {
+                self.log.lock().unwrap().join("\n")
+            }
+        }
+
+        impl Drop for $t {
+            fn drop(&mut self) {
+                self.kill();
+            }
+        }
+    };
+}
+
 pub struct Nats {
     dir: tempfile::TempDir,
     port: u16,
@@ -156,31 +186,9 @@ impl Nats {
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
-
-    /// SIGKILL, and wait until the process is gone (so the port is free again).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts the server again on the same port with the same store.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
 }
 
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+process_controls!(Nats);
 
 /// A `redis-server` on a free port, AOF with `appendfsync always`, data in a temp dir.
 pub struct Redis {
@@ -262,26 +270,6 @@ impl Redis {
             .expect("read redis");
         line
     }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+process_controls!(Redis);
