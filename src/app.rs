@@ -189,6 +189,7 @@ fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
                 }
             }
             let hooks: Vec<String> = live.hooks.keys().cloned().collect();
+            state.dedupe.retain_hooks(|p| live.hooks.contains_key(p));
             state.live.store(Arc::new(live));
             state.metrics.reload(true);
             tracing::info!(config = %path.display(), ?hooks, "config reloaded");

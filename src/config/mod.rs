@@ -87,7 +87,7 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long an accepted delivery id is remembered.
     pub dedupe_window: Duration,
-    /// How many delivery ids are remembered at most.
+    /// How many delivery ids each hook remembers at most.
     pub dedupe_max_entries: usize,
     /// Hook requests in flight before new ones get 503 (read at start only).
     pub max_concurrent_requests: usize,

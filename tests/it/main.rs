@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod dedupe_attacks;
 mod durability;
 mod layers;
 mod netbox;
