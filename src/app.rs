@@ -172,6 +172,9 @@ fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
     };
     match Config::load(Some(path)) {
         Ok(new) => {
+            for w in new.warnings() {
+                tracing::warn!("{w}");
+            }
             let live = LiveConfig::new(&new, &state.metrics);
             for (key, changed) in [
                 ("listen", new.listen != running.listen),

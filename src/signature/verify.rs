@@ -173,6 +173,11 @@ impl Verifier {
         self.keys.len()
     }
 
+    /// How far a signed timestamp may be from now (schemes that sign one).
+    pub fn tolerance(&self) -> Duration {
+        Duration::from_secs(self.tolerance_secs)
+    }
+
     /// Whether it accepts requests without checking a signature (`allow_unsigned = true`).
     pub fn allows_unsigned(&self) -> bool {
         self.allow_unsigned

@@ -1,6 +1,8 @@
 //! Issue 11, hole 6: replay protection cannot be flushed by another hook's traffic, and an id's
 //! length never turns de-duplication off.
 
+use std::process::Command;
+
 use crate::common::*;
 use webhook_listener::signature::Provider;
 
@@ -133,4 +135,53 @@ async fn long_ids_are_still_deduplicated() {
     // The log records the hashed key, not the over-long id (the payload keeps the body as sent).
     assert!(!lines[0].contains(&id), "{}", lines[0]);
     assert!(lines.iter().all(|l| l.contains("sha256:")), "{lines:?}");
+}
+
+#[test]
+fn check_config_warns_when_the_window_is_shorter_than_the_replay_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "dedupe_window_secs = 100\n{}",
+            hook(
+                Provider::Stripe,
+                "/stripe",
+                &[secret(Provider::Stripe, 1)],
+                "tolerance_secs = 300"
+            )
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", file.to_str().unwrap()])
+        .env_remove("WEBHOOK_LISTENER_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("/stripe") && err.contains("dedupe_window_secs") && err.contains("600"),
+        "{err}"
+    );
+}
+
+#[test]
+fn start_up_warns_when_the_window_is_shorter_than_the_replay_window() {
+    let server = Server::start_with(Options {
+        top: "dedupe_window_secs = 100",
+        hooks: &hook(
+            Provider::Stripe,
+            "/stripe",
+            &[secret(Provider::Stripe, 1)],
+            "",
+        ),
+        ..Default::default()
+    });
+    assert!(
+        server.wait_for_stderr("at least 600", std::time::Duration::from_secs(5)),
+        "{}",
+        server.stderr()
+    );
 }
