@@ -172,6 +172,9 @@ fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
     };
     match Config::load(Some(path)) {
         Ok(new) => {
+            for w in new.warnings() {
+                tracing::warn!("{w}");
+            }
             let live = LiveConfig::new(&new, &state.metrics);
             for (key, changed) in [
                 ("listen", new.listen != running.listen),
@@ -189,6 +192,7 @@ fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
                 }
             }
             let hooks: Vec<String> = live.hooks.keys().cloned().collect();
+            state.dedupe.retain_hooks(|p| live.hooks.contains_key(p));
             state.live.store(Arc::new(live));
             state.metrics.reload(true);
             tracing::info!(config = %path.display(), ?hooks, "config reloaded");

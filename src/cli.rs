@@ -153,6 +153,9 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     if let Some(addr) = listen {
         match addr.parse() {
             Ok(a) => config.listen = a,
@@ -205,6 +208,9 @@ fn check_config(file: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for w in config.warnings() {
+        eprintln!("{}: warning: {w}", file.display());
+    }
     // Written at once and without panicking: `check-config … | head` must not print a backtrace.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), summary(&file, &config).as_bytes());
     ExitCode::SUCCESS

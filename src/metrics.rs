@@ -101,6 +101,7 @@ pub struct Metrics {
     log_bytes: Counter,
     in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     reloads: Family<ReloadLabels, Counter>,
+    dedupe_evictions: Family<HookLabel, Counter>,
     none: Arc<str>,
 }
 
@@ -160,6 +161,12 @@ impl Metrics {
             "Configuration reloads by result",
             reloads.clone(),
         );
+        let dedupe_evictions = Family::<HookLabel, Counter>::default();
+        registry.register(
+            "webhook_listener_dedupe_evictions",
+            "Delivery ids forgotten before their dedupe window ended (a replay of one is accepted)",
+            dedupe_evictions.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -169,6 +176,7 @@ impl Metrics {
             log_bytes,
             in_flight,
             reloads,
+            dedupe_evictions,
             none: Arc::from("none"),
         }
     }
@@ -190,6 +198,15 @@ impl Metrics {
                 .get_or_create(&HookLabel { hook: name })
                 .clone(),
         }
+    }
+
+    /// The counter of `hook`'s ids evicted early; created at zero so dashboards see the series.
+    pub fn dedupe_evictions(&self, hook: &Arc<str>) -> Counter {
+        self.dedupe_evictions
+            .get_or_create(&HookLabel {
+                hook: HookName(hook.clone()),
+            })
+            .clone()
     }
 
     /// Counts a finished request. `hook` is a configured path or `None` (counted as `"none"`), so

@@ -87,7 +87,7 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long an accepted delivery id is remembered.
     pub dedupe_window: Duration,
-    /// How many delivery ids are remembered at most.
+    /// How many delivery ids each hook remembers at most.
     pub dedupe_max_entries: usize,
     /// Hook requests in flight before new ones get 503 (read at start only).
     pub max_concurrent_requests: usize,
@@ -134,6 +134,28 @@ pub mod reserved {
 }
 
 impl Config {
+    /// What is valid but weakens a promise, one sentence each, for start-up, reload and
+    /// `check-config` to print.
+    pub fn warnings(&self) -> Vec<String> {
+        let window = self.dedupe_window.as_secs();
+        self.hooks
+            .iter()
+            .enumerate()
+            .filter_map(|(index, h)| {
+                let v = &h.verifier;
+                let replay = v.tolerance().as_secs().saturating_mul(2);
+                // A signed timestamp is accepted from `tolerance` in the past to `tolerance` in the
+                // future: a capture stays replayable for twice it, and must be remembered as long.
+                (v.scheme().has_timestamp() && !v.allows_unsigned() && window < replay).then(|| {
+                    format!(
+                        "hooks[{index}] ({}): dedupe_window_secs = {window} is shorter than twice its tolerance_secs ({replay}): a captured delivery could be replayed once its id is forgotten while its timestamp is still accepted; set dedupe_window_secs to at least {replay}",
+                        h.path
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Loads `path`, or the embedded default when `None`, and resolves every secret.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (text, origin) = match path {
@@ -167,6 +189,32 @@ mod tests {
     use super::*;
     use crate::signature::{Algorithm, Encoding, Scheme};
     use hmac::{Hmac, Mac};
+
+    #[test]
+    fn warns_when_ids_are_forgotten_before_their_timestamps_expire() {
+        let config = |top: &str, hook: &str| {
+            let text = format!(
+                "{top}\n[[hooks]]\npath = \"/s\"\nprovider = \"stripe\"\nsecrets = [\"whsec_k\"]\n{hook}"
+            );
+            Config::from_toml(&text, "test").unwrap().warnings()
+        };
+        // The defaults are consistent: 600 s remembered, 2 × 300 s replayable.
+        assert_eq!(config("", ""), Vec::<String>::new());
+        let w = config("dedupe_window_secs = 100", "");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("hooks[0] (/s)") && w[0].contains("at least 600"),
+            "{w:?}"
+        );
+        assert_eq!(
+            config("dedupe_window_secs = 100", "tolerance_secs = 50"),
+            Vec::<String>::new()
+        );
+        // No timestamp, no replay window to compare with.
+        let github = "[[hooks]]\npath = \"/g\"\nprovider = \"github\"\nsecrets = [\"k\"]\n";
+        let text = format!("dedupe_window_secs = 1\n{github}");
+        assert!(Config::from_toml(&text, "t").unwrap().warnings().is_empty());
+    }
 
     /// Whether a NetBox hook's verifier accepts a body signed with `secret` (HMAC-SHA512, made
     /// here with the `hmac` crate): the secret it was configured with is the one it checks.

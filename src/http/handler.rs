@@ -16,7 +16,7 @@ use crate::event_log::{EventRecord, Payload};
 use crate::live_config::Hook;
 use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
-use crate::signature::{DeliveryIdSource, Scheme, Verified};
+use crate::signature::{self, DeliveryIdSource, Scheme, Verified};
 
 /// How a hook request succeeded.
 #[derive(Debug)]
@@ -117,14 +117,15 @@ fn slack_challenge(hook: &Hook, body: &[u8]) -> Option<String> {
 }
 
 /// The key for de-duplication: the scheme's delivery-id header when it sent one, else (Stripe,
-/// Slack) a top-level field of a JSON body; `None` when the sender gives no id.
+/// Slack) a top-level field of a JSON body, capped the same way; `None` when the sender gives no id.
 fn delivery_id<'a>(hook: &Hook, verified: &'a Verified) -> Option<Cow<'a, str>> {
     if let Some(id) = verified.delivery_id() {
         return Some(Cow::Borrowed(id));
     }
     match hook.verifier.scheme().delivery_id_source() {
         DeliveryIdSource::BodyField(field) if hook.payload != PayloadKind::Raw => {
-            payload::top_level_string(verified.body(), field).map(Cow::Owned)
+            payload::top_level_string(verified.body(), field)
+                .map(|id| Cow::Owned(signature::delivery_key(&id)))
         }
         _ => None,
     }

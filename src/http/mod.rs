@@ -38,7 +38,8 @@ pub struct AppState {
     pub log: EventLog,
     /// How event lines are written (`log.format`).
     pub log_format: LogFormat,
-    /// Delivery ids accepted within the window, shared by all hooks (keys include the hook path).
+    /// Delivery ids accepted within the window, one table per hook path; outside `live`, so a reload
+    /// keeps the ids of the hooks it keeps.
     pub dedupe: Dedupe,
     /// Every counter and histogram of the process; `/metrics` encodes it.
     pub metrics: Arc<Metrics>,
@@ -55,7 +56,11 @@ impl AppState {
             live: ArcSwap::from_pointee(LiveConfig::new(config, &metrics)),
             log,
             log_format: config.log.format,
-            dedupe: Dedupe::new(config.dedupe_window, config.dedupe_max_entries),
+            dedupe: Dedupe::new(
+                config.dedupe_window,
+                config.dedupe_max_entries,
+                metrics.clone(),
+            ),
             metrics,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             max_in_flight: config.max_concurrent_requests,

@@ -14,7 +14,7 @@ pub use parse::Malformed;
 pub use scheme::{Algorithm, DeliveryIdSource, Encoding, Provider, Scheme};
 pub use secret::{Key, KeyError, Secret};
 pub use sign::sign;
-pub use verify::{SignatureError, Verified, Verifier};
+pub use verify::{delivery_key, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN};
 
 #[cfg(test)]
 mod tests;

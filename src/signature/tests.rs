@@ -1346,3 +1346,21 @@ fn independent_signer_reproduces_published_vectors() {
     );
     assert!(slack.contains(&("x-slack-signature".to_string(), SLACK_SIG.to_string())));
 }
+
+#[test]
+fn delivery_keys_are_bounded_and_never_collide_with_a_real_id() {
+    assert_eq!(delivery_key("msg_1"), "msg_1");
+    let at_cap = "a".repeat(MAX_DELIVERY_ID_LEN);
+    assert_eq!(delivery_key(&at_cap), at_cap);
+    let long = delivery_key(&"a".repeat(MAX_DELIVERY_ID_LEN + 1));
+    assert!(
+        long.starts_with("sha256:") && long.len() == 7 + 64,
+        "{long}"
+    );
+    // A sender writing the hashed form of another id gets a different key.
+    assert_ne!(delivery_key(&long), long);
+    assert_ne!(
+        delivery_key(&"a".repeat(300)),
+        delivery_key(&"a".repeat(301))
+    );
+}

@@ -98,11 +98,32 @@ fn required_any<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<&'a str, S
     Err(SignatureError::Missing(names.join(" or ")))
 }
 
-/// A delivery id from a header, if present and sane (bounded, printable) to use as a dedupe key.
+/// The longest delivery id kept as sent; a longer one is replaced by its hash.
+pub const MAX_DELIVERY_ID_LEN: usize = 256;
+
+/// Marks an id as a hash of the real one. A real id that starts with it is hashed too, so a sender
+/// cannot name another delivery's hashed key.
+const HASHED_ID_PREFIX: &str = "sha256:";
+
+/// The form of a sender's delivery id used as its dedupe key and logged: the id itself when it is
+/// at most [`MAX_DELIVERY_ID_LEN`] bytes, else `sha256:` + the hex SHA-256 of it. Header and body
+/// ids both go through here, so length never turns de-duplication off and memory stays bounded.
+pub fn delivery_key(id: &str) -> String {
+    if id.len() <= MAX_DELIVERY_ID_LEN && !id.starts_with(HASHED_ID_PREFIX) {
+        id.to_string()
+    } else {
+        format!(
+            "{HASHED_ID_PREFIX}{}",
+            hex::encode(sha2::Sha256::digest(id.as_bytes()))
+        )
+    }
+}
+
+/// A delivery id from a header, if present and printable, as its [`delivery_key`].
 fn delivery_header(headers: &HeaderMap, names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| {
         let v = headers.get(*n)?.to_str().ok()?.trim();
-        (!v.is_empty() && v.len() <= 256).then(|| v.to_string())
+        (!v.is_empty()).then(|| delivery_key(v))
     })
 }
 
@@ -150,6 +171,11 @@ impl Verifier {
     /// How many secrets it accepts (several while one is being rotated out).
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// How far a signed timestamp may be from now (schemes that sign one).
+    pub fn tolerance(&self) -> Duration {
+        Duration::from_secs(self.tolerance_secs)
     }
 
     /// Whether it accepts requests without checking a signature (`allow_unsigned = true`).

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod dedupe_attacks;
 mod durability;
 mod forward_sinks;
 mod layers;
