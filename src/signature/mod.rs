@@ -4,6 +4,7 @@
 //! cannot be handed an unverified one: forgetting verification is a compile error.
 
 pub mod parse;
+pub mod providers;
 
 use std::time::Duration;
 
