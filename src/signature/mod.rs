@@ -5,6 +5,7 @@
 //! parsing only `Verified::body`, so forgetting verification is a compile error there.
 
 pub mod parse;
+pub mod providers;
 pub mod scheme;
 pub mod secret;
 pub mod sign;
