@@ -9,3 +9,4 @@ mod layers;
 mod netbox;
 mod operations;
 mod providers;
+mod writer_attacks;
