@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::config::{Config, ConfigError};
-use crate::event_log::{EventLog, WriterThread};
+use crate::event_log::{stall_bound, EventLog, WriterThread};
 use crate::http::linger::Lingering;
 use crate::http::{router, AppState};
 use crate::live_config::LiveConfig;
@@ -51,11 +51,16 @@ impl App {
     /// Binds the listener and opens the event log; fails with a message naming what is wrong.
     pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<App, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let (log, writer) = EventLog::start(&config.log.file, config.log.fsync, metrics.clone())
-            .map_err(|source| StartError::Log {
-                path: config.log.file.clone(),
-                source,
-            })?;
+        let (log, writer) = EventLog::start(
+            &config.log.file,
+            config.log.fsync,
+            stall_bound(config.request_timeout),
+            metrics.clone(),
+        )
+        .map_err(|source| StartError::Log {
+            path: config.log.file.clone(),
+            source,
+        })?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -99,6 +104,7 @@ impl App {
             .keep_alive(true);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let reloading = Arc::new(tokio::sync::Mutex::new(()));
         tokio::pin!(shutdown);
         tracing::info!(
             listen = %listener.local_addr()?,
@@ -113,9 +119,16 @@ impl App {
                 biased;
                 () = &mut shutdown => break,
                 // SIGHUP: new config for new requests; the log reopens by path for logrotate.
+                // Run as a task: reading a config or a secret file can block (a FIFO, a hung
+                // mount), and the accept loop and SIGTERM must never wait for it.
                 _ = hup.recv() => {
-                    reload(&state, &config, config_path.as_deref());
-                    state.log.reopen().await;
+                    let (state, running, path) = (state.clone(), config.clone(), config_path.clone());
+                    let serial = reloading.clone();
+                    tokio::spawn(async move {
+                        let _one_at_a_time = serial.lock().await;
+                        reload(&state, &running, path).await;
+                        state.log.reopen().await;
+                    });
                 }
                 accepted = listener.accept() => {
                     let (tcp, peer) = match accepted {
@@ -147,7 +160,10 @@ impl App {
 
         drop(listener);
         tracing::info!("shutting down: finishing requests in flight");
-        if tokio::time::timeout(config.shutdown_timeout, graceful.shutdown())
+        // One deadline for the requests and the log, so SIGTERM is bounded even with the writer
+        // stuck in the kernel; the log's flush gets at least a second of it.
+        let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
+        if tokio::time::timeout_at(deadline, graceful.shutdown())
             .await
             .is_err()
         {
@@ -156,21 +172,64 @@ impl App {
                 "requests still in flight at the shutdown timeout were cut off (not acknowledged)"
             );
         }
-        state.log.shutdown().await;
+        let log_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+        if !state.log.stop(writer, log_deadline).await {
+            // Every 2xx was sent only after its line was written (and synced with fsync), so none
+            // is lost here; lines still queued were never acknowledged and their senders retry.
+            let refused = state.log.health().refused();
+            let why = state.log.health().error().unwrap_or_default();
+            tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused, %why,
+                "event log writer did not stop by the shutdown timeout; exiting without it");
+            eprintln!(
+                "webhook-listener: event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall"
+            );
+            std::process::exit(2);
+        }
         drop(state);
-        writer.join().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Re-reads the config file; an invalid one is refused and the running config stays.
-fn reload(state: &AppState, running: &Config, path: Option<&std::path::Path>) {
+/// How long a reload may spend reading the config and its secret files before it is refused.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Re-reads the config file; an invalid one, or one that cannot be read within [`RELOAD_TIMEOUT`],
+/// is refused and the running config stays.
+async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
     let Some(path) = path else {
         tracing::info!("SIGHUP: no --config file to reload (running on the embedded default)");
         return;
     };
-    match Config::load(Some(path)) {
+    // A plain thread, not `spawn_blocking`: a read stuck in the kernel must not hold up the
+    // runtime's shutdown, and a detached thread does not keep the process alive.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let p = path.clone();
+    let spawned = std::thread::Builder::new()
+        .name("config-reload".into())
+        .spawn(move || {
+            let _ = tx.send(Config::load(Some(&p)));
+        });
+    if let Err(e) = spawned {
+        state.metrics.reload(false);
+        tracing::error!(error = %e, "config reload refused: cannot start the reader thread");
+        return;
+    }
+    let loaded = match tokio::time::timeout(RELOAD_TIMEOUT, rx).await {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(_)) => {
+            state.metrics.reload(false);
+            tracing::error!(config = %path.display(), "config reload refused: the reader thread failed");
+            return;
+        }
+        Err(_) => {
+            state.metrics.reload(false);
+            tracing::error!(config = %path.display(), timeout = ?RELOAD_TIMEOUT,
+                "config reload refused: reading the config or a secret file did not finish in time; the previous config stays in force");
+            return;
+        }
+    };
+    match loaded {
         Ok(new) => {
             for w in new.warnings() {
                 tracing::warn!("{w}");

@@ -75,12 +75,32 @@ pub fn resolve_secret(reference: &str) -> Result<Secret, SecretError> {
 }
 
 /// At most one byte more than [`MAX_SECRET_FILE`], so a larger file is noticed without reading it.
+/// Opened without blocking and refused unless a regular file: a FIFO would block start-up or a
+/// reload until a writer comes, and a device (`/dev/zero`, a terminal) is not a secret.
 fn read_secret_file(file: &str) -> std::io::Result<String> {
     use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(file)?;
+    let t = f.metadata()?.file_type();
+    if !t.is_file() {
+        let what = if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_dir() {
+            "a directory"
+        } else {
+            "not a file"
+        };
+        return Err(std::io::Error::other(format!(
+            "not a regular file: it is {what}"
+        )));
+    }
     let mut v = String::new();
-    std::fs::File::open(file)?
-        .take(MAX_SECRET_FILE + 1)
-        .read_to_string(&mut v)?;
+    f.take(MAX_SECRET_FILE + 1).read_to_string(&mut v)?;
     Ok(v)
 }
 
@@ -105,6 +125,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/secret"), "{err}");
+        let err = resolve_secret("file:/dev/null").unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
         std::fs::write(&f, "\n").unwrap();
         assert!(resolve_secret(&format!("file:{}", f.display())).is_err());
     }

@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,22 @@ pub enum SinkError {
     Io(Arc<io::Error>),
     #[error("event log is shut down")]
     Closed,
+    /// The write did not finish within the stall bound: answered 503 rather than left hanging. The
+    /// line may still be written when the writer comes back; the sender's retry then duplicates it,
+    /// which is the safe side (a duplicate, never a loss).
+    #[error("event log write has not finished for {0:?}")]
+    Stalled(Duration),
+}
+
+/// The longest a request waits for its line before it is answered 503 (capped further at half the
+/// request timeout, see [`stall_bound`]). A healthy disk syncs in milliseconds; seconds mean a
+/// stalled filesystem.
+pub const MAX_WRITE_STALL: Duration = Duration::from_secs(5);
+
+/// How long a write or sync may take before the log counts as stalled: answered before the
+/// sender's own request timeout would cut it.
+pub fn stall_bound(request_timeout: Duration) -> Duration {
+    MAX_WRITE_STALL.min(request_timeout / 2)
 }
 
 enum Command {
@@ -49,16 +65,99 @@ enum Command {
     Shutdown,
 }
 
+/// Refuses what the writer cannot use as the event log: anything but a regular file, or with
+/// `fsync` a character device too. The message names the path and what it is.
+fn check_kind(path: &Path, meta: &std::fs::Metadata, fsync: bool) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        if !fsync {
+            return Ok(());
+        }
+        "a character device, which cannot be synced (fsync = true; set fsync = false to write to it)"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(io::Error::other(format!(
+        "{} is not a regular file: it is {what}",
+        path.display()
+    )))
+}
+
 /// Shared view of the writer's health, for `/healthz`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
     failing: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// The watchdog: when the write in progress began, in milliseconds since `epoch` plus one (0:
+    /// no write in progress). The writer cannot be interrupted in the kernel; this makes it seen.
+    busy_since: AtomicU64,
+    epoch: Instant,
+    bound: Duration,
+    path: PathBuf,
+    /// Requests answered 503 because the writer stalled.
+    refused: AtomicU64,
 }
 
 impl Health {
-    /// `None` while the last write succeeded, else the error it met.
+    fn new(path: &Path, bound: Duration) -> Health {
+        Health {
+            failing: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            busy_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+            bound,
+            path: path.to_path_buf(),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn write_started(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.busy_since.store(ms, Ordering::Relaxed);
+    }
+
+    fn write_ended(&self) {
+        self.busy_since.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the write in progress has taken, when that is longer than the bound.
+    pub fn stalled(&self) -> Option<Duration> {
+        let since = self.busy_since.load(Ordering::Relaxed);
+        if since == 0 {
+            return None;
+        }
+        let took = self
+            .epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(since - 1));
+        (took > self.bound).then_some(took)
+    }
+
+    /// Requests answered 503 because the writer stalled.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// `None` while the last write succeeded and none is stuck, else what is wrong.
     pub fn error(&self) -> Option<String> {
+        if let Some(took) = self.stalled() {
+            return Some(format!(
+                "stalled: a write to {} has not returned for {} s",
+                self.path.display(),
+                took.as_secs()
+            ));
+        }
         if self.failing.load(Ordering::Relaxed) {
             self.last_error
                 .lock()
@@ -101,11 +200,12 @@ impl EventLog {
     pub fn start(
         path: &Path,
         fsync: bool,
+        stall_bound: Duration,
         metrics: Arc<Metrics>,
     ) -> io::Result<(EventLog, WriterThread)> {
-        let file = LogFile::open(path)?;
+        let file = LogFile::open(path, fsync)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let health = Arc::new(Health::default());
+        let health = Arc::new(Health::new(path, stall_bound));
         let writer = Writer {
             busy: false,
             path: path.to_path_buf(),
@@ -121,14 +221,34 @@ impl EventLog {
         Ok((EventLog { tx, health }, WriterThread(handle)))
     }
 
-    /// Appends one complete line (ending in `\n`) and waits until it is durable.
+    /// Appends one complete line (ending in `\n`) and waits until it is durable, or at most the
+    /// stall bound: then it answers [`SinkError::Stalled`] (see there for what becomes of the line).
     pub async fn append(&self, line: Vec<u8>) -> Result<(), SinkError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Command::Append(line, done))
-            .await
-            .map_err(|_| SinkError::Closed)?;
-        wait.await.unwrap_or(Err(SinkError::Closed))
+        let queued_and_written = async {
+            self.tx
+                .send(Command::Append(line, done))
+                .await
+                .map_err(|_| SinkError::Closed)?;
+            wait.await.unwrap_or(Err(SinkError::Closed))
+        };
+        match tokio::time::timeout(self.health.bound, queued_and_written).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.health.refused.fetch_add(1, Ordering::Relaxed);
+                Err(SinkError::Stalled(self.health.bound))
+            }
+        }
+    }
+
+    /// Asks the writer to stop and waits for it up to `deadline`; false when it did not stop (it
+    /// is stuck in the kernel), and the caller must exit without it.
+    pub async fn stop(&self, writer: WriterThread, deadline: tokio::time::Instant) -> bool {
+        let stopped = async {
+            self.shutdown().await;
+            writer.join().await;
+        };
+        tokio::time::timeout_at(deadline, stopped).await.is_ok()
     }
 
     /// Asks the writer to reopen the file by path after the lines queued so far.
@@ -161,10 +281,33 @@ struct LogFile {
 const RENAME_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl LogFile {
-    fn open(path: &Path) -> io::Result<LogFile> {
-        let existed = path.exists();
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+    /// Opens without blocking and refuses anything but a regular file: opening a FIFO blocks until
+    /// a reader comes (forever), and a device or pipe cannot be synced, so `fsync = true` there would
+    /// write each line and then answer 503, a duplicate on every retry. A character device stays
+    /// allowed with `fsync = false` (`/dev/null` for benchmarks, a terminal): its writes either
+    /// succeed or fail, and nothing is promised beyond the kernel.
+    fn open(path: &Path, fsync: bool) -> io::Result<LogFile> {
+        use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+        use std::os::unix::fs::OpenOptionsExt;
+        // Looked at before opening too: `open` of a FIFO without a reader fails with ENXIO, which
+        // says nothing about why.
+        let existed = match std::fs::metadata(path) {
+            Ok(m) => {
+                check_kind(path, &m, fsync)?;
+                true
+            }
+            Err(_) => false,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32)
+            .open(path)?;
         let meta = file.metadata()?;
+        // Again on the descriptor: the path may have been swapped between the two looks.
+        check_kind(path, &meta, fsync)?;
+        let flags = fcntl_getfl(&file)?;
+        fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
         if !existed {
             // A new file's directory entry must be durable too, or a crash can lose the whole file.
             if let Some(dir) = path.parent() {
@@ -320,7 +463,10 @@ impl Writer {
     }
 
     fn reopen(&mut self) {
-        match LogFile::open(&self.path) {
+        self.health.write_started();
+        let opened = LogFile::open(&self.path, self.fsync);
+        self.health.write_ended();
+        match opened {
             Ok(f) => {
                 self.file = Some(f);
                 tracing::info!(path = %self.path.display(), "event log reopened");
@@ -343,7 +489,9 @@ impl Writer {
             buf.clear();
             return;
         }
+        self.health.write_started();
         let result = self.write_batch(buf);
+        self.health.write_ended();
         match &result {
             Ok(()) => self.health.set(None),
             Err(e) => {
@@ -368,7 +516,7 @@ impl Writer {
             None => Some("after a failure"),
         };
         if let Some(why) = reopen {
-            self.file = Some(LogFile::open(&self.path)?);
+            self.file = Some(LogFile::open(&self.path, self.fsync)?);
             tracing::info!(path = %self.path.display(), why, "event log reopened");
         }
         let Some(log) = self.file.as_mut() else {
@@ -398,5 +546,91 @@ impl Writer {
             }
         }
         synced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that never answers (as one stuck in the kernel on a stalled filesystem, which a
+    /// test cannot produce portably): the request is answered within the bound, counted as
+    /// refused, and `/healthz` names the stall once the write in progress outlasts the bound.
+    #[tokio::test]
+    async fn a_stuck_writer_is_answered_within_the_bound_and_seen_by_the_watchdog() {
+        let bound = Duration::from_millis(50);
+        let (tx, _never_read) = mpsc::channel(1);
+        let health = Arc::new(Health::new(Path::new("/var/log/events.log"), bound));
+        let log = EventLog {
+            tx,
+            health: health.clone(),
+        };
+        let r = tokio::time::timeout(Duration::from_secs(5), log.append(b"x\n".to_vec()))
+            .await
+            .expect("answered, not left hanging");
+        assert!(matches!(r, Err(SinkError::Stalled(_))), "{r:?}");
+        assert_eq!(health.refused(), 1);
+
+        assert_eq!(health.error(), None);
+        health.write_started();
+        assert_eq!(
+            health.stalled(),
+            None,
+            "a write within the bound is not a stall"
+        );
+        std::thread::sleep(bound * 2);
+        let e = health.error().expect("a write past the bound is reported");
+        assert!(
+            e.contains("stalled") && e.contains("/var/log/events.log"),
+            "{e}"
+        );
+        health.write_ended();
+        assert_eq!(health.error(), None);
+    }
+
+    /// SIGTERM's bound: a writer that does not stop is given up at the deadline, so the process
+    /// can exit without it.
+    #[tokio::test]
+    async fn stop_gives_up_on_a_stuck_writer_at_the_deadline() {
+        let (tx, _rx) = mpsc::channel(1);
+        let health = Arc::new(Health::new(Path::new("events.log"), MAX_WRITE_STALL));
+        let log = EventLog { tx, health };
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let writer = WriterThread(std::thread::spawn(move || {
+            let _ = stuck.recv();
+        }));
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        let stopped = tokio::time::timeout(Duration::from_secs(5), log.stop(writer, deadline))
+            .await
+            .expect("stop returns at its deadline");
+        assert!(!stopped);
+        let _ = release.send(());
+    }
+
+    #[test]
+    fn stall_bound_is_half_the_request_timeout_at_most_five_seconds() {
+        assert_eq!(stall_bound(Duration::from_secs(4)), Duration::from_secs(2));
+        assert_eq!(stall_bound(Duration::from_secs(60)), MAX_WRITE_STALL);
+    }
+
+    #[test]
+    fn non_regular_files_are_refused_by_name_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = LogFile::open(dir.path(), false).err().unwrap().to_string();
+        assert!(
+            err.contains("not a regular file") && err.contains("directory"),
+            "{err}"
+        );
+        let err = LogFile::open(Path::new("/dev/null"), true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("/dev/null") && err.contains("cannot be synced"),
+            "{err}"
+        );
+        assert!(LogFile::open(Path::new("/dev/null"), false).is_ok());
+        let f = dir.path().join("events.log");
+        assert!(LogFile::open(&f, true).is_ok());
     }
 }

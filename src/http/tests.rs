@@ -2,6 +2,7 @@
 //! Slack handshake, duplicates, the one place an outcome is counted).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -27,7 +28,8 @@ impl Harness {
         let log = dir.path().join("events.log");
         let config = Config::from_toml(&format!("[log]\nfile = {log:?}\n{hooks}"), "t").unwrap();
         let metrics = Arc::new(Metrics::new());
-        let (event_log, writer) = EventLog::start(&log, false, metrics.clone()).unwrap();
+        let (event_log, writer) =
+            EventLog::start(&log, false, Duration::from_secs(5), metrics.clone()).unwrap();
         let state = Arc::new(AppState::new(&config, event_log, metrics));
         Harness {
             state,

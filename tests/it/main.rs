@@ -11,3 +11,4 @@ mod layers;
 mod netbox;
 mod operations;
 mod providers;
+mod writer_attacks;

@@ -294,6 +294,7 @@ async fn wrong_method_and_unknown_path_then_still_serving() {
 async fn unwritable_event_log_is_503_never_2xx_and_health_reports_it() {
     let server = Server::start_with(Options {
         hooks: &netbox_hook("/webhook/"),
+        log: "fsync = false\n",
         log_file: Some("/dev/full"),
         ..Default::default()
     });
