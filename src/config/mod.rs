@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
 use crate::signature::Verifier;
@@ -95,6 +96,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The one forwarding header read from a trusted proxy; the other is never a fallback.
+    pub client_ip_header: ClientIpHeader,
     /// The event log (read at start only; SIGHUP reopens the same path).
     pub log: LogConfig,
     /// At least one; paths unique.
@@ -403,6 +406,7 @@ mod tests {
             Some(defaults::SHUTDOWN_TIMEOUT_SECS)
         );
         assert!(raw.trusted_proxies.is_empty());
+        assert_eq!(raw.client_ip_header, Some(ClientIpHeader::default()));
         assert_eq!(raw.log.file.as_deref(), Some(Path::new(defaults::LOG_FILE)));
         assert_eq!(raw.log.format, Some(defaults::LOG_FORMAT));
         assert_eq!(raw.log.fsync, Some(defaults::FSYNC));

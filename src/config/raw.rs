@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::secrets::{describe_reference, resolve_secret};
 use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
+use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
 use crate::signature::{Algorithm, Encoding, Key, Provider, Scheme, Verifier};
@@ -26,6 +27,7 @@ pub struct RawConfig {
     pub shutdown_timeout_secs: Option<u64>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    pub client_ip_header: Option<ClientIpHeader>,
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
@@ -135,6 +137,7 @@ impl RawConfig {
                     .unwrap_or(defaults::SHUTDOWN_TIMEOUT_SECS),
             ),
             trusted_proxies,
+            client_ip_header: self.client_ip_header.unwrap_or_default(),
             log,
             hooks,
         })

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod client_addr;
 mod durability;
 mod layers;
 mod netbox;
