@@ -164,6 +164,9 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
             }
         }
     }
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     // Thousands of keep-alive connections need more descriptors than the usual soft limit of 1024.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-files limit");
@@ -233,6 +236,9 @@ fn summary(file: &std::path::Path, config: &Config) -> String {
         },
         if config.log.fsync { "on" } else { "off" }
     );
+    for w in config.warnings() {
+        let _ = writeln!(out, "warning: {w}");
+    }
     let _ = writeln!(out, "{} hook(s):", config.hooks.len());
     for h in &config.hooks {
         let _ = writeln!(

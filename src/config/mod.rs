@@ -126,6 +126,9 @@ pub struct HookConfig {
     pub payload: PayloadKind,
     /// Client networks allowed to call; empty allows everyone.
     pub allow_ips: Vec<IpNet>,
+    /// The references (as [`secrets::describe_reference`] names them) of keys shorter than
+    /// [`crate::signature::MIN_KEY_BYTES`]: loaded, but warned about.
+    pub short_secrets: Vec<String>,
 }
 
 /// The paths the server answers itself, whatever the method. The router registers exactly these
@@ -137,6 +140,22 @@ pub mod reserved {
 }
 
 impl Config {
+    /// What is allowed but weak, one sentence each, naming hooks and references, never values.
+    pub fn warnings(&self) -> Vec<String> {
+        self.hooks
+            .iter()
+            .flat_map(|h| {
+                h.short_secrets.iter().map(move |r| {
+                    format!(
+                        "hook {}: secret {r} is shorter than {} bytes; a short key can be guessed offline from one signed request",
+                        h.path,
+                        crate::signature::MIN_KEY_BYTES
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Loads `path`, or the embedded default when `None`, and resolves every secret.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (text, origin) = match path {

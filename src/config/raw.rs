@@ -11,7 +11,9 @@ use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
-use crate::signature::{Algorithm, Encoding, Key, Provider, Scheme, Verifier};
+use crate::signature::{
+    key_len, Algorithm, Encoding, Key, Provider, Scheme, Verifier, MIN_KEY_BYTES,
+};
 
 /// The configuration file exactly as written. Unknown keys are refused so that a typo cannot silently
 /// leave a hook unprotected.
@@ -236,9 +238,16 @@ impl RawHook {
         // Each secret becomes its scheme's key here, so a secret the scheme cannot use is refused
         // naming its reference, and a config that loads always builds its runtime.
         let mut keys = Vec::with_capacity(self.secrets.len());
+        let mut short_secrets = Vec::new();
         for reference in &self.secrets {
             let key = resolve_secret(reference)
-                .and_then(|secret| Ok(Key::new(&scheme, &secret)?))
+                .and_then(|secret| {
+                    let key = Key::new(&scheme, &secret)?;
+                    if key_len(&scheme, &secret)? < MIN_KEY_BYTES {
+                        short_secrets.push(describe_reference(reference));
+                    }
+                    Ok(key)
+                })
                 .map_err(|source| ConfigError::Secret {
                     index,
                     path: path.clone(),
@@ -255,6 +264,7 @@ impl RawHook {
             verifier: Verifier::from_keys(scheme, keys, tolerance, self.allow_unsigned),
             payload,
             allow_ips,
+            short_secrets,
         })
     }
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod client_addr;
 mod durability;
+mod inputs;
 mod layers;
 mod netbox;
 mod operations;

@@ -1,0 +1,90 @@
+//! Inputs the operator (or a stranger) hands the binary: keys that are the empty key in disguise,
+//! values `sign` would print, and the URLs `healthcheck` is pointed at.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("WEBHOOK_LISTENER_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn config_with(dir: &std::path::Path, hooks: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, format!("[log]\nfile = \"events.log\"\n{hooks}")).unwrap();
+    path
+}
+
+/// `whsec_AAAA` and a one-NUL-byte file verify exactly like the empty key: refused at load, naming
+/// the hook and the reference, never the value.
+#[test]
+fn all_zero_keys_are_refused_like_empty_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let nul = dir.path().join("nul-secret");
+    std::fs::write(&nul, b"\0").unwrap();
+    let cases = [
+        (
+            "[[hooks]]\npath = \"/sw\"\nprovider = \"standard-webhooks\"\nsecrets = [\"whsec_AAAA\"]\n".to_string(),
+            "/sw",
+            "(literal)",
+        ),
+        (
+            format!(
+                "[[hooks]]\npath = \"/nb\"\nprovider = \"netbox\"\nsecrets = [\"file:{}\"]\n",
+                nul.display()
+            ),
+            "/nb",
+            "file:",
+        ),
+    ];
+    for (hooks, path, reference) in cases {
+        let config = config_with(dir.path(), &hooks);
+        let (ok, _, err) = run(&["check-config", config.to_str().unwrap()]);
+        assert!(!ok, "all-zero key accepted by check-config: {hooks}");
+        assert!(err.contains(path) && err.contains(reference), "{err}");
+        assert!(err.contains("all zero"), "{err}");
+        assert!(!err.contains("AAAA"), "secret value in the message: {err}");
+        // And the server refuses to start with it.
+        let (ok, _, err) = run(&["--config", config.to_str().unwrap()]);
+        assert!(!ok && err.contains("all zero"), "{err}");
+    }
+}
+
+#[test]
+fn short_keys_are_warned_about_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = "[[hooks]]\npath = \"/nb\"\nprovider = \"netbox\"\nsecrets = [\"env:SHORT_NB_SECRET\", \"0123456789abcdef\"]\n";
+    let config = config_with(dir.path(), hooks);
+    let out = Command::new(bin())
+        .args(["check-config", config.to_str().unwrap()])
+        .env("SHORT_NB_SECRET", "hunter2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let warnings: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "only the 7-byte key: {stdout}");
+    assert!(warnings[0].contains("/nb") && warnings[0].contains("env:SHORT_NB_SECRET"));
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+
+    let server = Server::start_with(Options {
+        hooks,
+        env: &[("SHORT_NB_SECRET", "hunter2")],
+        ..Default::default()
+    });
+    assert!(server.wait_for_stderr("shorter than 16 bytes", Duration::from_secs(5)));
+    assert!(!server.stderr().contains("hunter2"));
+}
