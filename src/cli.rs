@@ -263,6 +263,12 @@ fn summary(file: &std::path::Path, config: &Config) -> String {
     out
 }
 
+/// C0, DEL, C1 and the Unicode line and paragraph separators.
+fn has_control(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+}
+
 fn sign(
     scheme: &Scheme,
     secret: &str,
@@ -291,9 +297,23 @@ fn sign(
     let id = id.unwrap_or_else(|| format!("msg_{}", uuid::Uuid::new_v4().simple()));
     match signature::sign(scheme, &secret, &body, ts, &id) {
         Ok(headers) => {
-            for (k, v) in headers {
-                println!("{k}: {v}");
+            // The lines go to curl as headers: a CR/LF (or any control) would add headers of its
+            // own, and a terminal acts on the rest. Checked before anything is printed.
+            if let Some((k, _)) = headers
+                .iter()
+                .find(|(k, v)| has_control(k) || has_control(v))
+            {
+                eprintln!(
+                    "sign: the {} header would contain a control character (check --id, --header, --prefix); nothing printed",
+                    k.escape_debug()
+                );
+                return ExitCode::FAILURE;
             }
+            let mut out = String::new();
+            for (k, v) in headers {
+                out.push_str(&format!("{k}: {v}\n"));
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -88,3 +88,93 @@ fn short_keys_are_warned_about_not_refused() {
     assert!(server.wait_for_stderr("shorter than 16 bytes", Duration::from_secs(5)));
     assert!(!server.stderr().contains("hunter2"));
 }
+
+/// `sign`'s lines are fed to curl as headers: a CR/LF in any value would inject headers of its own.
+#[test]
+fn sign_refuses_control_characters_in_what_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, b"{}").unwrap();
+    let body = body.to_str().unwrap();
+    let sw = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "--provider",
+            "standard-webhooks",
+            "--secret",
+            sw,
+            "--id",
+            "msg_1\r\nX-Injected: 1",
+        ],
+        vec![
+            "--provider",
+            "github",
+            "--secret",
+            "s3cret-s3cret-s3",
+            "--id",
+            "a\u{85}b",
+        ],
+        vec![
+            "--provider",
+            "standard-webhooks",
+            "--secret",
+            sw,
+            "--id",
+            "a\u{2028}b",
+        ],
+        vec![
+            "--provider",
+            "standard-webhooks",
+            "--secret",
+            sw,
+            "--id",
+            "a\u{7f}b",
+        ],
+        vec![
+            "--provider",
+            "hmac",
+            "--secret",
+            "s3cret-s3cret-s3",
+            "--header",
+            "X-Sig\nX-Injected",
+            "--algorithm",
+            "sha256",
+            "--encoding",
+            "hex",
+        ],
+        vec![
+            "--provider",
+            "hmac",
+            "--secret",
+            "s3cret-s3cret-s3",
+            "--header",
+            "X-Sig",
+            "--algorithm",
+            "sha256",
+            "--encoding",
+            "hex",
+            "--prefix",
+            "sha256=\u{1b}[2J",
+        ],
+    ];
+    for mut args in cases {
+        args.insert(0, "sign");
+        args.push(body);
+        let (ok, out, err) = run(&args);
+        assert!(!ok, "accepted {args:?}: {out}");
+        assert!(out.is_empty(), "printed something: {out:?}");
+        assert!(err.contains("control character"), "{err}");
+    }
+    // The same without the control character still works.
+    let (ok, out, err) = run(&[
+        "sign",
+        "--provider",
+        "standard-webhooks",
+        "--secret",
+        sw,
+        "--id",
+        "msg_1",
+        body,
+    ]);
+    assert!(ok && out.contains("webhook-id: msg_1"), "{out}{err}");
+}
