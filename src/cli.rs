@@ -351,6 +351,8 @@ fn healthcheck(url: &str, timeout: u64) -> ExitCode {
     }
 }
 
+const HEALTH_BODY_CAP: usize = 64 * 1024;
+
 async fn health_get(url: &str) -> Result<String, String> {
     use http_body_util::BodyExt;
     let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
@@ -359,7 +361,12 @@ async fn health_get(url: &str) -> Result<String, String> {
     }
     let host = uri.host().ok_or("URL has no host")?;
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
+    // `http://[::1]:8000/`: the URI keeps the brackets, which connect must not see but Host keeps.
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let stream = tokio::net::TcpStream::connect((bare, port))
         .await
         .map_err(|e| e.to_string())?;
     let (mut sender, conn) =
@@ -373,8 +380,8 @@ async fn health_get(url: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
-    let body = resp
-        .into_body()
+    // A health answer is a few hundred bytes; whatever answers must not make us buffer without end.
+    let body = http_body_util::Limited::new(resp.into_body(), HEALTH_BODY_CAP)
         .collect()
         .await
         .map_err(|e| e.to_string())?

@@ -178,3 +178,63 @@ fn sign_refuses_control_characters_in_what_it_prints() {
     ]);
     assert!(ok && out.contains("webhook-id: msg_1"), "{out}{err}");
 }
+
+#[test]
+fn healthcheck_reaches_an_ipv6_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("events.log");
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen = \"[::1]:0\"\n[log]\nfile = {:?}\n{}",
+            log_path.display().to_string(),
+            netbox_hook("/webhook/")
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config")
+        .arg(&config_path)
+        .current_dir(dir.path());
+    let server = Server::spawn(cmd, dir, log_path, config_path);
+    assert!(server.addr.is_ipv6(), "{}", server.addr);
+    let url = format!("http://{}/healthz", server.addr);
+    assert!(url.starts_with("http://[::1]:"), "{url}");
+    let (ok, out, err) = run(&["healthcheck", "--timeout", "5", "--url", &url]);
+    assert!(ok, "{url}: {err}");
+    assert!(out.contains("ok"), "{out}");
+}
+
+/// A server that answers 200 and then streams a body forever: healthcheck must give up in time.
+#[test]
+fn healthcheck_bounds_an_endless_body() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+        while s.write_all(chunk.as_bytes()).is_ok() {}
+    });
+    let started = std::time::Instant::now();
+    let (ok, out, err) = run(&[
+        "healthcheck",
+        "--timeout",
+        "3",
+        "--url",
+        &format!("http://{addr}/healthz"),
+    ]);
+    assert!(!ok, "an endless body was accepted");
+    assert!(err.contains("length limit"), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "did not stop within its timeout"
+    );
+}
