@@ -22,6 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use http::{HeaderMap, HeaderName, HeaderValue};
 use strum::IntoEnumIterator;
 
+use webhook_listener::client_ip::Client;
 use webhook_listener::event_log::{EventRecord, LogFormat, Payload};
 use webhook_listener::payload;
 use webhook_listener::signature::{Algorithm, Encoding, Provider, Scheme, Secret, Verifier};
@@ -132,7 +133,7 @@ fn bench_verify(c: &mut Criterion) {
 
 fn bench_parse_and_format(c: &mut Criterion) {
     let received_at = Utc::now();
-    let client = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let client = Client::Known(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let mut g = c.benchmark_group("netbox");
     g.measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500))

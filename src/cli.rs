@@ -208,9 +208,6 @@ fn check_config(file: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for w in config.warnings() {
-        eprintln!("{}: warning: {w}", file.display());
-    }
     // Written at once and without panicking: `check-config … | head` must not print a backtrace.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), summary(&file, &config).as_bytes());
     ExitCode::SUCCESS
@@ -239,6 +236,9 @@ fn summary(file: &std::path::Path, config: &Config) -> String {
         },
         if config.log.fsync { "on" } else { "off" }
     );
+    for w in config.warnings() {
+        let _ = writeln!(out, "warning: {w}");
+    }
     let _ = writeln!(out, "{} hook(s):", config.hooks.len());
     for h in &config.hooks {
         let _ = writeln!(
@@ -261,6 +261,12 @@ fn summary(file: &std::path::Path, config: &Config) -> String {
         );
     }
     out
+}
+
+/// C0, DEL, C1 and the Unicode line and paragraph separators.
+fn has_control(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
 }
 
 fn sign(
@@ -291,9 +297,23 @@ fn sign(
     let id = id.unwrap_or_else(|| format!("msg_{}", uuid::Uuid::new_v4().simple()));
     match signature::sign(scheme, &secret, &body, ts, &id) {
         Ok(headers) => {
-            for (k, v) in headers {
-                println!("{k}: {v}");
+            // The lines go to curl as headers: a CR/LF (or any control) would add headers of its
+            // own, and a terminal acts on the rest. Checked before anything is printed.
+            if let Some((k, _)) = headers
+                .iter()
+                .find(|(k, v)| has_control(k) || has_control(v))
+            {
+                eprintln!(
+                    "sign: the {} header would contain a control character (check --id, --header, --prefix); nothing printed",
+                    k.escape_debug()
+                );
+                return ExitCode::FAILURE;
             }
+            let mut out = String::new();
+            for (k, v) in headers {
+                out.push_str(&format!("{k}: {v}\n"));
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -331,6 +351,8 @@ fn healthcheck(url: &str, timeout: u64) -> ExitCode {
     }
 }
 
+const HEALTH_BODY_CAP: usize = 64 * 1024;
+
 async fn health_get(url: &str) -> Result<String, String> {
     use http_body_util::BodyExt;
     let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
@@ -339,7 +361,12 @@ async fn health_get(url: &str) -> Result<String, String> {
     }
     let host = uri.host().ok_or("URL has no host")?;
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
+    // `http://[::1]:8000/`: the URI keeps the brackets, which connect must not see but Host keeps.
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let stream = tokio::net::TcpStream::connect((bare, port))
         .await
         .map_err(|e| e.to_string())?;
     let (mut sender, conn) =
@@ -353,8 +380,8 @@ async fn health_get(url: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
-    let body = resp
-        .into_body()
+    // A health answer is a few hundred bytes; whatever answers must not make us buffer without end.
+    let body = http_body_util::Limited::new(resp.into_body(), HEALTH_BODY_CAP)
         .collect()
         .await
         .map_err(|e| e.to_string())?

@@ -6,7 +6,7 @@
 //! `tests/it/layers.rs` keeps it so):
 //! - pure cores: [`signature`] (schemes, verification, signing), [`payload`] (typed bodies);
 //! - services: [`event_log`] (group-committed, fsynced log and its line formats), [`dedupe`],
-//!   [`metrics`], [`forward`];
+//!   [`metrics`], [`forward`], [`client_ip`] (the client address through trusted proxies);
 //! - [`config`]: the file, validated, with every hook's verifier built;
 //! - [`live_config`]: what a SIGHUP swaps;
 //! - [`http`]: the public listener (router, extractor, handler, errors);
@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod dedupe;
 pub mod event_log;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::client_ip::ClientIpHeader;
 use crate::config::Config;
 use crate::metrics::{HookMetrics, Metrics};
 use crate::payload::PayloadKind;
@@ -38,6 +39,8 @@ pub struct LiveConfig {
     pub hooks: HashMap<String, Arc<Hook>>,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Which forwarding header the trusted proxies set.
+    pub client_ip_header: ClientIpHeader,
     /// The body cap, applied to the declared `Content-Length` and to the bytes read.
     pub max_body_bytes: usize,
     /// How long a client may take to send its body.
@@ -65,6 +68,7 @@ impl LiveConfig {
         LiveConfig {
             hooks,
             trusted_proxies: config.trusted_proxies.clone(),
+            client_ip_header: config.client_ip_header,
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
         }

@@ -1,5 +1,5 @@
-//! `client::client_ip` with any `X-Forwarded-For` / `Forwarded` values, and `parse_forwarded_addr`
-//! on each. Input:
+//! `client_ip::client_ip` with any `X-Forwarded-For` / `Forwarded` values, under either
+//! `client_ip_header`, and `parse_forwarded_addr` on each. Input:
 //!
 //! ```text
 //! <peer address>\n
@@ -16,8 +16,10 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
-use webhook_listener::http::client_ip::{client_ip, parse_forwarded_addr};
 use webhook_listener::config::parse_cidrs;
+use webhook_listener::client_ip::{
+    client_ip, parse_forwarded_addr, Client, ClientIpHeader, MAX_HOPS,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut lines = data.split(|&b| b == b'\n');
@@ -61,14 +63,49 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let got = client_ip(peer, &headers, &proxies);
     let canonical_peer = peer.to_canonical();
-    if !proxies.iter().any(|n| n.contains(&canonical_peer)) {
+    let peer_trusted = proxies.iter().any(|n| n.contains(&canonical_peer));
+    for which in [ClientIpHeader::XForwardedFor, ClientIpHeader::Forwarded] {
+        let got = client_ip(peer, &headers, &proxies, which);
+        if !peer_trusted {
+            assert_eq!(
+                got,
+                Client::Known(canonical_peer),
+                "an untrusted peer's headers were believed"
+            );
+        }
+        // Only the chosen header counts: removing the other changes nothing.
+        let mut only = headers.clone();
+        let other = match which {
+            ClientIpHeader::XForwardedFor => ClientIpHeader::Forwarded,
+            ClientIpHeader::Forwarded => ClientIpHeader::XForwardedFor,
+        };
+        only.remove(other.name());
         assert_eq!(
-            got, canonical_peer,
-            "an untrusted peer's headers were believed"
+            got,
+            client_ip(peer, &only, &proxies, which),
+            "fell back to {}",
+            other.name()
         );
+        let values: Vec<&HeaderValue> = headers.get_all(which.name()).iter().collect();
+        // A chain that is not ASCII, or longer than the cap, is never read as an address.
+        if peer_trusted
+            && (values.iter().any(|v| v.to_str().is_err())
+                || values
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .map(|v| v.split(',').count())
+                    .sum::<usize>()
+                    > MAX_HOPS)
+        {
+            assert_eq!(got, Client::Unknown, "unparseable chain gave an address");
+        }
+        if peer_trusted && values.is_empty() {
+            assert_eq!(got, Client::Known(canonical_peer));
+        }
+        // Canonical: an IPv4-mapped IPv6 address never comes back.
+        if let Client::Known(ip) = got {
+            assert_eq!(ip, ip.to_canonical());
+        }
     }
-    // Both sides canonical: an IPv4-mapped IPv6 address never comes back.
-    assert_eq!(got, got.to_canonical());
 });

@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 use webhook_listener::event_log::record::{single_line_json, EventRecord, LogFormat, Payload};
+use webhook_listener::client_ip::Client;
 use webhook_listener::payload;
 use webhook_listener::signature::{Scheme, Verifier};
 
@@ -91,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
         hook: "/webhook/",
         provider: "netbox",
         delivery_id: verified.delivery_id(),
-        client: Some(client),
+        client: Client::Known(client),
         payload,
     };
 

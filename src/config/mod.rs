@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
 use crate::signature::Verifier;
@@ -95,6 +96,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The one forwarding header read from a trusted proxy; the other is never a fallback.
+    pub client_ip_header: ClientIpHeader,
     /// The event log (read at start only; SIGHUP reopens the same path).
     pub log: LogConfig,
     /// At least one; paths unique.
@@ -123,6 +126,9 @@ pub struct HookConfig {
     pub payload: PayloadKind,
     /// Client networks allowed to call; empty allows everyone.
     pub allow_ips: Vec<IpNet>,
+    /// The references (as [`secrets::describe_reference`] names them) of keys shorter than
+    /// [`crate::signature::MIN_KEY_BYTES`]: loaded, but warned about.
+    pub short_secrets: Vec<String>,
 }
 
 /// The paths the server answers itself, whatever the method. The router registers exactly these
@@ -134,26 +140,31 @@ pub mod reserved {
 }
 
 impl Config {
-    /// What is valid but weakens a promise, one sentence each, for start-up, reload and
-    /// `check-config` to print.
+    /// What is valid but weakens a promise, one sentence each, naming hooks and references, never
+    /// values: for start-up and `check-config` to print.
     pub fn warnings(&self) -> Vec<String> {
         let window = self.dedupe_window.as_secs();
-        self.hooks
-            .iter()
-            .enumerate()
-            .filter_map(|(index, h)| {
-                let v = &h.verifier;
-                let replay = v.tolerance().as_secs().saturating_mul(2);
-                // A signed timestamp is accepted from `tolerance` in the past to `tolerance` in the
-                // future: a capture stays replayable for twice it, and must be remembered as long.
-                (v.scheme().has_timestamp() && !v.allows_unsigned() && window < replay).then(|| {
-                    format!(
-                        "hooks[{index}] ({}): dedupe_window_secs = {window} is shorter than twice its tolerance_secs ({replay}): a captured delivery could be replayed once its id is forgotten while its timestamp is still accepted; set dedupe_window_secs to at least {replay}",
-                        h.path
-                    )
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (index, h) in self.hooks.iter().enumerate() {
+            let v = &h.verifier;
+            let replay = v.tolerance().as_secs().saturating_mul(2);
+            // A signed timestamp is accepted from `tolerance` in the past to `tolerance` in the
+            // future: a capture stays replayable for twice it, and must be remembered as long.
+            if v.scheme().has_timestamp() && !v.allows_unsigned() && window < replay {
+                out.push(format!(
+                    "hooks[{index}] ({}): dedupe_window_secs = {window} is shorter than twice its tolerance_secs ({replay}): a captured delivery could be replayed once its id is forgotten while its timestamp is still accepted; set dedupe_window_secs to at least {replay}",
+                    h.path
+                ));
+            }
+            for r in &h.short_secrets {
+                out.push(format!(
+                    "hook {}: secret {r} is shorter than {} bytes; a short key can be guessed offline from one signed request",
+                    h.path,
+                    crate::signature::MIN_KEY_BYTES
+                ));
+            }
+        }
+        out
     }
 
     /// Loads `path`, or the embedded default when `None`, and resolves every secret.
@@ -194,7 +205,7 @@ mod tests {
     fn warns_when_ids_are_forgotten_before_their_timestamps_expire() {
         let config = |top: &str, hook: &str| {
             let text = format!(
-                "{top}\n[[hooks]]\npath = \"/s\"\nprovider = \"stripe\"\nsecrets = [\"whsec_k\"]\n{hook}"
+                "{top}\n[[hooks]]\npath = \"/s\"\nprovider = \"stripe\"\nsecrets = [\"whsec_k-but-long-enough-to-pass\"]\n{hook}"
             );
             Config::from_toml(&text, "test").unwrap().warnings()
         };
@@ -211,7 +222,7 @@ mod tests {
             Vec::<String>::new()
         );
         // No timestamp, no replay window to compare with.
-        let github = "[[hooks]]\npath = \"/g\"\nprovider = \"github\"\nsecrets = [\"k\"]\n";
+        let github = "[[hooks]]\npath = \"/g\"\nprovider = \"github\"\nsecrets = [\"a-key-long-enough-not-to-warn\"]\n";
         let text = format!("dedupe_window_secs = 1\n{github}");
         assert!(Config::from_toml(&text, "t").unwrap().warnings().is_empty());
     }
@@ -451,6 +462,7 @@ mod tests {
             Some(defaults::SHUTDOWN_TIMEOUT_SECS)
         );
         assert!(raw.trusted_proxies.is_empty());
+        assert_eq!(raw.client_ip_header, Some(ClientIpHeader::default()));
         assert_eq!(raw.log.file.as_deref(), Some(Path::new(defaults::LOG_FILE)));
         assert_eq!(raw.log.format, Some(defaults::LOG_FORMAT));
         assert_eq!(raw.log.fsync, Some(defaults::FSYNC));

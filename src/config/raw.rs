@@ -8,9 +8,12 @@ use serde::Deserialize;
 
 use super::secrets::{describe_reference, resolve_secret};
 use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
+use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
-use crate::signature::{Algorithm, Encoding, Key, Provider, Scheme, Verifier};
+use crate::signature::{
+    key_len, Algorithm, Encoding, Key, Provider, Scheme, Verifier, MIN_KEY_BYTES,
+};
 
 /// The configuration file exactly as written. Unknown keys are refused so that a typo cannot silently
 /// leave a hook unprotected.
@@ -26,6 +29,7 @@ pub struct RawConfig {
     pub shutdown_timeout_secs: Option<u64>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    pub client_ip_header: Option<ClientIpHeader>,
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
@@ -135,6 +139,7 @@ impl RawConfig {
                     .unwrap_or(defaults::SHUTDOWN_TIMEOUT_SECS),
             ),
             trusted_proxies,
+            client_ip_header: self.client_ip_header.unwrap_or_default(),
             log,
             hooks,
         })
@@ -233,9 +238,16 @@ impl RawHook {
         // Each secret becomes its scheme's key here, so a secret the scheme cannot use is refused
         // naming its reference, and a config that loads always builds its runtime.
         let mut keys = Vec::with_capacity(self.secrets.len());
+        let mut short_secrets = Vec::new();
         for reference in &self.secrets {
             let key = resolve_secret(reference)
-                .and_then(|secret| Ok(Key::new(&scheme, &secret)?))
+                .and_then(|secret| {
+                    let key = Key::new(&scheme, &secret)?;
+                    if key_len(&scheme, &secret)? < MIN_KEY_BYTES {
+                        short_secrets.push(describe_reference(reference));
+                    }
+                    Ok(key)
+                })
                 .map_err(|source| ConfigError::Secret {
                     index,
                     path: path.clone(),
@@ -252,6 +264,7 @@ impl RawHook {
             verifier: Verifier::from_keys(scheme, keys, tolerance, self.allow_unsigned),
             payload,
             allow_ips,
+            short_secrets,
         })
     }
 }

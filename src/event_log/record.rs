@@ -5,13 +5,13 @@
 //! JSON) turned into spaces, which guarantees one line per event whatever the sender's formatting.
 
 use std::io::Write;
-use std::net::IpAddr;
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use serde::Deserialize;
 
+use crate::client_ip::Client;
 use crate::payload::NetboxEvent;
 
 /// How the event log is written.
@@ -30,7 +30,7 @@ pub struct EventRecord<'a> {
     pub hook: &'a str,
     pub provider: &'static str,
     pub delivery_id: Option<&'a str>,
-    pub client: Option<IpAddr>,
+    pub client: Client,
     pub payload: Payload<'a>,
 }
 
@@ -73,9 +73,7 @@ impl EventRecord<'_> {
             }
         }
         text_field(out, "delivery_id", self.delivery_id);
-        if let Some(ip) = self.client {
-            text_field(out, "client", Some(&ip.to_string()));
-        }
+        text_field(out, "client", Some(&self.client.to_string()));
         out.push(b' ');
         match self.payload {
             Payload::Netbox(_, body) | Payload::Json(body) => single_line_json(body, out),
@@ -94,9 +92,7 @@ impl EventRecord<'_> {
         json_field(out, "hook", Some(self.hook));
         json_field(out, "provider", Some(self.provider));
         json_field(out, "delivery_id", self.delivery_id);
-        if let Some(ip) = self.client {
-            json_field(out, "client", Some(&ip.to_string()));
-        }
+        json_field(out, "client", Some(&self.client.to_string()));
         if let Payload::Netbox(ev, _) = &self.payload {
             json_field(out, "event", Some(&ev.event));
             json_field(

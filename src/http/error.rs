@@ -21,6 +21,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("client address not allowed")]
     Forbidden,
+    /// Same answer to the client; the diagnostic says why no address could be checked.
+    #[error("client address not allowed")]
+    ForbiddenUnknownClient,
     #[error("too many requests in flight; retry shortly")]
     Overloaded,
     #[error("body larger than {limit} bytes")]
@@ -42,7 +45,7 @@ impl ApiError {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::ForbiddenUnknownClient => StatusCode::FORBIDDEN,
             ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -57,7 +60,7 @@ impl ApiError {
         match self {
             ApiError::NotFound => Outcome::not_found,
             ApiError::MethodNotAllowed => Outcome::method_not_allowed,
-            ApiError::Forbidden => Outcome::forbidden,
+            ApiError::Forbidden | ApiError::ForbiddenUnknownClient => Outcome::forbidden,
             ApiError::Overloaded => Outcome::overloaded,
             ApiError::TooLarge { .. } => Outcome::too_large,
             ApiError::Timeout { .. } => Outcome::timeout,
@@ -72,6 +75,9 @@ impl ApiError {
         match self {
             ApiError::Signature(e) => format!("invalid signature: {e}"),
             ApiError::Unavailable(e) => e.to_string(),
+            ApiError::ForbiddenUnknownClient => "client address unknown: unparseable forwarding \
+                 header from trusted proxy"
+                .into(),
             other => other.to_string(),
         }
     }

@@ -3,7 +3,7 @@
 //! verifies the signature. The body leaves this module only inside [`Verified`], so the handler
 //! that takes a [`HookRequest`] only ever sees a verified body.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::AppState;
+use crate::client_ip::{client_ip, Client};
 use crate::live_config::Hook;
 use crate::signature::Verified;
 
@@ -25,7 +25,7 @@ use crate::signature::Verified;
 /// how the request ended.
 pub struct HookTarget {
     pub hook: Option<Arc<Hook>>,
-    pub client: Option<IpAddr>,
+    pub client: Client,
     /// The body cap and timeout of the same config snapshot as `hook`.
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
@@ -36,10 +36,17 @@ impl HookTarget {
         // A guard, not a clone of the whole snapshot: one shared reference count less per request.
         let live = state.live.load();
         let hook = live.hooks.get(req.uri().path()).cloned();
-        let client = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| client_ip(c.0.ip(), req.headers(), &live.trusted_proxies));
+        let client =
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(Client::Unknown, |c| {
+                    client_ip(
+                        c.0.ip(),
+                        req.headers(),
+                        &live.trusted_proxies,
+                        live.client_ip_header,
+                    )
+                });
         HookTarget {
             hook,
             client,
@@ -55,8 +62,8 @@ pub struct HookRequest {
     pub hook: Arc<Hook>,
     /// The body, and the delivery id the scheme's headers carried.
     pub verified: Verified,
-    /// The client address, through trusted proxies (`None` only without a peer address).
-    pub client: Option<IpAddr>,
+    /// The client address, through trusted proxies.
+    pub client: Client,
     /// One clock read for the log line and the signature's time check.
     pub received_at: DateTime<Utc>,
     /// Held until the response is built, so the in-flight cap counts the whole request.
@@ -77,9 +84,10 @@ impl HookRequest {
         }
         let client = target.client;
         if !hook.allow_ips.is_empty() {
-            let allowed = client.is_some_and(|ip| hook.allow_ips.iter().any(|n| n.contains(&ip)));
-            if !allowed {
-                return Err(ApiError::Forbidden);
+            match client {
+                Client::Known(ip) if hook.allow_ips.iter().any(|n| n.contains(&ip)) => {}
+                Client::Known(_) => return Err(ApiError::Forbidden),
+                Client::Unknown => return Err(ApiError::ForbiddenUnknownClient),
             }
         }
         let permit = state

@@ -1,6 +1,5 @@
 //! The public listener's router: `/healthz`, `/metrics`, and every configured hook path.
 
-pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod handler;
@@ -170,7 +169,7 @@ impl Ended<'_> {
                 .request(hook.map(|h| &h.path), outcome, self.elapsed),
         }
         tracing::debug!(
-            hook = self.label(), client = ?self.target.client, outcome = outcome.as_str(),
+            hook = self.label(), client = %self.target.client, outcome = outcome.as_str(),
             elapsed = ?self.elapsed, "accepted"
         );
     }
@@ -187,7 +186,7 @@ impl Ended<'_> {
         let reason = e.detail();
         match outcome {
             Outcome::not_found | Outcome::method_not_allowed => tracing::info!(
-                %method, path, client = ?client, status, reason = %reason, "request refused"
+                %method, path, client = %client, status, reason = %reason, "request refused"
             ),
             _ => tracing::warn!(
                 %method, path, client = ?client, status, outcome = outcome.as_str(),

@@ -13,7 +13,7 @@ pub mod verify;
 
 pub use parse::Malformed;
 pub use scheme::{Algorithm, DeliveryIdSource, Encoding, Provider, Scheme};
-pub use secret::{Key, KeyError, Secret};
+pub use secret::{key_len, Key, KeyError, Secret, MIN_KEY_BYTES};
 pub use sign::sign;
 pub use verify::{delivery_key, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN};
 

@@ -37,7 +37,14 @@ pub enum KeyError {
     NotBase64,
     #[error("decodes to an empty key")]
     Empty,
+    /// HMAC pads a short key with zeros, so an all-zero key verifies exactly like the empty one.
+    #[error("is all zero bytes, which HMAC treats as the empty key")]
+    AllZero,
 }
+
+/// Below this a key is guessable offline from one signed request; warned about, not refused, since
+/// NetBox secrets are often short phrases.
+pub const MIN_KEY_BYTES: usize = 16;
 
 /// One secret made ready for a scheme: the HMAC state with the key already absorbed, so cloning it
 /// skips re-hashing the key on every request.
@@ -70,6 +77,17 @@ fn key_bytes(scheme: &Scheme, secret: &Secret) -> Result<Vec<u8>, KeyError> {
         }
         _ => Ok(secret.expose().to_vec()),
     }
+    .and_then(|key| {
+        if !key.is_empty() && key.iter().all(|&b| b == 0) {
+            return Err(KeyError::AllZero);
+        }
+        Ok(key)
+    })
+}
+
+/// How many key bytes `secret` gives under `scheme`, for the short-key warning.
+pub fn key_len(scheme: &Scheme, secret: &Secret) -> Result<usize, KeyError> {
+    key_bytes(scheme, secret).map(|k| k.len())
 }
 
 impl Key {
@@ -118,5 +136,26 @@ impl Key {
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Key([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_zero_keys_are_refused_and_lengths_counted() {
+        let sw = Scheme::StandardWebhooks;
+        let nb = Scheme::Netbox;
+        assert_eq!(
+            Key::new(&sw, &Secret::new("whsec_AAAA")).err(),
+            Some(KeyError::AllZero)
+        );
+        assert_eq!(
+            Key::new(&nb, &Secret::new(vec![0u8])).err(),
+            Some(KeyError::AllZero)
+        );
+        assert!(Key::new(&nb, &Secret::new(vec![0u8, 1])).is_ok());
+        assert_eq!(key_len(&sw, &Secret::new("whsec_AAAB")), Ok(3));
     }
 }

@@ -4,9 +4,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod client_addr;
 mod dedupe_attacks;
 mod durability;
 mod forward_sinks;
+mod inputs;
 mod layers;
 mod netbox;
 mod operations;
