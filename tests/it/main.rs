@@ -5,6 +5,7 @@
 mod common;
 
 mod durability;
+mod integrity;
 mod layers;
 mod netbox;
 mod operations;
