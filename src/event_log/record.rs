@@ -245,20 +245,28 @@ pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(json);
         return;
     }
+    // Raw C0 first, in place: the usual non-printable body is only pretty-printed ASCII.
+    let start = out.len();
+    out.extend_from_slice(json);
+    for b in &mut out[start..] {
+        if *b < b' ' {
+            *b = b' ';
+        }
+    }
+    if json.is_ascii() && memchr::memchr(0x7f, json).is_none() {
+        return;
+    }
     // Callers pass JSON that parsed, hence UTF-8; a lossy decode keeps the guarantee regardless.
-    let text = String::from_utf8_lossy(json);
+    let spaced = out.split_off(start);
+    let text = String::from_utf8_lossy(&spaced);
     let mut rest = 0;
     for (i, c) in text.char_indices() {
-        if c == ' ' || !is_hostile(c) {
+        if !is_hostile(c) {
             continue;
         }
         out.extend_from_slice(&text.as_bytes()[rest..i]);
         rest = i + c.len_utf8();
-        if c < ' ' {
-            out.push(b' ');
-        } else {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        }
+        let _ = write!(out, "\\u{:04x}", c as u32);
     }
     out.extend_from_slice(&text.as_bytes()[rest..]);
 }
