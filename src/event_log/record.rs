@@ -256,19 +256,27 @@ pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
     if json.is_ascii() && memchr::memchr(0x7f, json).is_none() {
         return;
     }
-    // Callers pass JSON that parsed, hence UTF-8; a lossy decode keeps the guarantee regardless.
+    // Callers pass JSON that parsed, hence UTF-8; a lossy decode keeps the guarantee regardless
+    // (and borrows, without a copy, when the body is valid).
     let spaced = out.split_off(start);
     let text = String::from_utf8_lossy(&spaced);
+    let b = text.as_bytes();
+    // Only DEL and the lead bytes of C1 (0xC2 0x80..=0x9F) and U+2028/U+2029 (0xE2 0x80 0xA8/A9)
+    // can start what must be escaped; the lead bytes are never continuation bytes, so every hit is
+    // a character boundary and the spans between hits are copied whole.
     let mut rest = 0;
-    for (i, c) in text.char_indices() {
-        if !is_hostile(c) {
-            continue;
-        }
-        out.extend_from_slice(&text.as_bytes()[rest..i]);
-        rest = i + c.len_utf8();
-        let _ = write!(out, "\\u{:04x}", c as u32);
+    for i in memchr::memchr3_iter(0x7f, 0xc2, 0xe2, b) {
+        let (len, code) = match (b[i], b.get(i + 1), b.get(i + 2)) {
+            (0x7f, _, _) => (1, 0x7f),
+            (0xc2, Some(&c @ 0x80..=0x9f), _) => (2, u32::from(c)),
+            (0xe2, Some(0x80), Some(&c @ (0xa8 | 0xa9))) => (3, 0x2000 + u32::from(c) - 0x80),
+            _ => continue,
+        };
+        out.extend_from_slice(&b[rest..i]);
+        let _ = write!(out, "\\u{code:04x}");
+        rest = i + len;
     }
-    out.extend_from_slice(&text.as_bytes()[rest..]);
+    out.extend_from_slice(&b[rest..]);
 }
 
 #[cfg(test)]
