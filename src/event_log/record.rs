@@ -134,17 +134,20 @@ impl EventRecord<'_> {
     }
 }
 
-/// ` key=value`, with the value JSON-quoted when it is empty or has spaces, quotes, `=` or control
-/// characters, so a line always splits back into its fields.
+/// ` key=value`, with the value JSON-quoted when it is empty or has anything but printable ASCII
+/// other than `"` and `=`: a line always splits back into its fields, and a terminal never sees a
+/// control character from a sender.
 fn text_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
     let Some(value) = value else { return };
     out.push(b' ');
     out.extend_from_slice(key.as_bytes());
     out.push(b'=');
     let bare = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b > b' ' && b != b'"' && b != b'=' && b != 0x7f);
+        && value.as_bytes().chunks(32).all(|c| {
+            c.iter().fold(true, |ok, &b| {
+                ok & (b > b' ') & (b < 0x7f) & (b != b'"') & (b != b'=')
+            })
+        });
     if bare {
         out.extend_from_slice(value.as_bytes());
     } else {
@@ -160,21 +163,53 @@ fn json_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
     json_string(out, value);
 }
 
+/// A JSON string in which every character a terminal or a line reader acts on is a `\u` escape:
+/// C0, DEL, C1, U+2028 and U+2029 (serde_json leaves the last four raw).
 fn json_string(out: &mut Vec<u8>, s: &str) {
     // Checked 32 bytes at a time without an early exit, so the loop vectorizes.
     let plain = s.as_bytes().chunks(32).all(|c| {
-        c.iter()
-            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+        c.iter().fold(true, |ok, &b| {
+            ok & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
+        })
     });
+    out.push(b'"');
     if plain {
-        // Nothing to escape (the usual case: paths, event names, user names).
-        out.push(b'"');
+        // Printable ASCII, nothing to escape (the usual case: paths, event names, user names).
         out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
     } else {
-        // Writing a str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        escape_into(out, s);
     }
+    out.push(b'"');
+}
+
+/// Whether a line reader or a terminal acts on `c`: C0, DEL, C1, U+2028, U+2029.
+fn is_hostile(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// Writes `s` as the inside of a JSON string: `"` and `\\` escaped, every [`is_hostile`]
+/// character as `\u` + 4 hex digits (or the short `\n`, `\r`, `\t`).
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    let mut rest = 0;
+    for (i, c) in s.char_indices() {
+        let short: &[u8] = match c {
+            '"' => b"\\\"",
+            '\\' => b"\\\\",
+            '\n' => b"\\n",
+            '\r' => b"\\r",
+            '\t' => b"\\t",
+            c if is_hostile(c) => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[rest..i]);
+        rest = i + c.len_utf8();
+        if short.is_empty() {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.extend_from_slice(short);
+        }
+    }
+    out.extend_from_slice(&s.as_bytes()[rest..]);
 }
 
 /// A raw (non-JSON) body in the text log: a JSON string when it is UTF-8, else `base64:` + base64.
@@ -192,25 +227,58 @@ fn raw_value(body: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Copies valid JSON byte for byte as it was sent, except that line breaks become spaces. In valid
-/// JSON a raw CR or LF can only be insignificant whitespace (strings cannot hold them unescaped), so
-/// the value is unchanged and the event stays on one line. Nothing is re-encoded or re-minified: the
-/// common single-line body is one `memchr2` scan and one copy.
+/// Copies valid JSON as it was sent when it is printable ASCII, the usual case: one vectorised
+/// scan and one copy. Otherwise the value is kept and only its spelling changes: in valid JSON a
+/// raw C0 byte can only be insignificant whitespace (strings cannot hold one unescaped), so it
+/// becomes a space; DEL and non-ASCII can only be inside strings, so DEL, C1, U+2028 and U+2029
+/// become `\u` escapes there. The event stays on one line for every reader and no terminal control
+/// from a sender reaches the log.
 pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
+    let printable = json
+        .chunks(32)
+        .all(|c| c.iter().fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b)));
+    if printable {
+        out.extend_from_slice(json);
+        return;
+    }
+    // Raw C0 first, in place: the usual non-printable body is only pretty-printed ASCII.
     let start = out.len();
     out.extend_from_slice(json);
-    if memchr::memchr2(b'\n', b'\r', json).is_some() {
-        for b in &mut out[start..] {
-            if *b == b'\n' || *b == b'\r' {
-                *b = b' ';
-            }
+    for b in &mut out[start..] {
+        if *b < b' ' {
+            *b = b' ';
         }
     }
+    if json.is_ascii() && memchr::memchr(0x7f, json).is_none() {
+        return;
+    }
+    // Callers pass JSON that parsed, hence UTF-8; a lossy decode keeps the guarantee regardless
+    // (and borrows, without a copy, when the body is valid).
+    let spaced = out.split_off(start);
+    let text = String::from_utf8_lossy(&spaced);
+    let b = text.as_bytes();
+    // Only DEL and the lead bytes of C1 (0xC2 0x80..=0x9F) and U+2028/U+2029 (0xE2 0x80 0xA8/A9)
+    // can start what must be escaped; the lead bytes are never continuation bytes, so every hit is
+    // a character boundary and the spans between hits are copied whole.
+    let mut rest = 0;
+    for i in memchr::memchr3_iter(0x7f, 0xc2, 0xe2, b) {
+        let (len, code) = match (b[i], b.get(i + 1), b.get(i + 2)) {
+            (0x7f, _, _) => (1, 0x7f),
+            (0xc2, Some(&c @ 0x80..=0x9f), _) => (2, u32::from(c)),
+            (0xe2, Some(0x80), Some(&c @ (0xa8 | 0xa9))) => (3, 0x2000 + u32::from(c) - 0x80),
+            _ => continue,
+        };
+        out.extend_from_slice(&b[rest..i]);
+        let _ = write!(out, "\\u{code:04x}");
+        rest = i + len;
+    }
+    out.extend_from_slice(&b[rest..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn single_line_keeps_bytes_and_folds_line_breaks() {
@@ -238,6 +306,170 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#" username="bob smith" model=dcim.site x="a=b\n" e="""#
         );
+    }
+
+    /// The line boundaries of Python's `str.splitlines`, the widest common reader.
+    const LINE_BREAKS: &[char] = &[
+        '\n', '\r', '\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\u{85}', '\u{2028}', '\u{2029}',
+    ];
+
+    fn hostile_string() -> impl Strategy<Value = String> {
+        let nasty = prop::sample::select(vec![
+            '\u{85}',
+            '\u{9b}',
+            '\u{2028}',
+            '\u{2029}',
+            '\x1b',
+            '\x7f',
+            '\n',
+            '\r',
+            '\t',
+            '"',
+            '=',
+            ' ',
+            '\\',
+            '\0',
+            'é',
+            '\u{1F600}',
+        ]);
+        prop::collection::vec(prop_oneof![any::<char>(), nasty], 0..12).prop_map(String::from_iter)
+    }
+
+    /// JSON spelled in pure ASCII: every non-ASCII character as `\u` escapes, as NetBox sends it.
+    fn ascii_json(v: &serde_json::Value, pretty: bool) -> Vec<u8> {
+        let text = if pretty {
+            serde_json::to_string_pretty(v).unwrap()
+        } else {
+            serde_json::to_string(v).unwrap()
+        };
+        let mut out = String::new();
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// Checks the line is exactly one line for a Unicode-aware reader and holds no control.
+    fn assert_one_clean_line(line: &[u8]) -> &str {
+        let text = std::str::from_utf8(line).expect("log lines are UTF-8");
+        let body = text.strip_suffix('\n').expect("ends with a newline");
+        assert!(!body.contains(LINE_BREAKS), "line break inside {body:?}");
+        assert!(!body.chars().any(is_hostile), "control inside {body:?}");
+        body
+    }
+
+    /// Splits the `key=value` fields of a text line (after the timestamp) until the payload.
+    fn text_fields(line: &str) -> (Vec<(String, String)>, &str) {
+        let mut rest = &line[line.find(' ').unwrap()..];
+        let mut fields = Vec::new();
+        loop {
+            rest = rest.strip_prefix(' ').expect("fields are space-separated");
+            let Some(eq) = rest
+                .find('=')
+                .filter(|&eq| !rest[..eq].contains([' ', '"', '{']))
+            else {
+                return (fields, rest);
+            };
+            let key = rest[..eq].to_string();
+            rest = &rest[eq + 1..];
+            let value = if rest.starts_with('"') {
+                let mut it = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+                let v = it.next().unwrap().expect("quoted values are JSON strings");
+                rest = &rest[it.byte_offset()..];
+                v
+            } else {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                let v = rest[..end].to_string();
+                rest = &rest[end..];
+                v
+            };
+            fields.push((key, value));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_field_and_body_is_one_clean_line_that_reads_back(
+            username in hostile_string(),
+            model in hostile_string(),
+            event in hostile_string(),
+            url in hostile_string(),
+            hook in hostile_string(),
+            delivery_id in hostile_string(),
+            ascii in any::<bool>(),
+            pretty in any::<bool>(),
+            raw in prop::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let sent = serde_json::json!({
+                "event": event, "timestamp": "2026-11-23T15:20:42.036573+00:00",
+                "object_type": model, "username": username,
+                "request_id": "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10",
+                "data": {"id": 7, "url": url, "name": username},
+            });
+            let body = if ascii {
+                ascii_json(&sent, pretty)
+            } else if pretty {
+                serde_json::to_vec_pretty(&sent).unwrap()
+            } else {
+                serde_json::to_vec(&sent).unwrap()
+            };
+            let ev = crate::payload::netbox(&body).unwrap();
+            let record = |payload| EventRecord {
+                received_at: Utc::now(),
+                hook: &hook,
+                provider: "netbox",
+                delivery_id: Some(&delivery_id),
+                client: Client::Known(std::net::IpAddr::from([192, 0, 2, 1])),
+                payload,
+            };
+
+            let mut out = Vec::new();
+            record(Payload::Netbox(&ev, &body)).write(LogFormat::Json, &mut out);
+            let line: serde_json::Value =
+                serde_json::from_str(assert_one_clean_line(&out)).unwrap();
+            prop_assert_eq!(&line["hook"], &hook);
+            prop_assert_eq!(&line["delivery_id"], &delivery_id);
+            prop_assert_eq!(&line["event"], &event);
+            prop_assert_eq!(&line["model"], &model);
+            prop_assert_eq!(&line["username"], &username);
+            prop_assert_eq!(&line["object_url"], &url);
+            prop_assert_eq!(&line["payload"], &sent);
+
+            out.clear();
+            record(Payload::Netbox(&ev, &body)).write(LogFormat::Text, &mut out);
+            let (fields, payload) = text_fields(assert_one_clean_line(&out));
+            let field = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+            prop_assert_eq!(field("hook"), Some(hook.clone()));
+            prop_assert_eq!(field("delivery_id"), Some(delivery_id.clone()));
+            prop_assert_eq!(field("event"), Some(event.clone()));
+            prop_assert_eq!(field("model"), Some(model.clone()));
+            prop_assert_eq!(field("username"), Some(username.clone()));
+            prop_assert_eq!(field("url"), Some(url.clone()));
+            prop_assert_eq!(serde_json::from_str::<serde_json::Value>(payload).unwrap(), sent);
+
+            for format in [LogFormat::Text, LogFormat::Json] {
+                out.clear();
+                record(Payload::Raw(&raw)).write(format, &mut out);
+                assert_one_clean_line(&out);
+            }
+        }
+    }
+
+    #[test]
+    fn printable_ascii_json_is_copied_as_sent() {
+        let body = br#"{"username": "\u009b2J", "url": "\u2028x", "e": "\u001b[31m"}"#;
+        let mut out = Vec::new();
+        single_line_json(body, &mut out);
+        assert_eq!(out, body);
+        out.clear();
+        single_line_json("{\"a\":\t\"\u{9b}\u{2028}\x7f\"}".as_bytes(), &mut out);
+        assert_eq!(out, br#"{"a": "\u009b\u2028\u007f"}"#);
     }
 
     #[test]

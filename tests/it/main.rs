@@ -9,6 +9,7 @@ mod dedupe_attacks;
 mod durability;
 mod forward_sinks;
 mod inputs;
+mod integrity;
 mod layers;
 mod netbox;
 mod operations;
