@@ -3,14 +3,17 @@
 //! refused rather than checked with the weaker hash. Event `X-Event-Key` (e.g. `repo:push`); delivery
 //! `X-Request-UUID` (Cloud) or `X-Request-Id` (Data Center).
 
-use super::{any_match, hmac_sha256, label, prefixed_hex_sig, required, Delivery, Rejection};
+use super::{
+    any_match, hmac_sha256, hmac_sha256_each, label, prefixed_hex_sig, required, Delivery,
+    Rejection,
+};
 use http::HeaderMap;
 
 pub const SIGNATURE: &str = "x-hub-signature";
 
 pub fn verify(headers: &HeaderMap, body: &[u8], secrets: &[&[u8]]) -> Result<Delivery, Rejection> {
     let sig = prefixed_hex_sig(SIGNATURE, required(headers, SIGNATURE)?, "sha256=")?;
-    let tags: Vec<[u8; 32]> = secrets.iter().map(|s| hmac_sha256(s, &[body])).collect();
+    let tags = hmac_sha256_each(secrets, &[body]);
     if !any_match(&tags, &[sig]) {
         return Err(Rejection::Mismatch);
     }

@@ -10,8 +10,8 @@
 use std::borrow::Cow;
 
 use super::{
-    any_match, first_present, form_pairs, hex_sig, hmac_sha256, label, malformed, media_type,
-    Delivery, Rejection, FORM,
+    any_match, first_present, form_pairs, hex_sig, hmac_sha256, hmac_sha256_each, label, malformed,
+    media_type, Delivery, Rejection, FORM,
 };
 use http::HeaderMap;
 
@@ -62,10 +62,7 @@ pub fn verify<'a>(
     )?;
     let sig = hex_sig(name, value)?;
     let payload = signed_payload(headers, body)?;
-    let tags: Vec<[u8; 32]> = secrets
-        .iter()
-        .map(|s| hmac_sha256(s, &[&payload]))
-        .collect();
+    let tags = hmac_sha256_each(secrets, &[&payload]);
     if !any_match(&tags, &[sig]) {
         return Err(Rejection::Mismatch);
     }

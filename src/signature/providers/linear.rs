@@ -6,7 +6,10 @@
 
 use serde::Deserialize;
 
-use super::{any_match, hex_sig, hmac_sha256, label, malformed, required, Delivery, Rejection};
+use super::{
+    any_match, hex_sig, hmac_sha256, hmac_sha256_each, label, malformed, required, Delivery,
+    Rejection,
+};
 use http::HeaderMap;
 
 pub const SIGNATURE: &str = "linear-signature";
@@ -28,7 +31,7 @@ pub fn verify(
     tolerance_secs: u64,
 ) -> Result<Delivery, Rejection> {
     let sig = hex_sig(SIGNATURE, required(headers, SIGNATURE)?)?;
-    let tags: Vec<[u8; 32]> = secrets.iter().map(|s| hmac_sha256(s, &[body])).collect();
+    let tags = hmac_sha256_each(secrets, &[body]);
     if !any_match(&tags, &[sig]) {
         return Err(Rejection::Mismatch);
     }

@@ -165,6 +165,11 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
+/// The HMAC-SHA256 of the parts under each of a hook's secrets, in order (rotation: any may match).
+pub(crate) fn hmac_sha256_each(secrets: &[&[u8]], parts: &[&[u8]]) -> Vec<[u8; 32]> {
+    secrets.iter().map(|s| hmac_sha256(s, parts)).collect()
+}
+
 /// HMAC-SHA1 of the concatenated parts (Twilio).
 pub(crate) fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
     let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(key).expect("hmac takes any key");

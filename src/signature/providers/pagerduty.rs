@@ -5,7 +5,10 @@
 
 use serde::Deserialize;
 
-use super::{any_match, bounded, hex_sig, hmac_sha256, malformed, required, Delivery, Rejection};
+use super::{
+    any_match, bounded, hex_sig, hmac_sha256, hmac_sha256_each, malformed, required, Delivery,
+    Rejection,
+};
 use http::HeaderMap;
 
 pub const SIGNATURE: &str = "x-pagerduty-signature";
@@ -26,7 +29,7 @@ pub fn parse_header(value: &str) -> Result<Vec<Vec<u8>>, Rejection> {
 
 pub fn verify(headers: &HeaderMap, body: &[u8], secrets: &[&[u8]]) -> Result<Delivery, Rejection> {
     let sigs = parse_header(required(headers, SIGNATURE)?)?;
-    let tags: Vec<[u8; 32]> = secrets.iter().map(|s| hmac_sha256(s, &[body])).collect();
+    let tags = hmac_sha256_each(secrets, &[body]);
     if !any_match(&tags, &sigs) {
         return Err(Rejection::Mismatch);
     }

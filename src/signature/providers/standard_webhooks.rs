@@ -8,7 +8,7 @@
 use super::ed25519::{any_verifies, KeyError, PublicKey};
 use super::{
     any_match, base64_decode, base64_encode, bounded, check_window, first_present, hmac_sha256,
-    malformed, unix_seconds, Rejection,
+    hmac_sha256_each, malformed, unix_seconds, Rejection,
 };
 use http::HeaderMap;
 
@@ -91,7 +91,7 @@ pub fn verify(
     }
     let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
     let hmac_ok = !entries.v1.is_empty() && {
-        let tags: Vec<[u8; 32]> = hmac_keys.iter().map(|k| hmac_sha256(k, &parts)).collect();
+        let tags = hmac_sha256_each(hmac_keys, &parts);
         any_match(&tags, &entries.v1)
     };
     let ed_ok = !hmac_ok

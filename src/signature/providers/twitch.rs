@@ -8,8 +8,8 @@
 use serde::Deserialize;
 
 use super::{
-    any_match, check_window, hmac_sha256, label, malformed, prefixed_hex_sig, required, Delivery,
-    Rejection,
+    any_match, check_window, hmac_sha256, hmac_sha256_each, label, malformed, prefixed_hex_sig,
+    required, Delivery, Rejection,
 };
 use http::HeaderMap;
 
@@ -87,10 +87,7 @@ pub fn verify(
     let sig = prefixed_hex_sig(SIGNATURE, required(headers, SIGNATURE)?, "sha256=")?;
     let kind = required(headers, TYPE)?.trim();
     let sent = parse_timestamp(ts)?;
-    let tags: Vec<[u8; 32]> = secrets
-        .iter()
-        .map(|s| hmac_sha256(s, &[id.as_bytes(), ts.as_bytes(), body]))
-        .collect();
+    let tags = hmac_sha256_each(secrets, &[id.as_bytes(), ts.as_bytes(), body]);
     if !any_match(&tags, &[sig]) {
         return Err(Rejection::Mismatch);
     }

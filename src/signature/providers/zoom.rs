@@ -7,8 +7,8 @@
 use serde::Deserialize;
 
 use super::{
-    bounded, check_window, hmac_sha256, malformed, matching_index, prefixed_hex_sig, required,
-    unix_seconds, Delivery, Rejection,
+    bounded, check_window, hmac_sha256, hmac_sha256_each, malformed, matching_index,
+    prefixed_hex_sig, required, unix_seconds, Delivery, Rejection,
 };
 use http::HeaderMap;
 
@@ -59,10 +59,7 @@ pub fn verify(
     let ts = required(headers, TIMESTAMP)?;
     let sent = unix_seconds(TIMESTAMP, ts)?;
     let sig = prefixed_hex_sig(SIGNATURE, required(headers, SIGNATURE)?, "v0=")?;
-    let tags: Vec<[u8; 32]> = secrets
-        .iter()
-        .map(|s| hmac_sha256(s, &[b"v0:", ts.trim().as_bytes(), b":", body]))
-        .collect();
+    let tags = hmac_sha256_each(secrets, &[b"v0:", ts.trim().as_bytes(), b":", body]);
     let Some(which) = matching_index(&tags, &[sig]) else {
         return Err(Rejection::Mismatch);
     };
