@@ -215,26 +215,19 @@ pub(crate) fn check_window(sent: i64, now: i64, tolerance_secs: u64) -> Result<(
     Ok(())
 }
 
-/// Decodes hex of either case; odd lengths and non-hex characters are refused.
+/// Hex of either case, through the signature core's parser (odd lengths and non-hex refused),
+/// with the header it came from named.
 pub(crate) fn hex_sig(what: &'static str, value: &str) -> Result<Vec<u8>, Rejection> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(malformed(what, "empty signature"));
-    }
-    hex::decode(value).map_err(|_| malformed(what, "signature is not hex"))
+    super::parse::hex_digest(value).map_err(|e| malformed(what, e.0))
 }
 
-/// `prefix` then hex.
+/// `prefix` then hex, through the signature core's parser.
 pub(crate) fn prefixed_hex_sig(
     what: &'static str,
     value: &str,
     prefix: &str,
 ) -> Result<Vec<u8>, Rejection> {
-    let rest = value
-        .trim()
-        .strip_prefix(prefix)
-        .ok_or_else(|| malformed(what, format!("signature does not start with {prefix:?}")))?;
-    hex_sig(what, rest)
+    super::parse::prefixed_hex(value, prefix).map_err(|e| malformed(what, e.0))
 }
 
 /// Standard base64, padded or not.
@@ -252,15 +245,9 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Unix seconds as senders write them in timestamp headers: ASCII digits only, bounded.
+/// Unix seconds as senders write them in timestamp headers, through the signature core's parser.
 pub(crate) fn unix_seconds(what: &'static str, value: &str) -> Result<i64, Rejection> {
-    let value = value.trim();
-    if value.is_empty() || value.len() > 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(malformed(what, "timestamp is not unix seconds"));
-    }
-    value
-        .parse()
-        .map_err(|_| malformed(what, "timestamp is not unix seconds"))
+    super::parse::unix_seconds(value).map_err(|e| malformed(what, e.0))
 }
 
 /// `application/x-www-form-urlencoded` pairs decoded to exact bytes (`+` is a space, `%XX` a byte,
