@@ -15,4 +15,5 @@ mod layers;
 mod netbox;
 mod operations;
 mod providers;
+mod providers_more;
 mod writer_attacks;
