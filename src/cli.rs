@@ -79,6 +79,9 @@ pub enum Command {
         /// hmac provider: text before the signature, e.g. sha256=.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// twilio: the webhook URL as configured in Twilio (append ?bodySHA256=<hex> for a JSON body).
+        #[arg(long)]
+        public_url: Option<String>,
         /// The body to sign, exactly as it will be sent; - for standard input.
         file: PathBuf,
     },
@@ -125,6 +128,7 @@ pub fn main() -> ExitCode {
             algorithm,
             encoding,
             prefix,
+            public_url,
             file,
         }) => {
             let scheme = match provider {
@@ -135,6 +139,9 @@ pub fn main() -> ExitCode {
                     prefix,
                     delivery_id_header: None,
                     event_header: None,
+                },
+                Provider::Twilio => Scheme::Twilio {
+                    public_url: public_url.unwrap_or_default(),
                 },
                 p => Scheme::from_provider(p),
             };

@@ -44,7 +44,9 @@ pub enum KeyError {
     #[error("cannot sign: this provider verifies with Ed25519 public keys, which cannot sign")]
     PublicKeyOnly,
     /// `sign` for Twilio without the URL it signs.
-    #[error("cannot sign: twilio signs the public URL of the hook; give it")]
+    #[error(
+        "cannot sign: twilio signs the public URL of the hook; give it (sign --public-url URL)"
+    )]
     NoPublicUrl,
     /// `sign` for a body the scheme cannot carry (a Twilio form parameter that is not UTF-8).
     #[error("cannot sign: {0}")]
