@@ -636,3 +636,34 @@ fn check_config_refuses_what_would_leave_a_hook_open_or_broken() {
         assert!(ok, "{text}: {out}");
     }
 }
+
+/// Discord documents no replay window, so none applies by default; a hook that sets
+/// `tolerance_secs` refuses an `X-Signature-Timestamp` outside it.
+#[tokio::test]
+async fn discord_window_only_when_configured() {
+    let p = Provider::Discord;
+    let keys = [secret(p, 1)];
+    let hooks = format!(
+        "{}{}",
+        hook(p, "/open", &keys, ""),
+        hook(p, "/windowed", &keys, "tolerance_secs = 60")
+    );
+    let server = Server::start(&hooks);
+    let old = now() - 3600;
+    let body = body_of(p, &new_id("int"));
+    let h = signed(p, &keys[0], &body, old, "");
+    expect_200(&server.url("/open"), &h, body.clone(), "no window").await;
+    let body = body_of(p, &new_id("int"));
+    let h = signed(p, &keys[0], &body, old, "");
+    expect_401(
+        &server.url("/windowed"),
+        &h,
+        body.clone(),
+        "an hour old, 60 s",
+    )
+    .await;
+    let h = signed(p, &keys[0], &body, now(), "");
+    expect_200(&server.url("/windowed"), &h, body, "fresh").await;
+    assert_eq!(server.log_lines().len(), 2);
+    assert!(server.wait_for_stderr("timestamp outside tolerance", Duration::from_secs(5)));
+}
