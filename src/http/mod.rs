@@ -87,13 +87,15 @@ async fn method_not_allowed() -> Response {
     r
 }
 
+/// The `service` field of `/healthz`: `healthcheck` believes only an answer that carries it.
+pub const SERVICE: &str = "webhook-listener";
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let body = match state.log.health().error() {
-        None => serde_json::json!({ "result": "ok", "event_log": "ok" }),
-        Some(e) => {
-            serde_json::json!({ "result": "degraded", "event_log": format!("failing: {e}") })
-        }
+    let (result, event_log) = match state.log.health().error() {
+        None => ("ok", "ok".to_owned()),
+        Some(e) => ("degraded", format!("failing: {e}")),
     };
+    let body = serde_json::json!({ "result": result, "event_log": event_log, "service": SERVICE });
     (StatusCode::OK, Json(body)).into_response()
 }
 
