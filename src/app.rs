@@ -19,7 +19,7 @@ use crate::event_log::{stall_bound, EventLog, WriterThread};
 use crate::http::linger::Lingering;
 use crate::http::{router, AppState};
 use crate::live_config::LiveConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, COMMIT, VERSION};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,8 @@ impl App {
             listen = %listener.local_addr()?,
             hooks = ?state.live.load().hooks.keys().collect::<Vec<_>>(),
             log = %config.log.file.display(),
+            version = %VERSION,
+            commit = %COMMIT,
             "webhook-listener serving"
         );
 

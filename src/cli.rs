@@ -32,7 +32,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// `--version`: the package version and the commit it was built from (build.rs).
+/// `--version`: the package version and the commit it was built from (build.rs); the same two
+/// values as [`crate::metrics::VERSION`] and [`crate::metrics::COMMIT`].
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",

@@ -22,7 +22,7 @@ use crate::config::{reserved, Config};
 use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, LogFormat};
 use crate::live_config::LiveConfig;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Metrics, Outcome, COMMIT, VERSION};
 use error::{result, ApiError};
 use extract::{HookRequest, HookTarget};
 use handler::Accepted;
@@ -95,7 +95,13 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         None => ("ok", "ok".to_owned()),
         Some(e) => ("degraded", format!("failing: {e}")),
     };
-    let body = serde_json::json!({ "result": result, "event_log": event_log, "service": SERVICE });
+    let body = serde_json::json!({
+        "result": result,
+        "event_log": event_log,
+        "service": SERVICE,
+        "version": VERSION,
+        "commit": COMMIT,
+    });
     (StatusCode::OK, Json(body)).into_response()
 }
 

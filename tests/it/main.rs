@@ -15,4 +15,5 @@ mod layers;
 mod netbox;
 mod operations;
 mod providers;
+mod version;
 mod writer_attacks;
