@@ -180,11 +180,8 @@ impl App {
             // is lost here; lines still queued were never acknowledged and their senders retry.
             let refused = state.log.health().refused();
             let why = state.log.health().error().unwrap_or_default();
-            tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused, %why,
-                "event log writer did not stop by the shutdown timeout; exiting without it");
-            eprintln!(
-                "webhook-listener: event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall"
-            );
+            tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused,
+                "event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall");
             std::process::exit(2);
         }
         drop(state);

@@ -12,6 +12,7 @@ use strum::VariantNames;
 
 use crate::app::App;
 use crate::config::{resolve_secret, Config};
+use crate::diagnostics::{self, DiagFormat};
 use crate::event_log::LogFormat;
 use crate::http::SERVICE;
 use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
@@ -51,6 +52,14 @@ pub struct ServeArgs {
     /// Address to listen on, overriding the config's `listen` (e.g. 127.0.0.1:9000).
     #[arg(long, env = "WEBHOOK_LISTENER_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// How diagnostics are written to stderr: text lines, or one JSON object per line.
+    #[arg(
+        long,
+        env = "WEBHOOK_LISTENER_LOG_FORMAT",
+        value_enum,
+        default_value_t = DiagFormat::Text
+    )]
+    pub log_format: DiagFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,16 +129,6 @@ where
     PossibleValuesParser::new(T::VARIANTS).try_map(|s| s.parse::<T>())
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 /// Runs the command line; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -175,17 +174,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Serves until stopped. Every error is printed once, as a diagnostic, so `--log-format json`
+/// output stays one JSON object per line.
 fn serve(args: ServeArgs) -> ExitCode {
     let ServeArgs {
         config: config_path,
         listen,
+        log_format,
     } = args;
-    init_tracing();
+    diagnostics::init(log_format);
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("webhook-listener: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -196,9 +197,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         match addr.parse() {
             Ok(a) => config.listen = a,
             Err(_) => {
-                eprintln!(
-                    "webhook-listener: --listen {addr:?} is not an address like 127.0.0.1:8000"
-                );
+                tracing::error!("--listen {addr:?} is not an address like 127.0.0.1:8000");
                 return ExitCode::FAILURE;
             }
         }
@@ -213,7 +212,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("webhook-listener: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -222,14 +221,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!("{e}");
-                eprintln!("webhook-listener: {e}");
                 return ExitCode::FAILURE;
             }
         };
         match app.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("webhook-listener: {e}");
+                tracing::error!("{e}");
                 ExitCode::FAILURE
             }
         }

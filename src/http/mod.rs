@@ -197,7 +197,7 @@ impl Ended<'_> {
                 %method, path, client = %client, status, reason = %reason, "request refused"
             ),
             _ => tracing::warn!(
-                %method, path, client = ?client, status, outcome = outcome.as_str(),
+                %method, path, client = %client, status, outcome = outcome.as_str(),
                 reason = %reason, "request refused"
             ),
         }

@@ -6,6 +6,7 @@ mod common;
 
 mod client_addr;
 mod dedupe_attacks;
+mod diagnostics;
 mod durability;
 mod forward_sinks;
 mod healthcheck;
