@@ -28,6 +28,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot use the listening socket passed in LISTEN_FDS: {source}")]
+    Inherited { source: io::Error },
     #[error("cannot open event log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
 }
@@ -48,8 +50,13 @@ pub struct App {
 }
 
 impl App {
-    /// Binds the listener and opens the event log; fails with a message naming what is wrong.
-    pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<App, StartError> {
+    /// Binds the listener (or adopts `inherited`, a socket systemd passed) and opens the event log;
+    /// fails with a message naming what is wrong.
+    pub async fn build(
+        config: Config,
+        config_path: Option<PathBuf>,
+        inherited: Option<std::net::TcpListener>,
+    ) -> Result<App, StartError> {
         let metrics = Arc::new(Metrics::new());
         let (log, writer) = EventLog::start(
             &config.log.file,
@@ -61,13 +68,24 @@ impl App {
             path: config.log.file.clone(),
             source,
         })?;
-        let listener =
-            TcpListener::bind(config.listen)
+        let listener = match inherited {
+            Some(l) => {
+                let adopted = l
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(l));
+                let listener = adopted.map_err(|source| StartError::Inherited { source })?;
+                tracing::info!(
+                    "serving on the socket passed by the service manager (LISTEN_FDS); `listen` is not used"
+                );
+                listener
+            }
+            None => TcpListener::bind(config.listen)
                 .await
                 .map_err(|source| StartError::Bind {
                     addr: config.listen,
                     source,
-                })?;
+                })?,
+        };
         let state = Arc::new(AppState::new(&config, log, metrics));
         Ok(App {
             listener,

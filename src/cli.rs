@@ -182,7 +182,23 @@ fn serve(args: ServeArgs) -> ExitCode {
         listen,
         log_format,
     } = args;
+    // First, while the process has one thread: listenfd removes LISTEN_FDS/LISTEN_PID from the
+    // environment (so children do not inherit them), which is only sound before threads start.
+    let (inherited, passed) = inherited_listener();
     diagnostics::init(log_format);
+    if passed > 1 {
+        tracing::warn!(
+            passed,
+            "several sockets passed in LISTEN_FDS; serving on the first only"
+        );
+    }
+    let inherited = match inherited {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot use the listening socket passed in LISTEN_FDS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -217,7 +233,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let app = match App::build(config, config_path).await {
+        let app = match App::build(config, config_path, inherited).await {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!("{e}");
@@ -232,6 +248,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// The first socket of systemd's socket activation (`LISTEN_FDS`, with `LISTEN_PID` naming this
+/// process), if any was passed, and how many were passed.
+fn inherited_listener() -> (std::io::Result<Option<std::net::TcpListener>>, usize) {
+    let mut fds = listenfd::ListenFd::from_env();
+    let passed = fds.len();
+    if passed == 0 {
+        return (Ok(None), 0);
+    }
+    (fds.take_tcp_listener(0), passed)
 }
 
 fn check_config(file: PathBuf) -> ExitCode {

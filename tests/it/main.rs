@@ -16,5 +16,6 @@ mod layers;
 mod netbox;
 mod operations;
 mod providers;
+mod systemd;
 mod version;
 mod writer_attacks;
