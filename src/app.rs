@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot use the listening socket passed in LISTEN_FDS: {source}")]
     Inherited { source: io::Error },
+    #[error("cannot write pid file {path}: {source}")]
+    PidFile { path: PathBuf, source: io::Error },
     #[error("cannot open event log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
 }
@@ -47,6 +49,44 @@ pub struct App {
     config: Config,
     /// The file SIGHUP re-reads; `None` when running on the embedded default.
     config_path: Option<PathBuf>,
+    /// Written once the server can serve, removed when it stops.
+    pid_file: Option<PidFile>,
+}
+
+/// `pid_file` while the server runs, so logrotate's `kill -HUP "$(cat …)"` finds this process.
+struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Writes this process's id, replacing the file whole (a reader never sees a partial pid).
+    fn create(path: &Path) -> io::Result<PidFile> {
+        let pid = std::process::id();
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{pid}.tmp"));
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, format!("{pid}\n"))?;
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    /// Removes the file, unless another process has written its own pid there since.
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.path)
+            .is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the pid file");
+            }
+        }
+    }
 }
 
 impl App {
@@ -86,6 +126,14 @@ impl App {
                     source,
                 })?,
         };
+        // Last: a pid file promises a process that serves.
+        let pid_file = match &config.pid_file {
+            Some(path) => Some(PidFile::create(path).map_err(|source| StartError::PidFile {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
         let state = Arc::new(AppState::new(&config, log, metrics));
         Ok(App {
             listener,
@@ -93,6 +141,7 @@ impl App {
             writer,
             config,
             config_path,
+            pid_file,
         })
     }
 
@@ -114,6 +163,7 @@ impl App {
             writer,
             config,
             config_path,
+            pid_file,
         } = self;
         let router = router(state.clone());
         let mut http = hyper::server::conn::http1::Builder::new();
@@ -200,9 +250,11 @@ impl App {
             let why = state.log.health().error().unwrap_or_default();
             tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused,
                 "event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall");
+            drop(pid_file); // exit runs no destructors
             std::process::exit(2);
         }
         drop(state);
+        drop(pid_file);
         tracing::info!("stopped");
         Ok(())
     }
@@ -255,6 +307,7 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
             for (key, changed) in [
                 ("listen", new.listen != running.listen),
                 ("log", new.log != running.log),
+                ("pid_file", new.pid_file != running.pid_file),
                 (
                     "max_concurrent_requests",
                     new.max_concurrent_requests != running.max_concurrent_requests,

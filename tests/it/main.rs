@@ -16,6 +16,7 @@ mod layers;
 mod netbox;
 mod operations;
 mod providers;
+mod rotation;
 mod systemd;
 mod version;
 mod writer_attacks;

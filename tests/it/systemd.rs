@@ -104,3 +104,47 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert!(out.status.success(), "{err}");
     assert!(err.trim().is_empty(), "warnings: {err}");
 }
+
+/// The config shipped for the unit is valid once its credential exists.
+#[test]
+fn the_shipped_systemd_config_checks() {
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let text = std::fs::read_to_string(contrib.join("webhook-listener.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("webhook-secret");
+    std::fs::write(&secret, "a-long-enough-netbox-secret\n").unwrap();
+    let credential = "/run/credentials/webhook-listener.service/webhook-secret";
+    assert!(text.contains(credential));
+    // The unit's paths, as the unit creates them.
+    let unit = std::fs::read_to_string(contrib.join("webhook-listener.service")).unwrap();
+    for (key, dir) in [
+        (
+            "RuntimeDirectory=webhook-listener",
+            "/run/webhook-listener/",
+        ),
+        (
+            "LogsDirectory=webhook-listener",
+            "/var/log/webhook-listener/",
+        ),
+    ] {
+        assert!(unit.contains(key) && text.contains(dir), "{key} / {dir}");
+    }
+    let file = dir.path().join("c.toml");
+    // The directories systemd would make, made here (check-config may check they are writable).
+    let here = format!("{}/", dir.path().display());
+    let text = text
+        .replace(credential, secret.to_str().unwrap())
+        .replace("/var/log/webhook-listener/", &here)
+        .replace("/run/webhook-listener/", &here);
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
