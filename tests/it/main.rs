@@ -10,6 +10,7 @@ mod diagnostics;
 mod durability;
 mod forward_sinks;
 mod healthcheck;
+mod hints;
 mod inputs;
 mod integrity;
 mod layers;
