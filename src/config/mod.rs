@@ -98,6 +98,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// The one forwarding header read from a trusted proxy; the other is never a fallback.
     pub client_ip_header: ClientIpHeader,
+    /// Where the server writes its pid at start and removes it at exit, for logrotate's SIGHUP
+    /// (read at start only).
+    pub pid_file: Option<PathBuf>,
     /// The event log (read at start only; SIGHUP reopens the same path).
     pub log: LogConfig,
     /// At least one; paths unique.
@@ -464,6 +467,9 @@ mod tests {
         );
         assert!(raw.trusted_proxies.is_empty());
         assert_eq!(raw.client_ip_header, Some(ClientIpHeader::default()));
+        // No pid file unless asked for: documented as a commented-out example.
+        assert_eq!(raw.pid_file, None);
+        assert!(text.contains("\n# pid_file = \"/run/webhook-listener/webhook-listener.pid\"\n"));
         assert_eq!(raw.log.file.as_deref(), Some(Path::new(defaults::LOG_FILE)));
         assert_eq!(raw.log.format, Some(defaults::LOG_FORMAT));
         assert_eq!(raw.log.fsync, Some(defaults::FSYNC));

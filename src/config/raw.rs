@@ -32,6 +32,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub client_ip_header: Option<ClientIpHeader>,
+    pub pid_file: Option<PathBuf>,
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
@@ -152,6 +153,7 @@ impl RawConfig {
             ),
             trusted_proxies,
             client_ip_header: self.client_ip_header.unwrap_or_default(),
+            pid_file: self.pid_file,
             log,
             hooks,
         })

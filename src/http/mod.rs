@@ -21,8 +21,9 @@ use tokio::sync::Semaphore;
 use crate::config::{reserved, Config};
 use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, LogFormat};
-use crate::live_config::LiveConfig;
-use crate::metrics::{Metrics, Outcome};
+use crate::live_config::{Hook, LiveConfig};
+use crate::metrics::{Metrics, Outcome, COMMIT, VERSION};
+use crate::payload::{PayloadError, PayloadKind};
 use error::{result, ApiError};
 use extract::{HookRequest, HookTarget};
 use handler::Accepted;
@@ -87,13 +88,21 @@ async fn method_not_allowed() -> Response {
     r
 }
 
+/// The `service` field of `/healthz`: `healthcheck` believes only an answer that carries it.
+pub const SERVICE: &str = "webhook-listener";
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let body = match state.log.health().error() {
-        None => serde_json::json!({ "result": "ok", "event_log": "ok" }),
-        Some(e) => {
-            serde_json::json!({ "result": "degraded", "event_log": format!("failing: {e}") })
-        }
+    let (result, event_log) = match state.log.health().error() {
+        None => ("ok", "ok".to_owned()),
+        Some(e) => ("degraded", format!("failing: {e}")),
     };
+    let body = serde_json::json!({
+        "result": result,
+        "event_log": event_log,
+        "service": SERVICE,
+        "version": VERSION,
+        "commit": COMMIT,
+    });
     (StatusCode::OK, Json(body)).into_response()
 }
 
@@ -184,14 +193,49 @@ impl Ended<'_> {
         let status = e.status().as_u16();
         let path = self.unknown_path.unwrap_or(self.label());
         let reason = e.detail();
+        let hint = hint(state, hook, self.unknown_path, e);
+        let hint = hint.as_deref();
         match outcome {
             Outcome::not_found | Outcome::method_not_allowed => tracing::info!(
-                %method, path, client = %client, status, reason = %reason, "request refused"
+                %method, path, client = %client, status, reason = %reason, hint, "request refused"
             ),
             _ => tracing::warn!(
-                %method, path, client = ?client, status, outcome = outcome.as_str(),
-                reason = %reason, "request refused"
+                %method, path, client = %client, status, outcome = outcome.as_str(),
+                reason = %reason, hint, "request refused"
             ),
         }
+    }
+}
+
+/// What the operator likely got wrong, for the diagnostic only: the response never names a hook
+/// (hook paths are not for strangers) or the config.
+fn hint(
+    state: &AppState,
+    hook: Option<&Hook>,
+    unknown_path: Option<&str>,
+    e: &ApiError,
+) -> Option<String> {
+    match (e, hook, unknown_path) {
+        (ApiError::NotFound, _, Some(path)) => {
+            // The sender's URL and the hook's path differ only by the trailing slash.
+            let other = match path.strip_suffix('/') {
+                Some(bare) => bare.to_owned(),
+                None => format!("{path}/"),
+            };
+            state.live.load().hooks.contains_key(&other).then(|| {
+                format!("a hook is configured at {other}; the path must match exactly, trailing slash included")
+            })
+        }
+        (ApiError::Payload(PayloadError::Shape(why)), Some(h), _)
+            if h.payload == PayloadKind::Netbox
+                && (why.contains("missing field `event`")
+                    || why.contains("missing field `timestamp`")) =>
+        {
+            Some(format!(
+                "a NetBox webhook with a custom body template sends its own JSON: set payload = \"json\" on the hook at {}",
+                h.path
+            ))
+        }
+        _ => None,
     }
 }
