@@ -11,6 +11,7 @@ mod forward_sinks;
 mod inputs;
 mod integrity;
 mod layers;
+mod memory;
 mod netbox;
 mod operations;
 mod providers;
