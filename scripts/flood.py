@@ -144,6 +144,7 @@ def flood(server, clients, timeout=20.0):
                     status = st["answer"].split(b" ", 2)[1].decode()
                     answers[status] = answers.get(status, 0) + 1
                     pending.discard(s)
+                    sel.unregister(s)
         # The clients that fit (all of them, without a budget) are answered only at the server's
         # timeout: once every byte is out and nothing changed for 3 s, they are what holds memory.
         if progress(state, answers) != last:
