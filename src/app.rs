@@ -36,6 +36,11 @@ pub enum StartError {
     Log { path: PathBuf, source: io::Error },
 }
 
+/// hyper's per-connection read buffer grows up to this while a body streams in (its default is
+/// ~400 KiB, which 64 connections reading 1 MB bodies at once turned into ~25 MB outside the
+/// memory budget). It also bounds a request head; 64 KiB is 2x nginx's largest header buffers.
+const READ_BUF_MAX: usize = 64 * 1024;
+
 /// A bound, ready-to-run server. Tests build one on `127.0.0.1:0` and read [`App::local_addr`].
 pub struct App {
     /// Bound in `build`, so a port in use fails start-up instead of the first request.
@@ -169,6 +174,7 @@ impl App {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(config.request_timeout)
+            .max_buf_size(READ_BUF_MAX)
             .keep_alive(true);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -299,6 +305,12 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
         }
     };
     match loaded {
+        Ok(new) if new.max_body_bytes > state.budget.total() => {
+            state.metrics.reload(false);
+            tracing::error!(config = %path.display(), max_body_bytes = new.max_body_bytes,
+                running_max_buffered_bytes = state.budget.total(),
+                "config reload refused: max_body_bytes is larger than the running max_buffered_bytes (which changes only at a restart); the previous config stays in force");
+        }
         Ok(new) => {
             for w in new.warnings() {
                 tracing::warn!("{w}");
@@ -311,6 +323,10 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
                 (
                     "max_concurrent_requests",
                     new.max_concurrent_requests != running.max_concurrent_requests,
+                ),
+                (
+                    "max_buffered_bytes",
+                    new.max_buffered_bytes != running.max_buffered_bytes,
                 ),
             ] {
                 if changed {

@@ -28,6 +28,8 @@ pub enum Outcome {
     invalid_payload,
     unavailable,
     overloaded,
+    /// The body did not fit in `max_buffered_bytes`.
+    over_budget,
     timeout,
     forbidden,
     not_found,
@@ -44,6 +46,7 @@ impl Outcome {
             Outcome::invalid_payload => "invalid_payload",
             Outcome::unavailable => "unavailable",
             Outcome::overloaded => "overloaded",
+            Outcome::over_budget => "over_budget",
             Outcome::timeout => "timeout",
             Outcome::forbidden => "forbidden",
             Outcome::not_found => "not_found",
@@ -106,6 +109,7 @@ pub struct Metrics {
     log_sync: Histogram,
     log_bytes: Counter,
     in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
+    buffered_bytes: Gauge<i64, std::sync::atomic::AtomicI64>,
     reloads: Family<ReloadLabels, Counter>,
     dedupe_evictions: Family<HookLabel, Counter>,
     none: Arc<str>,
@@ -161,6 +165,12 @@ impl Metrics {
             "Hook requests being processed",
             in_flight.clone(),
         );
+        let buffered_bytes = Gauge::default();
+        registry.register(
+            "webhook_buffered_body_bytes",
+            "Request body bytes reserved from max_buffered_bytes",
+            buffered_bytes.clone(),
+        );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "webhook_config_reloads",
@@ -187,6 +197,7 @@ impl Metrics {
             log_sync,
             log_bytes,
             in_flight,
+            buffered_bytes,
             reloads,
             dedupe_evictions,
             none: Arc::from("none"),
@@ -235,6 +246,10 @@ impl Metrics {
 
     pub fn in_flight(&self) -> &Gauge<i64, std::sync::atomic::AtomicI64> {
         &self.in_flight
+    }
+
+    pub fn buffered_bytes(&self) -> &Gauge<i64, std::sync::atomic::AtomicI64> {
+        &self.buffered_bytes
     }
 
     pub fn observe_log_write(&self, elapsed: Duration, bytes: usize) {

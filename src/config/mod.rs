@@ -36,6 +36,9 @@ pub mod defaults {
     pub const FSYNC: bool = true;
     /// 1,000,000 bytes: far above any NetBox/GitHub payload, small enough that a flood cannot exhaust memory.
     pub const MAX_BODY_BYTES: usize = 1_000_000;
+    /// 64 MiB of request bodies held at once: sized for a 256 MB container, with room for the
+    /// process itself (~20 MB), hyper's per-connection buffers and the allocator's slack.
+    pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
     /// Senders time out after 10-30 s; a client slower than this is stalling, not sending.
     pub const REQUEST_TIMEOUT_SECS: u64 = 10;
     /// Senders retry for minutes, not hours; ten minutes catches the retries of a slow acknowledgement.
@@ -84,6 +87,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The body cap, on the declared `Content-Length` and on the bytes read.
     pub max_body_bytes: usize,
+    /// Body bytes held across all requests at once (read at start only).
+    pub max_buffered_bytes: usize,
     /// For the headers (hyper's timeout, set at start) and then the body (per request).
     pub request_timeout: Duration,
     /// How long an accepted delivery id is remembered.
@@ -256,6 +261,7 @@ mod tests {
         let c = Config::from_toml(MINIMAL, "test").unwrap();
         assert_eq!(c.listen, "0.0.0.0:8000".parse().unwrap());
         assert_eq!(c.max_body_bytes, 1_000_000);
+        assert_eq!(c.max_buffered_bytes, 64 << 20);
         assert_eq!(c.request_timeout, Duration::from_secs(10));
         assert_eq!(c.log.file, PathBuf::from("webhook-listener.log"));
         assert_eq!(c.log.format, LogFormat::Text);
@@ -278,6 +284,27 @@ mod tests {
         let c = Config::from_toml(&text, "default").unwrap();
         assert_eq!(c.hooks[0].path, "/webhook/");
         assert!(netbox_accepts(&c.hooks[0], b"s3cret"));
+    }
+
+    #[test]
+    fn a_body_cap_the_memory_budget_could_never_hold_is_refused() {
+        let err = Config::from_toml(
+            &format!("max_body_bytes = 2000\nmax_buffered_bytes = 1000\n{MINIMAL}"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("max_buffered_bytes") && err.contains("max_body_bytes"),
+            "{err}"
+        );
+        let ok = Config::from_toml(
+            &format!("max_body_bytes = 1000\nmax_buffered_bytes = 1000\n{MINIMAL}"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(ok.max_buffered_bytes, 1000);
+        assert!(Config::from_toml(&format!("max_buffered_bytes = 0\n{MINIMAL}"), "t").is_err());
     }
 
     #[test]
@@ -451,6 +478,7 @@ mod tests {
         let raw: RawConfig = toml::from_str(text).unwrap();
         assert_eq!(raw.listen.as_deref(), Some(defaults::LISTEN));
         assert_eq!(raw.max_body_bytes, Some(defaults::MAX_BODY_BYTES));
+        assert_eq!(raw.max_buffered_bytes, Some(defaults::MAX_BUFFERED_BYTES));
         assert_eq!(
             raw.request_timeout_secs,
             Some(defaults::REQUEST_TIMEOUT_SECS)

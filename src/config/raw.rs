@@ -24,6 +24,7 @@ use crate::signature::{
 pub struct RawConfig {
     pub listen: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub max_buffered_bytes: Option<usize>,
     pub request_timeout_secs: Option<u64>,
     pub dedupe_window_secs: Option<u64>,
     pub dedupe_max_entries: Option<usize>,
@@ -93,6 +94,16 @@ impl RawConfig {
         })?;
         let max_body_bytes = self.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES);
         positive("max_body_bytes", max_body_bytes as u64)?;
+        let max_buffered_bytes = self
+            .max_buffered_bytes
+            .unwrap_or(defaults::MAX_BUFFERED_BYTES);
+        positive("max_buffered_bytes", max_buffered_bytes as u64)?;
+        if max_body_bytes > max_buffered_bytes {
+            // Such a body would be answered 503 forever, and its sender would retry forever.
+            return Err(ConfigError::Invalid(format!(
+                "max_buffered_bytes: {max_buffered_bytes} is smaller than max_body_bytes ({max_body_bytes}); a body of that size could never be held"
+            )));
+        }
         let request_timeout_secs = self
             .request_timeout_secs
             .unwrap_or(defaults::REQUEST_TIMEOUT_SECS);
@@ -140,6 +151,7 @@ impl RawConfig {
         Ok(Config {
             listen,
             max_body_bytes,
+            max_buffered_bytes,
             request_timeout: Duration::from_secs(request_timeout_secs),
             dedupe_window: Duration::from_secs(
                 self.dedupe_window_secs

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::budget::OverBudget;
 use crate::event_log::SinkError;
 use crate::metrics::Outcome;
 use crate::payload::PayloadError;
@@ -26,6 +27,9 @@ pub enum ApiError {
     ForbiddenUnknownClient,
     #[error("too many requests in flight; retry shortly")]
     Overloaded,
+    /// The body would not fit in `max_buffered_bytes` beside the bodies already held.
+    #[error("too many request bodies held in memory; retry shortly")]
+    OverBudget(#[from] OverBudget),
     #[error("body larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("request body not received within {secs} s")]
@@ -46,7 +50,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden | ApiError::ForbiddenUnknownClient => StatusCode::FORBIDDEN,
-            ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::OverBudget(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
@@ -62,6 +68,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => Outcome::method_not_allowed,
             ApiError::Forbidden | ApiError::ForbiddenUnknownClient => Outcome::forbidden,
             ApiError::Overloaded => Outcome::overloaded,
+            ApiError::OverBudget(_) => Outcome::over_budget,
             ApiError::TooLarge { .. } => Outcome::too_large,
             ApiError::Timeout { .. } => Outcome::timeout,
             ApiError::BodyRead(_) | ApiError::Payload(_) => Outcome::invalid_payload,
@@ -75,6 +82,7 @@ impl ApiError {
         match self {
             ApiError::Signature(e) => format!("invalid signature: {e}"),
             ApiError::Unavailable(e) => e.to_string(),
+            ApiError::OverBudget(e) => e.to_string(),
             ApiError::ForbiddenUnknownClient => "client address unknown: unparseable forwarding \
                  header from trusted proxy"
                 .into(),
@@ -98,6 +106,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::Overloaded | ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The body was not read: the sender retries, on a new connection.
+            ApiError::OverBudget(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             // The body was not (fully) read: the connection cannot carry another request.
             ApiError::TooLarge { .. } | ApiError::Timeout { .. } | ApiError::BodyRead(_) => {

@@ -1,6 +1,6 @@
 //! Reading a hook request: finds the hook, applies the address allowlist and the in-flight cap,
-//! enforces the body cap (declared `Content-Length` first, then the bytes actually read), and
-//! verifies the signature. The body leaves this module only inside [`Verified`], so the handler
+//! enforces the body cap (declared `Content-Length` first, then the bytes actually read) and the
+//! memory budget ([`super::budget`]), and verifies the signature. The body leaves this module only inside [`Verified`], so the handler
 //! that takes a [`HookRequest`] only ever sees a verified body.
 
 use std::net::SocketAddr;
@@ -10,9 +10,10 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, Method};
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::budget::BodyBuf;
 use super::error::ApiError;
 use super::AppState;
 use crate::client_ip::{client_ip, Client};
@@ -107,20 +108,24 @@ impl HookRequest {
             return Err(ApiError::TooLarge { limit });
         }
 
+        // Reserved before a byte is read: a body that cannot be held is refused now, not after
+        // the client has made us buffer most of it.
+        let mut buf = state
+            .budget
+            .buffer(declared.map_or(0, |len| len as usize))?;
         let (parts, body) = req.into_parts();
-        let read = Limited::new(body, limit).collect();
-        let body = match tokio::time::timeout(target.request_timeout, read).await {
-            Err(_) => {
-                return Err(ApiError::Timeout {
-                    secs: target.request_timeout.as_secs(),
-                })
-            }
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(ApiError::TooLarge { limit })
-            }
-            Ok(Err(e)) => return Err(ApiError::BodyRead(e.to_string())),
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+        let body =
+            match tokio::time::timeout(target.request_timeout, read_body(body, &mut buf, limit))
+                .await
+            {
+                Err(_) => {
+                    return Err(ApiError::Timeout {
+                        secs: target.request_timeout.as_secs(),
+                    })
+                }
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) => buf.freeze(),
+            };
 
         let verified = hook.verifier.verify_request(
             &parts.headers,
@@ -136,4 +141,24 @@ impl HookRequest {
             _permit: permit,
         })
     }
+}
+
+/// Copies the body's frames into `buf` as they arrive (each frame is dropped at once, so hyper's
+/// read buffer is free again), refusing it past `limit` or past the memory budget.
+async fn read_body(
+    mut body: axum::body::Body,
+    buf: &mut BodyBuf,
+    limit: usize,
+) -> Result<(), ApiError> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        buf.extend(&data)?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The public listener's router: `/healthz`, `/metrics`, and every configured hook path.
 
+pub mod budget;
 pub mod error;
 pub mod extract;
 pub mod handler;
@@ -24,6 +25,7 @@ use crate::event_log::{EventLog, LogFormat};
 use crate::live_config::{Hook, LiveConfig};
 use crate::metrics::{Metrics, Outcome, COMMIT, VERSION};
 use crate::payload::{PayloadError, PayloadKind};
+use budget::{Budget, RefusalLog};
 use error::{result, ApiError};
 use extract::{HookRequest, HookTarget};
 use handler::Accepted;
@@ -47,6 +49,10 @@ pub struct AppState {
     pub permits: Arc<Semaphore>,
     /// The number of permits `permits` started with.
     pub max_in_flight: usize,
+    /// Body bytes all requests may hold at once (`max_buffered_bytes`, read at start only).
+    pub budget: Budget,
+    /// Keeps a flood of refusals for memory to one diagnostic line per interval.
+    pub over_budget_log: RefusalLog,
 }
 
 impl AppState {
@@ -64,6 +70,8 @@ impl AppState {
             metrics,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             max_in_flight: config.max_concurrent_requests,
+            budget: Budget::new(config.max_buffered_bytes),
+            over_budget_log: RefusalLog::default(),
         }
     }
 }
@@ -113,6 +121,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .max_in_flight
         .saturating_sub(state.permits.available_permits());
     state.metrics.in_flight().set(taken as i64);
+    let held = i64::try_from(state.budget.held()).unwrap_or(i64::MAX);
+    state.metrics.buffered_bytes().set(held);
     (
         [(
             header::CONTENT_TYPE,
@@ -199,6 +209,16 @@ impl Ended<'_> {
             Outcome::not_found | Outcome::method_not_allowed => tracing::info!(
                 %method, path, client = %client, status, reason = %reason, hint, "request refused"
             ),
+            Outcome::over_budget => {
+                if let Some(not_logged) = state.over_budget_log.admit(Instant::now()) {
+                    tracing::warn!(
+                        %method, path, client = %client, status, outcome = outcome.as_str(),
+                        reason = %reason, refused_unlogged_since_last = not_logged,
+                        "request refused (one line per {:?} at most)",
+                        budget::REFUSAL_LOG_INTERVAL
+                    );
+                }
+            }
             _ => tracing::warn!(
                 %method, path, client = %client, status, outcome = outcome.as_str(),
                 reason = %reason, hint, "request refused"

@@ -15,6 +15,7 @@ mod hints;
 mod inputs;
 mod integrity;
 mod layers;
+mod memory;
 mod netbox;
 mod operations;
 mod providers;
