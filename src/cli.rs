@@ -12,7 +12,6 @@ use strum::VariantNames;
 
 use crate::app::App;
 use crate::config::{resolve_secret, Config};
-use crate::event_log::LogFormat;
 use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
 
 #[derive(Debug, Parser)]
@@ -52,6 +51,9 @@ pub enum Command {
     CheckConfig {
         /// The config file to check.
         file: PathBuf,
+        /// Check the file only: no env:/file: secret resolved, no directory looked at (for CI).
+        #[arg(long)]
+        syntax_only: bool,
     },
     /// Print the header(s) a sender would send for a body, to test a setup with curl.
     Sign {
@@ -115,7 +117,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Serve) => serve(cli.config, cli.listen),
-        Some(Command::CheckConfig { file }) => check_config(file),
+        Some(Command::CheckConfig { file, syntax_only }) => {
+            crate::config::check::main(&file, syntax_only)
+        }
         Some(Command::Sign {
             provider,
             secret,
@@ -198,69 +202,6 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
             }
         }
     })
-}
-
-fn check_config(file: PathBuf) -> ExitCode {
-    let config = match Config::load(Some(&file)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{}: {e}", file.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    // Written at once and without panicking: `check-config … | head` must not print a backtrace.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), summary(&file, &config).as_bytes());
-    ExitCode::SUCCESS
-}
-
-/// What `check-config` prints: every setting that matters, never a secret.
-fn summary(file: &std::path::Path, config: &Config) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "{}: OK", file.display());
-    let _ = writeln!(
-        out,
-        "listen {}  max_body_bytes {}  request_timeout {} s  max_concurrent_requests {}",
-        config.listen,
-        config.max_body_bytes,
-        config.request_timeout.as_secs(),
-        config.max_concurrent_requests
-    );
-    let _ = writeln!(
-        out,
-        "log {} (format {}, fsync {})",
-        config.log.file.display(),
-        match config.log.format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        },
-        if config.log.fsync { "on" } else { "off" }
-    );
-    for w in config.warnings() {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    let _ = writeln!(out, "{} hook(s):", config.hooks.len());
-    for h in &config.hooks {
-        let _ = writeln!(
-            out,
-            "  {:<24} provider={:<17} payload={} secrets={}{}{}",
-            h.path,
-            h.verifier.scheme().provider().name(),
-            format!("{:?}", h.payload).to_lowercase(),
-            h.verifier.key_count(),
-            if h.verifier.allows_unsigned() {
-                " UNSIGNED REQUESTS ACCEPTED"
-            } else {
-                ""
-            },
-            if h.allow_ips.is_empty() {
-                String::new()
-            } else {
-                format!(" allow_ips={}", h.allow_ips.len())
-            }
-        );
-    }
-    out
 }
 
 /// C0, DEL, C1 and the Unicode line and paragraph separators.

@@ -6,8 +6,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::error::{Fault, KeyPath, Problem};
 use super::secrets::{describe_reference, resolve_secret};
-use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
+use super::{defaults, reserved, Config, HookConfig, LogConfig, Mode};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
@@ -32,8 +33,12 @@ pub struct RawConfig {
     pub client_ip_header: Option<ClientIpHeader>,
     #[serde(default)]
     pub log: RawLog,
-    #[serde(default)]
-    pub hooks: Vec<RawHook>,
+    /// Only named here, so that it is a known key: each hook is read on its own (into `hooks`), so
+    /// that one hook's mistake does not hide the next one's.
+    #[serde(default, rename = "hooks")]
+    pub hooks_table: serde::de::IgnoredAny,
+    #[serde(skip)]
+    pub hooks: Vec<Option<RawHook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,29 +75,44 @@ pub struct RawHook {
 }
 
 impl RawConfig {
-    /// Validates every value and resolves every secret reference.
-    pub fn resolve(self) -> Result<Config, ConfigError> {
+    /// Validates every value and resolves every secret reference (as `mode` allows), adding every
+    /// problem found to `problems`; a config only when there were none.
+    pub(super) fn resolve(self, mode: Mode, problems: &mut Vec<Problem>) -> Option<Config> {
+        let before = problems.len();
+        let mut rule =
+            |key: &str, fault: Fault| problems.push(Problem::new(KeyPath::root().key(key), fault));
         let listen_text = self.listen.as_deref().unwrap_or(defaults::LISTEN);
-        let listen = listen_text.parse().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "listen: {listen_text:?} is not an address like 127.0.0.1:8000 or [::]:8000"
-            ))
-        })?;
+        let listen = listen_text.parse().ok();
+        if listen.is_none() {
+            rule(
+                "listen",
+                Fault::Rule("not an address like 127.0.0.1:8000 or [::]:8000"),
+            );
+        }
         let max_body_bytes = self.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES);
-        positive("max_body_bytes", max_body_bytes as u64)?;
         let request_timeout_secs = self
             .request_timeout_secs
             .unwrap_or(defaults::REQUEST_TIMEOUT_SECS);
-        positive("request_timeout_secs", request_timeout_secs)?;
         let max_concurrent_requests = self
             .max_concurrent_requests
             .unwrap_or(defaults::MAX_CONCURRENT_REQUESTS);
-        positive("max_concurrent_requests", max_concurrent_requests as u64)?;
+        for (key, value) in [
+            ("max_body_bytes", max_body_bytes as u64),
+            ("request_timeout_secs", request_timeout_secs),
+            ("max_concurrent_requests", max_concurrent_requests as u64),
+        ] {
+            if value == 0 {
+                rule(key, Fault::Rule("must be greater than 0"));
+            }
+        }
         let dedupe_max_entries = self
             .dedupe_max_entries
             .unwrap_or(defaults::DEDUPE_MAX_ENTRIES);
-        let trusted_proxies = parse_cidrs(&self.trusted_proxies)
-            .map_err(|bad| ConfigError::Invalid(format!("trusted_proxies: {bad}")))?;
+        let trusted_proxies = cidrs(
+            &self.trusted_proxies,
+            &KeyPath::root().key("trusted_proxies"),
+            problems,
+        );
 
         let log = LogConfig {
             file: self
@@ -102,30 +122,28 @@ impl RawConfig {
             format: self.log.format.unwrap_or(defaults::LOG_FORMAT),
             fsync: self.log.fsync.unwrap_or(defaults::FSYNC),
         };
+        let log_key = KeyPath::root().key("log").key("file");
         if log.file.as_os_str().is_empty() {
-            return Err(ConfigError::Invalid("log.file: must not be empty".into()));
+            problems.push(Problem::new(log_key, Fault::Rule("must not be empty")));
+        } else if mode == Mode::Check {
+            if let Err(fault) = super::check::log_path(&log.file) {
+                problems.push(Problem::new(log_key, fault));
+            }
         }
 
         if self.hooks.is_empty() {
-            return Err(ConfigError::Invalid(
-                "hooks: at least one [[hooks]] entry is needed".into(),
+            problems.push(Problem::new(
+                KeyPath::root().key("hooks"),
+                Fault::Rule("at least one [[hooks]] entry is needed"),
             ));
         }
-        let mut hooks: Vec<HookConfig> = Vec::with_capacity(self.hooks.len());
-        for (index, raw) in self.hooks.into_iter().enumerate() {
-            let hook = raw.resolve(index)?;
-            if hooks.iter().any(|h| h.path == hook.path) {
-                return Err(ConfigError::Hook {
-                    index,
-                    path: hook.path,
-                    message: "path: another hook already uses this path".into(),
-                });
-            }
-            hooks.push(hook);
-        }
+        let hooks = resolve_hooks(self.hooks, mode, problems);
 
-        Ok(Config {
-            listen,
+        if problems.len() > before {
+            return None;
+        }
+        Some(Config {
+            listen: listen?,
             max_body_bytes,
             request_timeout: Duration::from_secs(request_timeout_secs),
             dedupe_window: Duration::from_secs(
@@ -146,27 +164,85 @@ impl RawConfig {
     }
 }
 
+/// Validates each hook (`None`: one that did not deserialize, already reported) and the paths
+/// across them; the hooks that are valid.
+pub(super) fn resolve_hooks(
+    raw: Vec<Option<RawHook>>,
+    mode: Mode,
+    problems: &mut Vec<Problem>,
+) -> Vec<HookConfig> {
+    let paths: Vec<Option<&str>> = raw
+        .iter()
+        .map(|h| h.as_ref().map(|h| h.path.as_str()))
+        .collect();
+    for (index, path) in paths.iter().enumerate() {
+        let Some(path) = path else { continue };
+        if let Some(first) = paths[..index].iter().position(|p| p == &Some(*path)) {
+            let mut p = Problem::new(
+                KeyPath::hook(index).key("path"),
+                Fault::DuplicatePath(first),
+            );
+            p.hook = plain_hook_path(path);
+            problems.push(p);
+        }
+    }
+    let mut hooks = Vec::with_capacity(raw.len());
+    for (index, raw) in raw.into_iter().enumerate() {
+        if let Some(hook) = raw.and_then(|r| r.resolve(index, mode, problems)) {
+            hooks.push(hook);
+        }
+    }
+    hooks
+}
+
+/// The hook's path as messages show it: only a valid one (a plain absolute path), so a value
+/// pasted into `path` by mistake is never printed.
+fn plain_hook_path(path: &str) -> Option<String> {
+    let plain = path.starts_with('/')
+        && path.len() <= 200
+        && !path.contains(['?', '#', ' '])
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+    plain.then(|| path.to_string())
+}
+
+/// Parses `items` as addresses or CIDRs, naming each bad entry by its index.
+fn cidrs(items: &[String], key: &KeyPath, problems: &mut Vec<Problem>) -> Vec<IpNet> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match parse_cidrs(std::slice::from_ref(item)) {
+            Ok(mut one) => out.append(&mut one),
+            Err(_) => problems.push(Problem::new(
+                key.index(i),
+                Fault::Rule("not an address or CIDR like 10.0.0.0/8"),
+            )),
+        }
+    }
+    out
+}
+
 impl RawHook {
-    fn resolve(self, index: usize) -> Result<HookConfig, ConfigError> {
-        let path = self.path.clone();
-        let err = |message: String| ConfigError::Hook {
-            index,
-            path: path.clone(),
-            message,
-        };
+    fn resolve(self, index: usize, mode: Mode, all: &mut Vec<Problem>) -> Option<HookConfig> {
+        let mut problems = Vec::new();
+        let key = |name: &str| KeyPath::hook(index).key(name);
+        let mut rule = |name: &str, fault: Fault| problems.push(Problem::new(key(name), fault));
         if !self.path.starts_with('/') {
-            return Err(err("path: must start with '/'".into()));
+            rule("path", Fault::Rule("must start with '/'"));
         }
         if self.path.contains(['?', '#', ' ']) {
-            return Err(err(
-                "path: must be a plain path, without '?', '#' or spaces".into(),
-            ));
+            rule(
+                "path",
+                Fault::Rule("must be a plain path, without '?', '#' or spaces"),
+            );
         }
-        if reserved::ALL.contains(&self.path.as_str()) {
-            return Err(err(format!(
-                "path: {} is served by webhook-listener itself",
-                self.path
-            )));
+        if let Some(r) = reserved::ALL.iter().find(|r| **r == self.path) {
+            rule(
+                "path",
+                Fault::Rule(if *r == reserved::HEALTHZ {
+                    "/healthz is served by webhook-listener itself"
+                } else {
+                    "/metrics is served by webhook-listener itself"
+                }),
+            );
         }
 
         let generic_keys = [
@@ -177,40 +253,40 @@ impl RawHook {
             ("delivery_id_header", self.delivery_id_header.is_some()),
         ];
         let scheme = if self.provider == Provider::Hmac {
-            let header = self.header.clone().ok_or_else(|| {
-                err("header: required for provider \"hmac\" (e.g. header = \"X-Signature\")".into())
-            })?;
-            http::HeaderName::try_from(header.as_str())
-                .map_err(|_| err(format!("header: {header:?} is not a valid header name")))?;
-            if let Some(d) = &self.delivery_id_header {
-                http::HeaderName::try_from(d.as_str()).map_err(|_| {
-                    err(format!(
-                        "delivery_id_header: {d:?} is not a valid header name"
-                    ))
-                })?;
+            let header = self.header.clone();
+            if header.is_none() {
+                rule(
+                    "header",
+                    Fault::Rule("required for provider \"hmac\" (e.g. header = \"X-Signature\")"),
+                );
             }
-            Scheme::Hmac {
+            let valid = |h: &str| http::HeaderName::try_from(h).is_ok();
+            if header.as_deref().is_some_and(|h| !valid(h)) {
+                rule("header", Fault::Rule("not a valid header name"));
+            }
+            if self
+                .delivery_id_header
+                .as_deref()
+                .is_some_and(|h| !valid(h))
+            {
+                rule("delivery_id_header", Fault::Rule("not a valid header name"));
+            }
+            header.map(|header| Scheme::Hmac {
                 header: header.to_ascii_lowercase(),
                 algorithm: self.algorithm.unwrap_or(Algorithm::Sha256),
                 encoding: self.encoding.unwrap_or(Encoding::Hex),
                 prefix: self.prefix.clone().unwrap_or_default(),
                 delivery_id_header: self.delivery_id_header.map(|h| h.to_ascii_lowercase()),
-            }
+            })
         } else {
-            if let Some((key, _)) = generic_keys.iter().find(|(_, set)| *set) {
-                return Err(err(format!(
-                    "{key}: only applies to provider \"hmac\", not {:?}",
-                    self.provider.name()
-                )));
+            for (name, _) in generic_keys.iter().filter(|(_, set)| *set) {
+                rule(name, Fault::OnlyForHmac(self.provider.name()));
             }
-            Scheme::from_provider(self.provider)
+            Some(Scheme::from_provider(self.provider))
         };
 
-        if self.tolerance_secs.is_some() && !scheme.has_timestamp() {
-            return Err(err(format!(
-                "tolerance_secs: provider {:?} sends no timestamp, so there is no replay window to set",
-                self.provider.name()
-            )));
+        if self.tolerance_secs.is_some() && scheme.as_ref().is_some_and(|s| !s.has_timestamp()) {
+            rule("tolerance_secs", Fault::NoTimestamp(self.provider.name()));
         }
         let payload = self
             .payload
@@ -219,64 +295,77 @@ impl RawHook {
             } else {
                 PayloadKind::Json
             });
-        let allow_ips =
-            parse_cidrs(&self.allow_ips).map_err(|bad| err(format!("allow_ips: {bad}")))?;
+        let allow_ips = cidrs(&self.allow_ips, &key("allow_ips"), &mut problems);
 
         if self.allow_unsigned {
             if !self.secrets.is_empty() {
-                return Err(err(
-                    "allow_unsigned: a hook with secrets always verifies them; remove either allow_unsigned or secrets"
-                        .into(),
-                ));
+                problems.push(Problem::new(key("allow_unsigned"), Fault::Rule(
+                    "a hook with secrets always verifies them; remove either allow_unsigned or secrets",
+                )));
             }
         } else if self.secrets.is_empty() {
-            return Err(err(
-                "secrets: at least one secret is required (or set allow_unsigned = true to accept unsigned requests)"
-                    .into(),
-            ));
+            problems.push(Problem::new(key("secrets"), Fault::Rule(
+                "at least one secret is required (or set allow_unsigned = true to accept unsigned requests)",
+            )));
         }
         // Each secret becomes its scheme's key here, so a secret the scheme cannot use is refused
         // naming its reference, and a config that loads always builds its runtime.
         let mut keys = Vec::with_capacity(self.secrets.len());
         let mut short_secrets = Vec::new();
-        for reference in &self.secrets {
-            let key = resolve_secret(reference)
-                .and_then(|secret| {
-                    let key = Key::new(&scheme, &secret)?;
-                    if key_len(&scheme, &secret)? < MIN_KEY_BYTES {
-                        short_secrets.push(describe_reference(reference));
-                    }
-                    Ok(key)
-                })
-                .map_err(|source| ConfigError::Secret {
-                    index,
-                    path: path.clone(),
-                    reference: describe_reference(reference),
-                    source,
-                })?;
-            keys.push(key);
+        let mut unresolved_secrets = Vec::new();
+        for (i, reference) in self.secrets.iter().enumerate() {
+            let outside = reference.starts_with("env:") || reference.starts_with("file:");
+            if mode == Mode::SyntaxOnly && outside {
+                unresolved_secrets.push(describe_reference(reference));
+                continue;
+            }
+            let key = resolve_secret(reference).and_then(|secret| {
+                let Some(scheme) = &scheme else {
+                    return Ok(None);
+                };
+                let key = Key::new(scheme, &secret)?;
+                if key_len(scheme, &secret)? < MIN_KEY_BYTES {
+                    short_secrets.push(describe_reference(reference));
+                }
+                Ok(Some(key))
+            });
+            match key {
+                Ok(Some(k)) => keys.push(k),
+                Ok(None) => {}
+                Err(source) => problems.push(Problem::new(
+                    key_path_of_secret(index, i),
+                    Fault::Secret {
+                        reference: describe_reference(reference),
+                        source,
+                    },
+                )),
+            }
         }
         let tolerance =
             Duration::from_secs(self.tolerance_secs.unwrap_or(defaults::TOLERANCE_SECS));
 
-        Ok(HookConfig {
+        let label = plain_hook_path(&self.path);
+        let failed = !problems.is_empty();
+        all.extend(problems.into_iter().map(|mut p| {
+            p.hook = label.clone();
+            p
+        }));
+        if failed {
+            return None;
+        }
+        Some(HookConfig {
             path: self.path,
-            verifier: Verifier::from_keys(scheme, keys, tolerance, self.allow_unsigned),
+            verifier: Verifier::from_keys(scheme?, keys, tolerance, self.allow_unsigned),
             payload,
             allow_ips,
             short_secrets,
+            unresolved_secrets,
         })
     }
 }
 
-fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        Err(ConfigError::Invalid(format!(
-            "{key}: must be greater than 0"
-        )))
-    } else {
-        Ok(())
-    }
+fn key_path_of_secret(hook: usize, i: usize) -> KeyPath {
+    KeyPath::hook(hook).key("secrets").index(i)
 }
 
 /// An entry of `trusted_proxies` or `allow_ips` that is neither an address nor a CIDR.

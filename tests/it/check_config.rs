@@ -142,8 +142,12 @@ path = \"/b\"
 provider = \"gitlab\"
 secrets = [\"file:/nonexistent/wl-secret\"]
 ";
-    let top = format!("trusted_proxies = [\"not-a-cidr\"]\n{hooks}");
-    let file = write_config(dir.path(), &dir.path().join("events.log"), &top);
+    let file = dir.path().join("config.toml");
+    let text = format!(
+        "trusted_proxies = [\"not-a-cidr\"]\n[log]\nfile = {:?}\n{hooks}",
+        dir.path().join("events.log").display().to_string()
+    );
+    std::fs::write(&file, text).unwrap();
     let out = check(&file);
     let err = &out.stderr;
     assert!(out.failed(), "{}", out.all());
