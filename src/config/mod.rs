@@ -398,6 +398,37 @@ mod tests {
         assert!(!err.contains("netbux"), "the value: {err}");
     }
 
+    const NEAR_VALID: &str = "listen = \"127.0.0.1:0\"\n[log]\nfile = \"x.log\"\n[[hooks]]\npath = \"/nb\"\nprovider = \"netbox\"\nsecrets = [\"hunter2-literal-secret-value\", \"env:WL_PROPTEST_UNSET\"]\nallow_ips = [\"10.0.0.0/8\"]\ntolerance_secs = 5\n[[hooks]]\npath = \"/gh\"\nprovider = \"github\"\nsecrets = [\"hunter2-second-literal-secret\"]\npayload = \"json\"\n";
+
+    proptest::proptest! {
+        /// Typos, as a few characters deleted or inserted anywhere in a config that holds literal
+        /// secrets: whatever error results, no message holds a secret.
+        #[test]
+        fn no_typo_makes_an_error_print_a_secret(
+            edits in proptest::collection::vec(
+                (0usize..1000, proptest::sample::select(vec!["", "", "\"", "'", "[", "]", "=", "{", "}", ",", "\n", "#", "1", " ", "."])),
+                1..4,
+            )
+        ) {
+            let mut text = NEAR_VALID.to_string();
+            for (pos, insert) in edits {
+                let pos = pos % (text.len() + 1);
+                if insert.is_empty() {
+                    if pos < text.len() {
+                        text.remove(pos);
+                    }
+                } else {
+                    text.insert_str(pos, insert);
+                }
+            }
+            if let Err(e) = Config::from_toml(&text, "p") {
+                let msg = e.to_string();
+                proptest::prop_assert!(!msg.contains("hunter2"), "{}\n---\n{}", msg, text);
+                proptest::prop_assert!(!msg.is_empty());
+            }
+        }
+    }
+
     /// Every problem in one error, each with its key and place: the serde and parser messages,
     /// which quote values, never reach it.
     #[test]
