@@ -72,6 +72,8 @@ pub struct RawHook {
     pub prefix: Option<String>,
     /// Generic `hmac` provider only: a header whose value identifies a delivery (for de-duplication).
     pub delivery_id_header: Option<String>,
+    /// Generic `hmac` provider only: a header whose value names the event type.
+    pub event_header: Option<String>,
 }
 
 impl RawConfig {
@@ -251,6 +253,7 @@ impl RawHook {
             ("encoding", self.encoding.is_some()),
             ("prefix", self.prefix.is_some()),
             ("delivery_id_header", self.delivery_id_header.is_some()),
+            ("event_header", self.event_header.is_some()),
         ];
         let scheme = if self.provider == Provider::Hmac {
             let header = self.header.clone();
@@ -264,12 +267,13 @@ impl RawHook {
             if header.as_deref().is_some_and(|h| !valid(h)) {
                 rule("header", Fault::Rule("not a valid header name"));
             }
-            if self
-                .delivery_id_header
-                .as_deref()
-                .is_some_and(|h| !valid(h))
-            {
-                rule("delivery_id_header", Fault::Rule("not a valid header name"));
+            for (key, name) in [
+                ("delivery_id_header", &self.delivery_id_header),
+                ("event_header", &self.event_header),
+            ] {
+                if name.as_deref().is_some_and(|h| !valid(h)) {
+                    rule(key, Fault::Rule("not a valid header name"));
+                }
             }
             header.map(|header| Scheme::Hmac {
                 header: header.to_ascii_lowercase(),
@@ -277,6 +281,7 @@ impl RawHook {
                 encoding: self.encoding.unwrap_or(Encoding::Hex),
                 prefix: self.prefix.clone().unwrap_or_default(),
                 delivery_id_header: self.delivery_id_header.map(|h| h.to_ascii_lowercase()),
+                event_header: self.event_header.map(|h| h.to_ascii_lowercase()),
             })
         } else {
             for (name, _) in generic_keys.iter().filter(|(_, set)| *set) {

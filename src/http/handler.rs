@@ -16,7 +16,7 @@ use crate::event_log::{EventRecord, Payload};
 use crate::live_config::Hook;
 use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
-use crate::signature::{self, DeliveryIdSource, Scheme, Verified};
+use crate::signature::{self, DeliveryIdSource, EventSource, Scheme, Verified};
 
 /// How a hook request succeeded.
 #[derive(Debug)]
@@ -87,12 +87,14 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         None => None,
     };
 
+    let event = event_type(hook, &req.verified, &payload);
     let mut line = Vec::with_capacity(body.len() + 320);
     EventRecord {
         received_at: req.received_at,
         hook: &hook.path,
         provider: hook.verifier.scheme().provider().name(),
         delivery_id: delivery_id.as_deref(),
+        event: event.as_deref(),
         client: req.client,
         payload,
     }
@@ -102,6 +104,47 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         guard.commit();
     }
     Ok(Accepted::Event)
+}
+
+/// The event type, one value per event for the log and every sink: the scheme's header (GitHub
+/// adds the body's `action`: `pull_request.opened`), or its body field (`type`), or for NetBox
+/// `<model>.<event>` (`dcim.site.created`). Body fields are read only from a JSON payload.
+pub fn event_type<'a>(
+    hook: &Hook,
+    verified: &'a Verified,
+    payload: &Payload<'_>,
+) -> Option<Cow<'a, str>> {
+    let json_body = match payload {
+        Payload::Netbox(ev, _) => {
+            return Some(Cow::Owned(match ev.model() {
+                Some(model) => format!("{model}.{}", ev.event),
+                None => ev.event.to_string(),
+            }))
+        }
+        Payload::Json(body) => Some(*body),
+        Payload::Raw(_) => None,
+    };
+    let capped = |s: String| Cow::Owned(signature::cap_label(&s).to_owned());
+    match hook.verifier.scheme().event_source() {
+        EventSource::None => None,
+        EventSource::Header { action, .. } => {
+            let name = verified.event_header()?;
+            let action = action
+                .zip(json_body)
+                .and_then(|(field, body)| payload::top_level_string(body, field));
+            Some(match action {
+                Some(a) => capped(format!("{name}.{a}")),
+                None => Cow::Borrowed(name),
+            })
+        }
+        EventSource::Body(paths) => {
+            let body = json_body?;
+            paths
+                .iter()
+                .find_map(|p| payload::string_at(body, p))
+                .map(capped)
+        }
+    }
 }
 
 /// Slack checks a Request URL by sending a signed `url_verification` event and expecting its

@@ -9,6 +9,7 @@ mod client_addr;
 mod config_errors;
 mod dedupe_attacks;
 mod durability;
+mod event_types;
 mod forward_sinks;
 mod inputs;
 mod integrity;
