@@ -19,7 +19,7 @@ use super::secrets::SecretError;
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read the config file: {source}", path.display())]
+    #[error("{}: cannot read the config file: {source}", escape_controls(&path.display().to_string()))]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -38,9 +38,10 @@ impl ConfigError {
     pub fn lines(&self) -> Vec<String> {
         match self {
             ConfigError::Read { .. } => vec![self.to_string()],
-            ConfigError::Invalid { origin, problems } => {
-                problems.iter().map(|p| format!("{origin}:{p}")).collect()
-            }
+            ConfigError::Invalid { origin, problems } => problems
+                .iter()
+                .map(|p| escape_controls(&format!("{origin}:{p}")))
+                .collect(),
         }
     }
 
@@ -51,6 +52,21 @@ impl ConfigError {
             ConfigError::Invalid { problems, .. } => problems,
         }
     }
+}
+
+/// `line` with every character a terminal or a line reader acts on (C0, DEL, C1, U+2028/9) written
+/// as `\u{…}`. The operator's own words can hold them (a `file:` path, the config's name), and a
+/// diagnostic must stay one inert line.
+fn escape_controls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 struct Listing<'a> {
@@ -64,7 +80,7 @@ impl fmt::Display for Listing<'_> {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            write!(f, "{}:{p}", self.origin)?;
+            f.write_str(&escape_controls(&format!("{}:{p}", self.origin)))?;
         }
         Ok(())
     }
@@ -472,6 +488,27 @@ mod tests {
         let odd = KeyPath::root().key("hunter2 with spaces").index(0);
         assert_eq!(odd.to_string(), "<key>[0]");
         assert_eq!(KeyPath::root().key(&"k".repeat(65)).to_string(), "<key>");
+    }
+
+    #[test]
+    fn control_characters_in_references_are_escaped() {
+        let p = Problem::new(
+            KeyPath::hook(0).key("secrets").index(0),
+            Fault::Secret {
+                reference: "file:/run/\u{1b}[2J\u{85}x".into(),
+                source: SecretError::Empty,
+            },
+        );
+        let e = ConfigError::Invalid {
+            origin: "c\n.toml".into(),
+            problems: vec![p],
+        };
+        let line = &e.lines()[0];
+        assert_eq!(
+            line,
+            "c\\u{a}.toml: hooks[0].secrets[0]: secret file:/run/\\u{1b}[2J\\u{85}x: resolves to an empty secret"
+        );
+        assert_eq!(&e.to_string(), line);
     }
 
     #[test]
