@@ -344,7 +344,11 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
         }
         Err(e) => {
             state.metrics.reload(false);
-            tracing::error!(config = %path.display(), error = %e, "config reload refused; the previous config stays in force");
+            // One line per problem, each naming file, line and key (never a value).
+            for line in e.lines() {
+                tracing::error!("config reload refused: {line}");
+            }
+            tracing::error!(config = %path.display(), "config reload refused; the previous config stays in force");
         }
     }
 }

@@ -13,7 +13,6 @@ use strum::VariantNames;
 use crate::app::App;
 use crate::config::{resolve_secret, Config};
 use crate::diagnostics::{self, DiagFormat};
-use crate::event_log::LogFormat;
 use crate::http::SERVICE;
 use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
 
@@ -70,6 +69,9 @@ pub enum Command {
     CheckConfig {
         /// The config file to check.
         file: PathBuf,
+        /// Check the file only: no env:/file: secret resolved, no directory looked at (for CI).
+        #[arg(long)]
+        syntax_only: bool,
     },
     /// Print the header(s) a sender would send for a body, to test a setup with curl.
     Sign {
@@ -139,7 +141,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::CheckConfig { file }) => check_config(file),
+        Some(Command::CheckConfig { file, syntax_only }) => {
+            crate::config::check::main(&file, syntax_only)
+        }
         Some(Command::Sign {
             provider,
             secret,
@@ -211,7 +215,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("{e}");
+            // One diagnostic per problem, so each stays one line (and one JSON object).
+            for line in e.lines() {
+                tracing::error!("{line}");
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -271,19 +278,6 @@ fn inherited_listener() -> (std::io::Result<Option<std::net::TcpListener>>, usiz
     (fds.take_tcp_listener(0), passed)
 }
 
-fn check_config(file: PathBuf) -> ExitCode {
-    let config = match Config::load(Some(&file)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{}: {e}", file.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    // Written at once and without panicking: `check-config … | head` must not print a backtrace.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), summary(&file, &config).as_bytes());
-    ExitCode::SUCCESS
-}
-
 /// mimalloc's `mi_option_purge_delay` (the `mimalloc.h` enum, the same in v2 and v3; libmimalloc-sys
 /// does not name it). A unit test checks it against the option's default.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -325,57 +319,6 @@ fn collect_when_idle() {
             unsafe { libmimalloc_sys::mi_collect(false) };
         }
     });
-}
-
-/// What `check-config` prints: every setting that matters, never a secret.
-fn summary(file: &std::path::Path, config: &Config) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "{}: OK", file.display());
-    let _ = writeln!(
-        out,
-        "listen {}  max_body_bytes {}  max_buffered_bytes {}  request_timeout {} s  max_concurrent_requests {}",
-        config.listen,
-        config.max_body_bytes,
-        config.max_buffered_bytes,
-        config.request_timeout.as_secs(),
-        config.max_concurrent_requests
-    );
-    let _ = writeln!(
-        out,
-        "log {} (format {}, fsync {})",
-        config.log.file.display(),
-        match config.log.format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        },
-        if config.log.fsync { "on" } else { "off" }
-    );
-    for w in config.warnings() {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    let _ = writeln!(out, "{} hook(s):", config.hooks.len());
-    for h in &config.hooks {
-        let _ = writeln!(
-            out,
-            "  {:<24} provider={:<17} payload={} secrets={}{}{}",
-            h.path,
-            h.verifier.scheme().provider().name(),
-            format!("{:?}", h.payload).to_lowercase(),
-            h.verifier.key_count(),
-            if h.verifier.allows_unsigned() {
-                " UNSIGNED REQUESTS ACCEPTED"
-            } else {
-                ""
-            },
-            if h.allow_ips.is_empty() {
-                String::new()
-            } else {
-                format!(" allow_ips={}", h.allow_ips.len())
-            }
-        );
-    }
-    out
 }
 
 /// C0, DEL, C1 and the Unicode line and paragraph separators.

@@ -4,6 +4,9 @@
 //! file as written (unknown keys are errors), and [`Config`] is the validated, resolved form the
 //! server runs with (secrets read from env/files, addresses parsed).
 
+pub mod check;
+mod de;
+mod error;
 mod raw;
 mod secrets;
 
@@ -15,6 +18,7 @@ use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
 use crate::signature::Verifier;
+pub use error::{ConfigError, Fault, KeyPath, LineCol, Problem, Syntax};
 use ipnet::IpNet;
 pub use raw::{parse_cidrs, BadCidr, RawConfig, RawHook, RawLog};
 pub use secrets::{resolve_secret, SecretError};
@@ -53,31 +57,16 @@ pub mod defaults {
     pub const TOLERANCE_SECS: u64 = 300;
 }
 
-/// Why a configuration was refused. Every variant names the key, file or variable at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("invalid config {origin}: {message}")]
-    Parse { origin: String, message: String },
-    #[error("invalid config: {0}")]
-    Invalid(String),
-    #[error("hooks[{index}] ({path}): {message}")]
-    Hook {
-        index: usize,
-        path: String,
-        message: String,
-    },
-    #[error("hooks[{index}] ({path}): secret {reference}: {source}")]
-    Secret {
-        index: usize,
-        path: String,
-        reference: String,
-        source: SecretError,
-    },
+/// What a load may look at besides the file itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Serving and reloading: every secret resolved.
+    Serve,
+    /// `check-config`: every secret resolved, and the event log's path and directory checked.
+    Check,
+    /// `check-config --syntax-only` (CI): nothing outside the file: `env:` and `file:` secrets are
+    /// not resolved, the log directory is not looked at. The result is for the summary only.
+    SyntaxOnly,
 }
 
 /// The validated configuration the server runs with.
@@ -137,6 +126,9 @@ pub struct HookConfig {
     /// The references (as [`secrets::describe_reference`] names them) of keys shorter than
     /// [`crate::signature::MIN_KEY_BYTES`]: loaded, but warned about.
     pub short_secrets: Vec<String>,
+    /// The `env:`/`file:` references [`Mode::SyntaxOnly`] left unresolved (empty otherwise): their
+    /// keys are not in `verifier`.
+    pub unresolved_secrets: Vec<String>,
 }
 
 /// The paths the server answers itself, whatever the method. The router registers exactly these
@@ -177,6 +169,11 @@ impl Config {
 
     /// Loads `path`, or the embedded default when `None`, and resolves every secret.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_as(path, Mode::Serve)
+    }
+
+    /// [`Config::load`] with what else to check (or not to look at) given by `mode`.
+    pub fn load_as(path: Option<&Path>, mode: Mode) -> Result<Config, ConfigError> {
         let (text, origin) = match path {
             Some(p) => (
                 std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -190,16 +187,115 @@ impl Config {
                 "(embedded default)".to_string(),
             ),
         };
-        Self::from_toml(&text, &origin)
+        Self::parse(&text, &origin, mode)
     }
 
     /// Parses and resolves TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Self::parse(text, origin, Mode::Serve)
+    }
+
+    /// Syntax (the first error stops it), then types (one error per hook and one for the rest at
+    /// most), then every validation rule on everything that deserialized; every problem mapped to
+    /// its line and column.
+    fn parse(text: &str, origin: &str, mode: Mode) -> Result<Config, ConfigError> {
+        use serde::Deserialize;
+        let invalid = |problems| ConfigError::Invalid {
             origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        raw.resolve()
+            problems,
+        };
+        let doc = match toml_edit::ImDocument::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => return Err(invalid(vec![syntax_problem(text, &e)])),
+        };
+        let root = doc.as_table();
+        let mut problems = Vec::new();
+        let raw = keep(
+            text,
+            RawConfig::deserialize(de::Node::table(root, KeyPath::root())),
+            &mut problems,
+        );
+        let hooks: Vec<Option<RawHook>> = match root.get("hooks").map(hook_nodes) {
+            None => Vec::new(),
+            Some(Some(nodes)) => nodes
+                .into_iter()
+                .map(|n| keep(text, RawHook::deserialize(n), &mut problems))
+                .collect(),
+            Some(None) => {
+                problems.push(Problem::new(
+                    KeyPath::root().key("hooks"),
+                    Fault::Rule("must be an array of tables, each written [[hooks]]"),
+                ));
+                Vec::new()
+            }
+        };
+        let config = match raw {
+            Some(mut raw) => {
+                raw.hooks = hooks;
+                raw.resolve(mode, &mut problems)
+            }
+            None => {
+                raw::resolve_hooks(hooks, mode, &mut problems);
+                None
+            }
+        };
+        for p in problems.iter_mut().filter(|p| p.at.is_none()) {
+            p.at = de::span_of(root, &p.key).map(|s| LineCol::of(text, s.start));
+        }
+        // In file order, as an editor walks them; those without a place last.
+        problems.sort_by_key(|p| p.at.map_or((usize::MAX, 0), |a| (a.line, a.column)));
+        match config {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(invalid(problems)),
+        }
+    }
+}
+
+/// The value, or `None` with its error added to `problems`.
+fn keep<T>(text: &str, r: Result<T, error::SchemaError>, problems: &mut Vec<Problem>) -> Option<T> {
+    r.map_err(|e| problems.push(e.into_problem(text))).ok()
+}
+
+/// The one problem of a file that is not TOML: where, and what kind of mistake. A duplicate key
+/// is named when it is a plain key (the parser's span points at it).
+fn syntax_problem(text: &str, e: &toml_edit::TomlError) -> Problem {
+    let kind = Syntax::classify(e.message());
+    let span = e.span();
+    let mut key = KeyPath::root();
+    if kind == Syntax::DuplicateKey {
+        // The span is the key's first character: the key is the bare-key run from there.
+        if let Some(rest) = span.as_ref().and_then(|s| text.get(s.start..)) {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .unwrap_or(rest.len());
+            if error::is_plain_key(&rest[..end]) {
+                key = key.key(&rest[..end]);
+            }
+        }
+    }
+    let mut p = Problem::new(key, Fault::Syntax(kind));
+    p.at = span.map(|s| LineCol::of(text, s.start));
+    p
+}
+
+/// The `[[hooks]]` entries (or an inline array of tables), each with its key path; `None` when
+/// `hooks` is something else.
+fn hook_nodes(item: &toml_edit::Item) -> Option<Vec<de::Node<'_>>> {
+    use toml_edit::{Item, Value};
+    match item {
+        Item::ArrayOfTables(a) => Some(
+            a.iter()
+                .enumerate()
+                .map(|(i, t)| de::Node::table(t, KeyPath::hook(i)))
+                .collect(),
+        ),
+        Item::Value(Value::Array(a)) => Some(
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| de::Node::value(v, KeyPath::hook(i)))
+                .collect(),
+        ),
+        _ => None,
     }
 }
 
@@ -320,11 +416,83 @@ mod tests {
     }
 
     #[test]
-    fn unknown_provider_is_named() {
+    fn unknown_provider_is_named_by_key_never_by_value() {
         let err = Config::from_toml(&MINIMAL.replace("netbox", "netbux"), "t")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("netbux"), "{err}");
+        assert!(err.starts_with("t:4:20: hooks[0].provider: "), "{err}");
+        assert!(
+            err.contains("`standard-webhooks`"),
+            "the accepted names: {err}"
+        );
+        assert!(!err.contains("netbux"), "the value: {err}");
+    }
+
+    const NEAR_VALID: &str = "listen = \"127.0.0.1:0\"\n[log]\nfile = \"x.log\"\n[[hooks]]\npath = \"/nb\"\nprovider = \"netbox\"\nsecrets = [\"hunter2-literal-secret-value\", \"env:WL_PROPTEST_UNSET\"]\nallow_ips = [\"10.0.0.0/8\"]\ntolerance_secs = 5\n[[hooks]]\npath = \"/gh\"\nprovider = \"github\"\nsecrets = [\"hunter2-second-literal-secret\"]\npayload = \"json\"\n";
+
+    proptest::proptest! {
+        /// Typos, as a few characters deleted or inserted anywhere in a config that holds literal
+        /// secrets: whatever error results, no message holds a secret.
+        #[test]
+        fn no_typo_makes_an_error_print_a_secret(
+            edits in proptest::collection::vec(
+                (0usize..1000, proptest::sample::select(vec!["", "", "\"", "'", "[", "]", "=", "{", "}", ",", "\n", "#", "1", " ", "."])),
+                1..4,
+            )
+        ) {
+            let mut text = NEAR_VALID.to_string();
+            for (pos, insert) in edits {
+                let pos = pos % (text.len() + 1);
+                if insert.is_empty() {
+                    if pos < text.len() {
+                        text.remove(pos);
+                    }
+                } else {
+                    text.insert_str(pos, insert);
+                }
+            }
+            if let Err(e) = Config::from_toml(&text, "p") {
+                let msg = e.to_string();
+                proptest::prop_assert!(!msg.contains("hunter2"), "{}\n---\n{}", msg, text);
+                proptest::prop_assert!(!msg.is_empty());
+            }
+        }
+    }
+
+    /// Every problem in one error, each with its key and place: the serde and parser messages,
+    /// which quote values, never reach it.
+    #[test]
+    fn every_problem_is_listed_with_key_and_place_and_no_value() {
+        let text = "listen = \"hunter2\"\nmax_body_bytes = 0\n[[hooks]]\npath = \"hunter2\"\nprovider = \"netbox\"\nsecrets = [\"k\"]\nallow_ips = [\"hunter2\"]\n[[hooks]]\npath = \"/x\"\nprovider = \"netbox\"\nsecrets = 1\n";
+        let err = Config::from_toml(text, "f").unwrap_err();
+        let lines = err.lines();
+        assert_eq!(
+            lines,
+            [
+                "f:1:10: listen: not an address like 127.0.0.1:8000 or [::]:8000",
+                "f:2:18: max_body_bytes: must be greater than 0",
+                "f:4:8: hooks[0].path: must start with '/'",
+                "f:7:14: hooks[0].allow_ips[0]: not an address or CIDR like 10.0.0.0/8",
+                "f:11:11: hooks[1].secrets: expected an array, found an integer",
+            ],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"));
+        // A syntax error is the only one there can be; a duplicate key is named.
+        let err = Config::from_toml("a = 1\na = \"hunter2\"\n", "f").unwrap_err();
+        assert_eq!(err.lines(), ["f:2:1: a: TOML syntax error: duplicate key"]);
+        // A quoted key that is not a plain name is not shown.
+        let err = Config::from_toml("\"hunter2 x\" = 1\n", "f").unwrap_err();
+        assert!(
+            err.to_string().starts_with("f:1:1: <key>: unknown key"),
+            "{err}"
+        );
+        let err = Config::from_toml("listen = 1979-05-27\n", "f").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("listen: expected a string, found a date-time"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::error::{Fault, KeyPath, Problem};
 use super::secrets::{describe_reference, resolve_secret};
-use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
+use super::{defaults, reserved, Config, HookConfig, LogConfig, Mode};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
@@ -36,8 +37,12 @@ pub struct RawConfig {
     pub pid_file: Option<PathBuf>,
     #[serde(default)]
     pub log: RawLog,
-    #[serde(default)]
-    pub hooks: Vec<RawHook>,
+    /// Only named here, so that it is a known key: each hook is read on its own (into `hooks`), so
+    /// that one hook's mistake does not hide the next one's.
+    #[serde(default, rename = "hooks")]
+    pub hooks_table: serde::de::IgnoredAny,
+    #[serde(skip)]
+    pub hooks: Vec<Option<RawHook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,39 +89,55 @@ pub struct RawHook {
 }
 
 impl RawConfig {
-    /// Validates every value and resolves every secret reference.
-    pub fn resolve(self) -> Result<Config, ConfigError> {
+    /// Validates every value and resolves every secret reference (as `mode` allows), adding every
+    /// problem found to `problems`; a config only when there were none.
+    pub(super) fn resolve(self, mode: Mode, problems: &mut Vec<Problem>) -> Option<Config> {
+        let before = problems.len();
+        let mut rule =
+            |key: &str, fault: Fault| problems.push(Problem::new(KeyPath::root().key(key), fault));
         let listen_text = self.listen.as_deref().unwrap_or(defaults::LISTEN);
-        let listen = listen_text.parse().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "listen: {listen_text:?} is not an address like 127.0.0.1:8000 or [::]:8000"
-            ))
-        })?;
-        let max_body_bytes = self.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES);
-        positive("max_body_bytes", max_body_bytes as u64)?;
-        let max_buffered_bytes = self
-            .max_buffered_bytes
-            .unwrap_or(defaults::MAX_BUFFERED_BYTES);
-        positive("max_buffered_bytes", max_buffered_bytes as u64)?;
-        if max_body_bytes > max_buffered_bytes {
-            // Such a body would be answered 503 forever, and its sender would retry forever.
-            return Err(ConfigError::Invalid(format!(
-                "max_buffered_bytes: {max_buffered_bytes} is smaller than max_body_bytes ({max_body_bytes}); a body of that size could never be held"
-            )));
+        let listen = listen_text.parse().ok();
+        if listen.is_none() {
+            rule(
+                "listen",
+                Fault::Rule("not an address like 127.0.0.1:8000 or [::]:8000"),
+            );
         }
+        let max_body_bytes = self.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES);
         let request_timeout_secs = self
             .request_timeout_secs
             .unwrap_or(defaults::REQUEST_TIMEOUT_SECS);
-        positive("request_timeout_secs", request_timeout_secs)?;
         let max_concurrent_requests = self
             .max_concurrent_requests
             .unwrap_or(defaults::MAX_CONCURRENT_REQUESTS);
-        positive("max_concurrent_requests", max_concurrent_requests as u64)?;
+        let max_buffered_bytes = self
+            .max_buffered_bytes
+            .unwrap_or(defaults::MAX_BUFFERED_BYTES);
+        if max_body_bytes > max_buffered_bytes {
+            // Such a body would be answered 503 forever, and its sender would retry forever.
+            rule(
+                "max_buffered_bytes",
+                Fault::Rule("smaller than max_body_bytes: a body of that size could never be held"),
+            );
+        }
+        for (key, value) in [
+            ("max_body_bytes", max_body_bytes as u64),
+            ("max_buffered_bytes", max_buffered_bytes as u64),
+            ("request_timeout_secs", request_timeout_secs),
+            ("max_concurrent_requests", max_concurrent_requests as u64),
+        ] {
+            if value == 0 {
+                rule(key, Fault::Rule("must be greater than 0"));
+            }
+        }
         let dedupe_max_entries = self
             .dedupe_max_entries
             .unwrap_or(defaults::DEDUPE_MAX_ENTRIES);
-        let trusted_proxies = parse_cidrs(&self.trusted_proxies)
-            .map_err(|bad| ConfigError::Invalid(format!("trusted_proxies: {bad}")))?;
+        let trusted_proxies = cidrs(
+            &self.trusted_proxies,
+            &KeyPath::root().key("trusted_proxies"),
+            problems,
+        );
 
         let log = LogConfig {
             file: self
@@ -126,30 +147,28 @@ impl RawConfig {
             format: self.log.format.unwrap_or(defaults::LOG_FORMAT),
             fsync: self.log.fsync.unwrap_or(defaults::FSYNC),
         };
+        let log_key = KeyPath::root().key("log").key("file");
         if log.file.as_os_str().is_empty() {
-            return Err(ConfigError::Invalid("log.file: must not be empty".into()));
+            problems.push(Problem::new(log_key, Fault::Rule("must not be empty")));
+        } else if mode == Mode::Check {
+            if let Err(fault) = super::check::log_path(&log.file) {
+                problems.push(Problem::new(log_key, fault));
+            }
         }
 
         if self.hooks.is_empty() {
-            return Err(ConfigError::Invalid(
-                "hooks: at least one [[hooks]] entry is needed".into(),
+            problems.push(Problem::new(
+                KeyPath::root().key("hooks"),
+                Fault::Rule("at least one [[hooks]] entry is needed"),
             ));
         }
-        let mut hooks: Vec<HookConfig> = Vec::with_capacity(self.hooks.len());
-        for (index, raw) in self.hooks.into_iter().enumerate() {
-            let hook = raw.resolve(index)?;
-            if hooks.iter().any(|h| h.path == hook.path) {
-                return Err(ConfigError::Hook {
-                    index,
-                    path: hook.path,
-                    message: "path: another hook already uses this path".into(),
-                });
-            }
-            hooks.push(hook);
-        }
+        let hooks = resolve_hooks(self.hooks, mode, problems);
 
-        Ok(Config {
-            listen,
+        if problems.len() > before {
+            return None;
+        }
+        Some(Config {
+            listen: listen?,
             max_body_bytes,
             max_buffered_bytes,
             request_timeout: Duration::from_secs(request_timeout_secs),
@@ -172,27 +191,85 @@ impl RawConfig {
     }
 }
 
+/// Validates each hook (`None`: one that did not deserialize, already reported) and the paths
+/// across them; the hooks that are valid.
+pub(super) fn resolve_hooks(
+    raw: Vec<Option<RawHook>>,
+    mode: Mode,
+    problems: &mut Vec<Problem>,
+) -> Vec<HookConfig> {
+    let paths: Vec<Option<&str>> = raw
+        .iter()
+        .map(|h| h.as_ref().map(|h| h.path.as_str()))
+        .collect();
+    for (index, path) in paths.iter().enumerate() {
+        let Some(path) = path else { continue };
+        if let Some(first) = paths[..index].iter().position(|p| p == &Some(*path)) {
+            let mut p = Problem::new(
+                KeyPath::hook(index).key("path"),
+                Fault::DuplicatePath(first),
+            );
+            p.hook = plain_hook_path(path);
+            problems.push(p);
+        }
+    }
+    let mut hooks = Vec::with_capacity(raw.len());
+    for (index, raw) in raw.into_iter().enumerate() {
+        if let Some(hook) = raw.and_then(|r| r.resolve(index, mode, problems)) {
+            hooks.push(hook);
+        }
+    }
+    hooks
+}
+
+/// The hook's path as messages show it: only a valid one (a plain absolute path), so a value
+/// pasted into `path` by mistake is never printed.
+fn plain_hook_path(path: &str) -> Option<String> {
+    let plain = path.starts_with('/')
+        && path.len() <= 200
+        && !path.contains(['?', '#', ' '])
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+    plain.then(|| path.to_string())
+}
+
+/// Parses `items` as addresses or CIDRs, naming each bad entry by its index.
+fn cidrs(items: &[String], key: &KeyPath, problems: &mut Vec<Problem>) -> Vec<IpNet> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match parse_cidrs(std::slice::from_ref(item)) {
+            Ok(mut one) => out.append(&mut one),
+            Err(_) => problems.push(Problem::new(
+                key.index(i),
+                Fault::Rule("not an address or CIDR like 10.0.0.0/8"),
+            )),
+        }
+    }
+    out
+}
+
 impl RawHook {
-    fn resolve(self, index: usize) -> Result<HookConfig, ConfigError> {
-        let path = self.path.clone();
-        let err = |message: String| ConfigError::Hook {
-            index,
-            path: path.clone(),
-            message,
-        };
+    fn resolve(self, index: usize, mode: Mode, all: &mut Vec<Problem>) -> Option<HookConfig> {
+        let mut problems = Vec::new();
+        let key = |name: &str| KeyPath::hook(index).key(name);
+        let mut rule = |name: &str, fault: Fault| problems.push(Problem::new(key(name), fault));
         if !self.path.starts_with('/') {
-            return Err(err("path: must start with '/'".into()));
+            rule("path", Fault::Rule("must start with '/'"));
         }
         if self.path.contains(['?', '#', ' ']) {
-            return Err(err(
-                "path: must be a plain path, without '?', '#' or spaces".into(),
-            ));
+            rule(
+                "path",
+                Fault::Rule("must be a plain path, without '?', '#' or spaces"),
+            );
         }
-        if reserved::ALL.contains(&self.path.as_str()) {
-            return Err(err(format!(
-                "path: {} is served by webhook-listener itself",
-                self.path
-            )));
+        if let Some(r) = reserved::ALL.iter().find(|r| **r == self.path) {
+            rule(
+                "path",
+                Fault::Rule(if *r == reserved::HEALTHZ {
+                    "/healthz is served by webhook-listener itself"
+                } else {
+                    "/metrics is served by webhook-listener itself"
+                }),
+            );
         }
 
         let generic_keys = [
@@ -204,21 +281,26 @@ impl RawHook {
             ("event_header", self.event_header.is_some()),
         ];
         let scheme = if self.provider == Provider::Hmac {
-            let header = self.header.clone().ok_or_else(|| {
-                err("header: required for provider \"hmac\" (e.g. header = \"X-Signature\")".into())
-            })?;
-            http::HeaderName::try_from(header.as_str())
-                .map_err(|_| err(format!("header: {header:?} is not a valid header name")))?;
+            let header = self.header.clone();
+            if header.is_none() {
+                rule(
+                    "header",
+                    Fault::Rule("required for provider \"hmac\" (e.g. header = \"X-Signature\")"),
+                );
+            }
+            let valid = |h: &str| http::HeaderName::try_from(h).is_ok();
+            if header.as_deref().is_some_and(|h| !valid(h)) {
+                rule("header", Fault::Rule("not a valid header name"));
+            }
             for (key, name) in [
                 ("delivery_id_header", &self.delivery_id_header),
                 ("event_header", &self.event_header),
             ] {
-                if let Some(d) = name {
-                    http::HeaderName::try_from(d.as_str())
-                        .map_err(|_| err(format!("{key}: {d:?} is not a valid header name")))?;
+                if name.as_deref().is_some_and(|h| !valid(h)) {
+                    rule(key, Fault::Rule("not a valid header name"));
                 }
             }
-            Scheme::Hmac {
+            header.map(|header| Scheme::Hmac {
                 header: header.to_ascii_lowercase(),
                 algorithm: self.algorithm.unwrap_or(Algorithm::Sha256),
                 encoding: self.encoding.unwrap_or(Encoding::Hex),
@@ -228,22 +310,16 @@ impl RawHook {
                     .clone()
                     .map(|h| h.to_ascii_lowercase()),
                 event_header: self.event_header.clone().map(|h| h.to_ascii_lowercase()),
-            }
+            })
         } else {
-            if let Some((key, _)) = generic_keys.iter().find(|(_, set)| *set) {
-                return Err(err(format!(
-                    "{key}: only applies to provider \"hmac\", not {:?}",
-                    self.provider.name()
-                )));
+            for (name, _) in generic_keys.iter().filter(|(_, set)| *set) {
+                rule(name, Fault::OnlyForHmac(self.provider.name()));
             }
-            self.provider_scheme(&err)?
+            self.provider_scheme(&mut rule)
         };
 
-        if self.tolerance_secs.is_some() && !scheme.signs_timestamp() {
-            return Err(err(format!(
-                "tolerance_secs: provider {:?} sends no timestamp, so there is no replay window to set",
-                self.provider.name()
-            )));
+        if self.tolerance_secs.is_some() && scheme.as_ref().is_some_and(|s| !s.signs_timestamp()) {
+            rule("tolerance_secs", Fault::NoTimestamp(self.provider.name()));
         }
         let payload = self.payload.unwrap_or(match self.provider {
             Provider::Netbox => PayloadKind::Netbox,
@@ -251,157 +327,211 @@ impl RawHook {
             Provider::Twilio => PayloadKind::Raw,
             _ => PayloadKind::Json,
         });
-        let allow_ips =
-            parse_cidrs(&self.allow_ips).map_err(|bad| err(format!("allow_ips: {bad}")))?;
+        let allow_ips = cidrs(&self.allow_ips, &key("allow_ips"), &mut problems);
 
-        let public_keys = self.public_keys(&scheme, &err)?;
-        if !scheme.takes_secrets() && !self.secrets.is_empty() {
-            return Err(err(format!(
-                "secrets: provider {:?} verifies with public_keys (the application's public key), not secrets",
-                self.provider.name()
-            )));
+        let public_keys = match &scheme {
+            Some(scheme) => self.public_keys(scheme, index, mode, &mut problems),
+            None => Vec::new(),
+        };
+        let takes_secrets = scheme.as_ref().is_none_or(|s| s.takes_secrets());
+        if !takes_secrets && !self.secrets.is_empty() {
+            problems.push(Problem::new(
+                key("secrets"),
+                Fault::Rule("this provider verifies with public_keys (the application's public key), not secrets"),
+            ));
         }
         if self.allow_unsigned {
-            if !self.secrets.is_empty() || !public_keys.is_empty() {
-                return Err(err(
-                    "allow_unsigned: a hook with secrets always verifies them; remove either allow_unsigned or secrets"
-                        .into(),
-                ));
+            if !self.secrets.is_empty() || !self.public_keys.is_empty() {
+                problems.push(Problem::new(key("allow_unsigned"), Fault::Rule(
+                    "a hook with secrets always verifies them; remove either allow_unsigned or secrets",
+                )));
             }
-        } else if !scheme.takes_secrets() && public_keys.is_empty() {
-            return Err(err(format!(
-                "public_keys: at least one public key is required for provider {:?}",
-                self.provider.name()
-            )));
-        } else if self.secrets.is_empty() && public_keys.is_empty() && scheme.takes_secrets() {
-            return Err(err(
-                "secrets: at least one secret is required (or set allow_unsigned = true to accept unsigned requests)"
-                    .into(),
+        } else if !takes_secrets && self.public_keys.is_empty() {
+            problems.push(Problem::new(
+                key("public_keys"),
+                Fault::Rule("at least one public key is required for this provider"),
             ));
+        } else if takes_secrets && self.secrets.is_empty() && self.public_keys.is_empty() {
+            problems.push(Problem::new(key("secrets"), Fault::Rule(
+                "at least one secret is required (or set allow_unsigned = true to accept unsigned requests)",
+            )));
         }
         // Each secret becomes its scheme's key here, so a secret the scheme cannot use is refused
         // naming its reference, and a config that loads always builds its runtime.
         let mut keys = Vec::with_capacity(self.secrets.len());
         let mut short_secrets = Vec::new();
-        for reference in &self.secrets {
-            let key = resolve_secret(reference)
-                .and_then(|secret| {
-                    let key = Key::new(&scheme, &secret)?;
-                    if key_len(&scheme, &secret)? < MIN_KEY_BYTES {
-                        short_secrets.push(describe_reference(reference));
-                    }
-                    Ok(key)
-                })
-                .map_err(|source| ConfigError::Secret {
-                    index,
-                    path: path.clone(),
-                    reference: describe_reference(reference),
-                    source,
-                })?;
-            keys.push(key);
+        let mut unresolved_secrets = Vec::new();
+        for (i, reference) in self.secrets.iter().enumerate() {
+            let outside = reference.starts_with("env:") || reference.starts_with("file:");
+            if mode == Mode::SyntaxOnly && outside {
+                unresolved_secrets.push(describe_reference(reference));
+                continue;
+            }
+            let key = resolve_secret(reference).and_then(|secret| {
+                let Some(scheme) = &scheme else {
+                    return Ok(None);
+                };
+                let key = Key::new(scheme, &secret)?;
+                if key_len(scheme, &secret)? < MIN_KEY_BYTES {
+                    short_secrets.push(describe_reference(reference));
+                }
+                Ok(Some(key))
+            });
+            match key {
+                Ok(Some(k)) => keys.push(k),
+                Ok(None) => {}
+                Err(source) => problems.push(Problem::new(
+                    key_path_of_secret(index, i),
+                    Fault::Secret {
+                        reference: describe_reference(reference),
+                        source,
+                    },
+                )),
+            }
         }
         let tolerance = Duration::from_secs(
             self.tolerance_secs
-                .or(scheme.default_tolerance_secs())
+                .or(scheme.as_ref().and_then(|s| s.default_tolerance_secs()))
                 .unwrap_or(defaults::TOLERANCE_SECS),
         );
 
-        Ok(HookConfig {
+        let label = plain_hook_path(&self.path);
+        let failed = !problems.is_empty();
+        all.extend(problems.into_iter().map(|mut p| {
+            p.hook = label.clone();
+            p
+        }));
+        if failed {
+            return None;
+        }
+        Some(HookConfig {
             path: self.path,
-            verifier: Verifier::from_keys(scheme, keys, tolerance, self.allow_unsigned)
+            verifier: Verifier::from_keys(scheme?, keys, tolerance, self.allow_unsigned)
                 .with_public_keys(public_keys),
             payload,
             allow_ips,
             short_secrets,
+            unresolved_secrets,
         })
     }
 }
 
 impl RawHook {
     /// The scheme of a named provider with its own keys (`public_url`, `discord_endpoint`), each
-    /// refused on a provider it does not apply to.
-    fn provider_scheme(&self, err: &dyn Fn(String) -> ConfigError) -> Result<Scheme, ConfigError> {
-        let only = |key: &str, provider: &str| {
-            err(format!(
-                "{key}: only applies to provider \"{provider}\", not {:?}",
-                self.provider.name()
-            ))
-        };
+    /// refused on a provider it does not apply to; `None` (reported) when they do not make one.
+    fn provider_scheme(&self, rule: &mut dyn FnMut(&str, Fault)) -> Option<Scheme> {
         if self.public_url.is_some() && self.provider != Provider::Twilio {
-            return Err(only("public_url", "twilio"));
+            rule(
+                "public_url",
+                Fault::OnlyFor {
+                    allowed: "twilio",
+                    provider: self.provider.name(),
+                },
+            );
         }
         if self.discord_endpoint.is_some() && self.provider != Provider::Discord {
-            return Err(only("discord_endpoint", "discord"));
+            rule(
+                "discord_endpoint",
+                Fault::OnlyFor {
+                    allowed: "discord",
+                    provider: self.provider.name(),
+                },
+            );
         }
-        Ok(match self.provider {
+        match self.provider {
             Provider::Twilio => {
-                let url = self.public_url.clone().ok_or_else(|| {
-                    err("public_url: required for provider \"twilio\": the webhook URL exactly as configured in Twilio (it signs that URL, which a receiver behind a proxy cannot see)".into())
-                })?;
+                let Some(url) = self.public_url.clone() else {
+                    rule("public_url", Fault::Rule("required for provider \"twilio\": the webhook URL exactly as configured in Twilio (it signs that URL, which a receiver behind a proxy cannot see)"));
+                    return None;
+                };
                 let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));
                 let host = rest.split('/').next().unwrap_or("");
                 if !matches!(scheme, "http" | "https") || host.is_empty() {
-                    return Err(err(format!(
-                        "public_url: {url:?} is not an http:// or https:// URL with a host"
-                    )));
+                    rule(
+                        "public_url",
+                        Fault::Rule("not an http:// or https:// URL with a host"),
+                    );
+                    return None;
                 }
                 if url.contains(['?', '#']) {
-                    return Err(err(format!(
-                        "public_url: {url:?} has a query or fragment; give the URL without it (the query of each request is appended as received)"
-                    )));
+                    rule("public_url", Fault::Rule("has a query or fragment; give the URL without it (the query of each request is appended as received)"));
+                    return None;
                 }
-                Scheme::Twilio { public_url: url }
+                Some(Scheme::Twilio { public_url: url })
             }
-            Provider::Discord => Scheme::Discord {
-                endpoint: self.discord_endpoint.ok_or_else(|| {
-                    err("discord_endpoint: required for provider \"discord\": \"interactions\" (Interactions Endpoint URL) or \"webhook-events\" (Webhook Events URL)".into())
-                })?,
-                replay_window: self.tolerance_secs.is_some(),
-            },
-            p => Scheme::from_provider(p),
-        })
+            Provider::Discord => {
+                let Some(endpoint) = self.discord_endpoint else {
+                    rule("discord_endpoint", Fault::Rule("required for provider \"discord\": \"interactions\" (Interactions Endpoint URL) or \"webhook-events\" (Webhook Events URL)"));
+                    return None;
+                };
+                Some(Scheme::Discord {
+                    endpoint,
+                    replay_window: self.tolerance_secs.is_some(),
+                })
+            }
+            p => Some(Scheme::from_provider(p)),
+        }
     }
 
-    /// The hook's Ed25519 keys, each resolved like a secret and checked strictly (no small-order or
-    /// non-canonical point); named by position and reference.
+    /// The hook's Ed25519 keys, each resolved like a secret (`--syntax-only` leaves `env:`/`file:`
+    /// ones alone) and checked strictly (no small-order or non-canonical point); problems are named
+    /// by position and reference.
     fn public_keys(
         &self,
         scheme: &Scheme,
-        err: &dyn Fn(String) -> ConfigError,
-    ) -> Result<Vec<PublicKey>, ConfigError> {
+        index: usize,
+        mode: Mode,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<PublicKey> {
+        let key = KeyPath::hook(index).key("public_keys");
         if !self.public_keys.is_empty() && !scheme.takes_public_keys() {
-            return Err(err(format!(
-                "public_keys: only applies to providers \"discord\" and \"standard-webhooks\", not {:?}",
-                self.provider.name()
-            )));
+            problems.push(Problem::new(
+                key,
+                Fault::OnlyFor {
+                    allowed: "discord\" and \"standard-webhooks",
+                    provider: self.provider.name(),
+                },
+            ));
+            return Vec::new();
         }
-        self.public_keys
-            .iter()
-            .enumerate()
-            .map(|(i, reference)| {
-                let what = format!("public_keys[{i}] ({})", describe_reference(reference));
-                let text = resolve_secret(reference).map_err(|e| err(format!("{what}: {e}")))?;
-                let text = std::str::from_utf8(text.expose())
-                    .map_err(|_| err(format!("{what}: not text")))?;
-                match scheme {
-                    // Discord's developer portal shows the application's public key as hex.
-                    Scheme::Discord { .. } => PublicKey::from_hex(text),
-                    _ => standard_webhooks::parse_public_key(text),
-                }
-                .map_err(|e| err(format!("{what}: {e}")))
-            })
-            .collect()
+        let mut keys = Vec::new();
+        for (i, reference) in self.public_keys.iter().enumerate() {
+            let outside = reference.starts_with("env:") || reference.starts_with("file:");
+            if mode == Mode::SyntaxOnly && outside {
+                continue;
+            }
+            let parsed = match resolve_secret(reference) {
+                Err(source) => Err(Fault::Secret {
+                    reference: describe_reference(reference),
+                    source,
+                }),
+                Ok(text) => match std::str::from_utf8(text.expose()) {
+                    Err(_) => Err(Fault::PublicKey {
+                        reference: describe_reference(reference),
+                        reason: "not text".into(),
+                    }),
+                    Ok(text) => match scheme {
+                        // Discord's developer portal shows the application's public key as hex.
+                        Scheme::Discord { .. } => PublicKey::from_hex(text),
+                        _ => standard_webhooks::parse_public_key(text),
+                    }
+                    .map_err(|e| Fault::PublicKey {
+                        reference: describe_reference(reference),
+                        reason: e.0,
+                    }),
+                },
+            };
+            match parsed {
+                Ok(k) => keys.push(k),
+                Err(fault) => problems.push(Problem::new(key.index(i), fault)),
+            }
+        }
+        keys
     }
 }
 
-fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        Err(ConfigError::Invalid(format!(
-            "{key}: must be greater than 0"
-        )))
-    } else {
-        Ok(())
-    }
+fn key_path_of_secret(hook: usize, i: usize) -> KeyPath {
+    KeyPath::hook(hook).key("secrets").index(i)
 }
 
 /// An entry of `trusted_proxies` or `allow_ips` that is neither an address nor a CIDR.

@@ -4,7 +4,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod check_config;
 mod client_addr;
+mod config_errors;
 mod dedupe_attacks;
 mod diagnostics;
 mod durability;
