@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::secrets::{describe_reference, resolve_secret};
+use super::sinks::{RawSink, RawSpool, SinkDefaults};
 use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
@@ -34,6 +35,10 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub hooks: Vec<RawHook>,
+    #[serde(default)]
+    pub spool: RawSpool,
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,24 +129,48 @@ impl RawConfig {
             hooks.push(hook);
         }
 
+        let spool = self.spool.resolve(&log.file)?;
+        let dedupe_window = Duration::from_secs(
+            self.dedupe_window_secs
+                .unwrap_or(defaults::DEDUPE_WINDOW_SECS),
+        );
+        let shutdown_timeout = Duration::from_secs(
+            self.shutdown_timeout_secs
+                .unwrap_or(defaults::SHUTDOWN_TIMEOUT_SECS),
+        );
+        let hook_paths: Vec<&str> = hooks.iter().map(|h| h.path.as_str()).collect();
+        let sink_defaults = SinkDefaults {
+            hook_paths: &hook_paths,
+            dedupe_window,
+            shutdown_timeout,
+        };
+        let mut sinks: Vec<crate::forward::SinkSpec> = Vec::with_capacity(self.sinks.len());
+        for (index, raw) in self.sinks.into_iter().enumerate() {
+            let sink = raw.resolve(index, &sink_defaults)?;
+            if sinks.iter().any(|s| s.name == sink.name) {
+                return Err(ConfigError::Sink {
+                    index,
+                    name: sink.name,
+                    message: "name: another sink already has this name".into(),
+                });
+            }
+            sinks.push(sink);
+        }
+
         Ok(Config {
             listen,
             max_body_bytes,
             request_timeout: Duration::from_secs(request_timeout_secs),
-            dedupe_window: Duration::from_secs(
-                self.dedupe_window_secs
-                    .unwrap_or(defaults::DEDUPE_WINDOW_SECS),
-            ),
+            dedupe_window,
             dedupe_max_entries,
             max_concurrent_requests,
-            shutdown_timeout: Duration::from_secs(
-                self.shutdown_timeout_secs
-                    .unwrap_or(defaults::SHUTDOWN_TIMEOUT_SECS),
-            ),
+            shutdown_timeout,
             trusted_proxies,
             client_ip_header: self.client_ip_header.unwrap_or_default(),
             log,
             hooks,
+            spool,
+            sinks,
         })
     }
 }

@@ -378,6 +378,12 @@ impl Spool {
         Ok(())
     }
 
+    /// Drops every record appended since the last sync (the event log refused the group, so its
+    /// requests are answered 503 and must not be forwarded).
+    pub fn discard(&mut self) {
+        self.rollback();
+    }
+
     /// The last durable sequence number.
     pub fn durable_seq(&self) -> u64 {
         self.synced_seq
