@@ -11,6 +11,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::forward::Forwarding;
+
+mod sinks;
+
 /// How a request ended.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -240,6 +244,13 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Per-sink series (delivered, retried, dead-lettered, lag, connected), read from each sink's
+    /// status at scrape time, so they cannot drift from `/healthz`.
+    pub fn register_sinks(&mut self, forward: Arc<Forwarding>) {
+        self.registry
+            .register_collector(Box::new(sinks::SinkCollector(forward)));
     }
 
     /// The OpenMetrics text exposition.

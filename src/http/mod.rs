@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use crate::config::{reserved, Config};
 use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, LogFormat};
+use crate::forward::Forwarding;
 use crate::live_config::LiveConfig;
 use crate::metrics::{Metrics, Outcome};
 use error::{result, ApiError};
@@ -46,6 +47,9 @@ pub struct AppState {
     pub permits: Arc<Semaphore>,
     /// The number of permits `permits` started with.
     pub max_in_flight: usize,
+    /// The sinks and their spool, when any `[[sinks]]` are configured: every accepted event is
+    /// spooled with its line, and required sinks are waited for.
+    pub forward: Option<Arc<Forwarding>>,
 }
 
 impl AppState {
@@ -63,7 +67,14 @@ impl AppState {
             metrics,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             max_in_flight: config.max_concurrent_requests,
+            forward: None,
         }
+    }
+
+    /// The same state, forwarding through `forward`.
+    pub fn with_forwarding(mut self, forward: Option<Arc<Forwarding>>) -> AppState {
+        self.forward = forward;
+        self
     }
 }
 
@@ -88,12 +99,47 @@ async fn method_not_allowed() -> Response {
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let body = match state.log.health().error() {
+    let log_error = state.log.health().error();
+    let mut body = match &log_error {
         None => serde_json::json!({ "result": "ok", "event_log": "ok" }),
         Some(e) => {
             serde_json::json!({ "result": "degraded", "event_log": format!("failing: {e}") })
         }
     };
+    if let Some(forward) = &state.forward {
+        let spool = forward.spool();
+        let full = spool.is_full();
+        body["spool"] = serde_json::json!({
+            "state": if full { "full" } else { "ok" },
+            "used_bytes": spool.used_bytes(),
+        });
+        if full {
+            // Senders get 503 until the sinks catch up: an operator must look.
+            body["result"] = "degraded".into();
+        }
+        // A sink that is behind does not make intake unhealthy (events wait in the spool): it is
+        // listed, not counted against the result.
+        let sinks: Vec<serde_json::Value> = forward
+            .sinks()
+            .iter()
+            .map(|s| {
+                let st = s.status.snapshot();
+                serde_json::json!({
+                    "name": s.name,
+                    "kind": s.kind,
+                    "state": st.state.as_str(),
+                    "connected": s.connected(),
+                    "required": s.required_timeout.is_some(),
+                    "lag_events": st.lag_events,
+                    "lag_seconds": st.lag_seconds,
+                    "delivered": st.delivered,
+                    "dead_lettered": st.dead_lettered,
+                    "last_error": st.last_error,
+                })
+            })
+            .collect();
+        body["sinks"] = sinks.into();
+    }
     (StatusCode::OK, Json(body)).into_response()
 }
 

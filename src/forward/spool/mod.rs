@@ -38,7 +38,7 @@ pub use segment::Damage;
 const WRITE_AT: usize = 1 << 20;
 
 /// The `[spool]` settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
     pub dir: PathBuf,
     /// Bound on all segment files together; over it, `append` answers [`SpoolError::Full`].
