@@ -72,7 +72,8 @@ pub fn stall_bound(request_timeout: Duration) -> Duration {
 type Done = oneshot::Sender<Result<Option<u64>, SinkError>>;
 
 enum Command {
-    Append(Vec<u8>, Option<Event>, Done),
+    /// The event boxed: it is large, and most commands in the queue are appends anyway.
+    Append(Vec<u8>, Option<Box<Event>>, Done),
     Reopen,
     Shutdown,
 }
@@ -218,7 +219,7 @@ impl EventLog {
         let (done, wait) = oneshot::channel();
         let queued_and_written = async {
             self.tx
-                .send(Command::Append(line, event, done))
+                .send(Command::Append(line, event.map(Box::new), done))
                 .await
                 .map_err(|_| SinkError::Closed)?;
             wait.await.unwrap_or(Err(SinkError::Closed))

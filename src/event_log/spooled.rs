@@ -15,7 +15,13 @@ impl Writer {
     /// Adds one request to the group: its event to the spool first, then its line. An event the
     /// spool refuses (full, too large) is answered at once and its line is not written; any other
     /// spool error has discarded the whole group's records, so the whole group is answered with it.
-    pub(super) fn stage(&mut self, line: Vec<u8>, event: Option<Event>, done: Done, g: &mut Group) {
+    pub(super) fn stage(
+        &mut self,
+        line: Vec<u8>,
+        event: Option<Box<Event>>,
+        done: Done,
+        g: &mut Group,
+    ) {
         let seq = match (self.spool.as_mut(), event) {
             (Some(spool), Some(event)) => match spool.append(&event) {
                 Ok(seq) => Some(seq),

@@ -68,7 +68,7 @@ impl Collector for SinkCollector {
             .map(|s| (s.name.clone(), s.status.snapshot(), s.connected()))
             .collect();
         for (name, help, kind, value) in FAMILIES {
-            let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+            let mut family = encoder.encode_descriptor(name, help, None, *kind)?;
             for (sink, snap, connected) in &snaps {
                 let labels = [("sink", sink.as_str())];
                 let v = value(snap, *connected);

@@ -8,6 +8,7 @@ mod client_addr;
 mod dedupe_attacks;
 mod durability;
 mod forward_sinks;
+mod forwarding;
 mod inputs;
 mod integrity;
 mod layers;
