@@ -88,6 +88,7 @@ fn scheme_and_secret(p: Provider) -> (Scheme, Secret) {
                 encoding: Encoding::Hex,
                 prefix: "sha1=".into(),
                 delivery_id_header: None,
+                event_header: None,
             },
             Secret::new("bench-secret"),
         ),
@@ -162,6 +163,7 @@ fn bench_parse_and_format(c: &mut Criterion) {
                         hook: "/webhook/",
                         provider: "netbox",
                         delivery_id: None,
+                        event: None,
                         client,
                         payload: Payload::Netbox(&ev, black_box(body)),
                     }

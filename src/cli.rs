@@ -134,6 +134,7 @@ pub fn main() -> ExitCode {
                     encoding,
                     prefix,
                     delivery_id_header: None,
+                    event_header: None,
                 },
                 p => Scheme::from_provider(p),
             };

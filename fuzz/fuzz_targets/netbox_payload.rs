@@ -92,6 +92,7 @@ fuzz_target!(|data: &[u8]| {
         hook: "/webhook/",
         provider: "netbox",
         delivery_id: verified.delivery_id(),
+        event: verified.delivery_id(),
         client: Client::Known(client),
         payload,
     };

@@ -51,6 +51,7 @@ fn schemes() -> Vec<Scheme> {
             encoding,
             prefix: prefix.into(),
             delivery_id_header: Some("x-request-id".into()),
+            event_header: Some("x-event".into()),
         });
     }
     v

@@ -433,6 +433,7 @@ mod tests {
                         encoding,
                         prefix: format!("{a}="),
                         delivery_id_header: Some("x-custom-id".into()),
+                        event_header: None,
                     }
                 );
             }

@@ -72,6 +72,8 @@ pub struct RawHook {
     pub prefix: Option<String>,
     /// Generic `hmac` provider only: a header whose value identifies a delivery (for de-duplication).
     pub delivery_id_header: Option<String>,
+    /// Generic `hmac` provider only: a header whose value names the event type.
+    pub event_header: Option<String>,
 }
 
 impl RawConfig {
@@ -204,6 +206,7 @@ impl RawHook {
             ("encoding", self.encoding.is_some()),
             ("prefix", self.prefix.is_some()),
             ("delivery_id_header", self.delivery_id_header.is_some()),
+            ("event_header", self.event_header.is_some()),
         ];
         let scheme = if self.provider == Provider::Hmac {
             let header = self.header.clone().ok_or_else(|| {
@@ -211,12 +214,14 @@ impl RawHook {
             })?;
             http::HeaderName::try_from(header.as_str())
                 .map_err(|_| err(format!("header: {header:?} is not a valid header name")))?;
-            if let Some(d) = &self.delivery_id_header {
-                http::HeaderName::try_from(d.as_str()).map_err(|_| {
-                    err(format!(
-                        "delivery_id_header: {d:?} is not a valid header name"
-                    ))
-                })?;
+            for (key, name) in [
+                ("delivery_id_header", &self.delivery_id_header),
+                ("event_header", &self.event_header),
+            ] {
+                if let Some(d) = name {
+                    http::HeaderName::try_from(d.as_str())
+                        .map_err(|_| err(format!("{key}: {d:?} is not a valid header name")))?;
+                }
             }
             Scheme::Hmac {
                 header: header.to_ascii_lowercase(),
@@ -224,6 +229,7 @@ impl RawHook {
                 encoding: self.encoding.unwrap_or(Encoding::Hex),
                 prefix: self.prefix.clone().unwrap_or_default(),
                 delivery_id_header: self.delivery_id_header.map(|h| h.to_ascii_lowercase()),
+                event_header: self.event_header.map(|h| h.to_ascii_lowercase()),
             }
         } else {
             if let Some((key, _)) = generic_keys.iter().find(|(_, set)| *set) {

@@ -33,6 +33,9 @@ pub struct EventRecord<'a> {
     pub hook: &'a str,
     pub provider: &'static str,
     pub delivery_id: Option<&'a str>,
+    /// The event type (see `signature::EventSource`). A NetBox payload logs its own `event` and
+    /// `model` fields instead, so this is not written for it.
+    pub event: Option<&'a str>,
     pub client: Client,
     pub payload: Payload<'a>,
 }
@@ -68,6 +71,9 @@ impl EventRecord<'_> {
                 .as_bytes(),
         );
         text_field(out, "hook", Some(self.hook));
+        if !matches!(self.payload, Payload::Netbox(..)) {
+            text_field(out, "event", self.event);
+        }
         if let Payload::Netbox(ev, _) = &self.payload {
             text_field(out, "event", Some(&ev.event));
             text_field(out, "model", ev.model());
@@ -110,6 +116,9 @@ impl EventRecord<'_> {
         json_field(out, "provider", Some(self.provider));
         json_field(out, "delivery_id", self.delivery_id);
         json_field(out, "client", Some(&self.client.to_string()));
+        if !matches!(self.payload, Payload::Netbox(..)) {
+            json_field(out, "event", self.event);
+        }
         if let Payload::Netbox(ev, _) = &self.payload {
             json_field(out, "event", Some(&ev.event));
             json_field(
@@ -444,6 +453,7 @@ mod tests {
                 hook: &hook,
                 provider: "netbox",
                 delivery_id: Some(&delivery_id),
+                event: Some(&event),
                 client: Client::Known(std::net::IpAddr::from([192, 0, 2, 1])),
                 payload,
             };
@@ -474,6 +484,19 @@ mod tests {
             prop_assert_eq!(field("url"), Some(url.clone()));
             prop_assert_eq!(serde_json::from_str::<serde_json::Value>(payload).unwrap(), sent);
 
+            // Not a NetBox payload: the record's own event type is written, escaped the same way.
+            out.clear();
+            record(Payload::Json(b"{}")).write(LogFormat::Json, &mut out);
+            let line: serde_json::Value =
+                serde_json::from_str(assert_one_clean_line(&out)).unwrap();
+            prop_assert_eq!(&line["event"], &event);
+            out.clear();
+            record(Payload::Json(b"{}")).write(LogFormat::Text, &mut out);
+            let (fields, _) = text_fields(assert_one_clean_line(&out));
+            prop_assert_eq!(
+                fields.iter().find(|(k, _)| k == "event").map(|(_, v)| v.clone()),
+                Some(event.clone())
+            );
             for format in [LogFormat::Text, LogFormat::Json] {
                 out.clear();
                 record(Payload::Raw(&raw)).write(format, &mut out);

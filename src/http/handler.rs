@@ -17,7 +17,7 @@ use crate::forward::{Event, Forwarding};
 use crate::live_config::Hook;
 use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
-use crate::signature::{self, DeliveryIdSource, Scheme, Verified};
+use crate::signature::{self, DeliveryIdSource, EventSource, Scheme, Verified};
 
 /// How a hook request succeeded.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
 
     let event_id = uuid::Uuid::now_v7();
     let provider = hook.verifier.scheme().provider().name();
-    let event_type = event_type(&payload);
+    let event = event_type(hook, &req.verified, &payload);
     let mut line = Vec::with_capacity(body.len() + 320);
     EventRecord {
         received_at: req.received_at,
@@ -98,6 +98,7 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         hook: &hook.path,
         provider,
         delivery_id: delivery_id.as_deref(),
+        event: event.as_deref(),
         client: req.client,
         payload,
     }
@@ -106,7 +107,7 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         id: event_id,
         hook: hook.path.to_string(),
         provider: provider.to_owned(),
-        event_type,
+        event_type: event.as_deref().map(str::to_owned),
         delivery_id: delivery_id.as_deref().map(str::to_owned),
         received_at: req.received_at,
         content_type: req.content_type.clone(),
@@ -143,14 +144,44 @@ async fn required_sinks_confirm(forward: &Forwarding, seq: u64) -> Result<(), Ap
     futures_util::future::try_join_all(waits).await.map(|_| ())
 }
 
-/// The event type sinks filter on and subjects name, when the body says one.
-fn event_type(payload: &Payload) -> Option<String> {
-    match payload {
-        Payload::Netbox(ev, _) => Some(match ev.model() {
-            Some(model) => format!("{model}.{}", ev.event),
-            None => ev.event.to_string(),
-        }),
-        _ => None,
+/// The event type, one value per event for the log and every sink: the scheme's header (GitHub
+/// adds the body's `action`: `pull_request.opened`), or its body field (`type`), or for NetBox
+/// `<model>.<event>` (`dcim.site.created`). Body fields are read only from a JSON payload.
+pub fn event_type<'a>(
+    hook: &Hook,
+    verified: &'a Verified,
+    payload: &Payload<'_>,
+) -> Option<Cow<'a, str>> {
+    let json_body = match payload {
+        Payload::Netbox(ev, _) => {
+            return Some(Cow::Owned(match ev.model() {
+                Some(model) => format!("{model}.{}", ev.event),
+                None => ev.event.to_string(),
+            }))
+        }
+        Payload::Json(body) => Some(*body),
+        Payload::Raw(_) => None,
+    };
+    let capped = |s: String| Cow::Owned(signature::cap_label(&s).to_owned());
+    match hook.verifier.scheme().event_source() {
+        EventSource::None => None,
+        EventSource::Header { action, .. } => {
+            let name = verified.event_header()?;
+            let action = action
+                .zip(json_body)
+                .and_then(|(field, body)| payload::top_level_string(body, field));
+            Some(match action {
+                Some(a) => capped(format!("{name}.{a}")),
+                None => Cow::Borrowed(name),
+            })
+        }
+        EventSource::Body(paths) => {
+            let body = json_body?;
+            paths
+                .iter()
+                .find_map(|p| payload::string_at(body, p))
+                .map(capped)
+        }
     }
 }
 

@@ -337,22 +337,80 @@ pub fn json(body: &[u8]) -> Result<(), PayloadError> {
 /// The string value of top-level `field` when the body is an object that has one (Stripe's event
 /// `id`, Slack's `event_id`); `None` otherwise. Other values are skipped without being built.
 pub fn top_level_string(body: &[u8], field: &str) -> Option<String> {
-    struct Find<'f>(&'f str);
+    string_at(body, &[field])
+}
+
+/// The string at `path` (object members, outermost first: `["event", "type"]`) when the body has
+/// one there; `None` otherwise. Other values are skipped without being built, and only the first
+/// member of each name counts, as for [`top_level_string`].
+pub fn string_at(body: &[u8], path: &[&str]) -> Option<String> {
+    /// Finds `path` in the map being visited; the value is `None` when it is not there.
+    struct Find<'f>(&'f [&'f str]);
     impl<'de> Visitor<'de> for Find<'_> {
         type Value = Option<String>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(None);
+            };
             let mut found = None;
-            while let Some(is_field) = map.next_key_seed(IsField(self.0))? {
-                if is_field && found.is_none() {
-                    found = map.next_value::<Option<String>>().ok().flatten();
+            let mut seen = false;
+            while let Some(is_field) = map.next_key_seed(IsField(first))? {
+                if is_field && !seen {
+                    seen = true;
+                    found = map.next_value_seed(Inner(rest))?;
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
             Ok(found)
+        }
+    }
+    /// The value of a matched member: the string itself at the end of the path, else a map to
+    /// search further; any other shape is skipped and yields `None`.
+    struct Inner<'f>(&'f [&'f str]);
+    impl<'de> DeserializeSeed<'de> for Inner<'_> {
+        type Value = Option<String>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Inner<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(self.0.is_empty().then(|| s.to_owned()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            if self.0.is_empty() {
+                IgnoredAny.visit_map(map)?;
+                Ok(None)
+            } else {
+                Find(self.0).visit_map(map)
+            }
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            IgnoredAny.visit_seq(seq)?;
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
         }
     }
     /// Whether a member name is `field`, compared without allocating the name.
@@ -373,7 +431,7 @@ pub fn top_level_string(body: &[u8], field: &str) -> Option<String> {
         }
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    de.deserialize_map(Find(field)).ok().flatten()
+    de.deserialize_map(Find(path)).ok().flatten()
 }
 
 #[cfg(test)]
@@ -468,5 +526,38 @@ mod tests {
         assert_eq!(top_level_string(br#"{"id":5}"#, "id"), None);
         assert_eq!(top_level_string(br#"[1]"#, "id"), None);
         assert_eq!(top_level_string(b"not json", "id"), None);
+    }
+
+    #[test]
+    fn string_at_follows_a_path_and_ignores_other_shapes() {
+        let slack = br#"{"type":"event_callback","event":{"user":"U1","type":"app_mention"}}"#;
+        assert_eq!(
+            string_at(slack, &["event", "type"]).as_deref(),
+            Some("app_mention")
+        );
+        assert_eq!(
+            string_at(slack, &["type"]).as_deref(),
+            Some("event_callback")
+        );
+        assert_eq!(
+            string_at(slack, &["event"]),
+            None,
+            "an object is not a string"
+        );
+        assert_eq!(string_at(br#"{"event":"x"}"#, &["event", "type"]), None);
+        assert_eq!(
+            string_at(br#"{"event":[{"type":"x"}]}"#, &["event", "type"]),
+            None
+        );
+        assert_eq!(
+            string_at(
+                br#"{"event":{"type":"a"},"event":{"type":"b"}}"#,
+                &["event", "type"]
+            )
+            .as_deref(),
+            Some("a"),
+            "the first member of a name counts"
+        );
+        assert_eq!(string_at(br#"{"a":1}"#, &[]), None);
     }
 }

@@ -12,10 +12,12 @@ pub mod sign;
 pub mod verify;
 
 pub use parse::Malformed;
-pub use scheme::{Algorithm, DeliveryIdSource, Encoding, Provider, Scheme};
+pub use scheme::{Algorithm, DeliveryIdSource, Encoding, EventSource, Provider, Scheme};
 pub use secret::{key_len, Key, KeyError, Secret, MIN_KEY_BYTES};
 pub use sign::sign;
-pub use verify::{delivery_key, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN};
+pub use verify::{
+    cap_label, delivery_key, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN, MAX_EVENT_LEN,
+};
 
 #[cfg(test)]
 mod tests;

@@ -71,7 +71,24 @@ pub enum Scheme {
         encoding: Encoding,
         prefix: String,
         delivery_id_header: Option<String>,
+        /// Lower-case name of a header that names the event type, when the sender sends one.
+        event_header: Option<String>,
     },
+}
+
+/// Where a scheme's event type (`push`, `pull_request.opened`, `invoice.paid`) comes from: the one
+/// value the log records and sinks route and filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource<'a> {
+    None,
+    /// A header; `action`: a top-level string of the body appended after a dot when there is one
+    /// (GitHub's `X-GitHub-Event: pull_request` with `"action": "opened"`).
+    Header {
+        name: &'a str,
+        action: Option<&'static str>,
+    },
+    /// The first string found at one of these paths of a JSON body.
+    Body(&'static [&'static [&'static str]]),
 }
 
 /// Where a scheme's delivery id (the key for de-duplication) comes from.
@@ -100,6 +117,7 @@ impl Scheme {
                 encoding: Encoding::Hex,
                 prefix: String::new(),
                 delivery_id_header: None,
+                event_header: None,
             },
         }
     }
@@ -121,6 +139,27 @@ impl Scheme {
             Scheme::Stripe => DeliveryIdSource::BodyField("id"),
             Scheme::Slack => DeliveryIdSource::BodyField("event_id"),
             _ => DeliveryIdSource::None,
+        }
+    }
+
+    pub fn event_source(&self) -> EventSource<'_> {
+        let header = |name| EventSource::Header { name, action: None };
+        match self {
+            Scheme::Github => EventSource::Header {
+                name: "x-github-event",
+                action: Some("action"),
+            },
+            Scheme::Gitlab => header("x-gitlab-event"),
+            Scheme::Shopify => header("x-shopify-topic"),
+            Scheme::Stripe | Scheme::StandardWebhooks => EventSource::Body(&[&["type"]]),
+            // An Events API delivery names its event inside; handshakes only at the top.
+            Scheme::Slack => EventSource::Body(&[&["event", "type"], &["type"]]),
+            Scheme::Hmac {
+                event_header: Some(h),
+                ..
+            } => header(h),
+            // NetBox's event and model come from its typed payload.
+            Scheme::Netbox | Scheme::Hmac { .. } => EventSource::None,
         }
     }
 

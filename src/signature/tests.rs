@@ -106,6 +106,7 @@ fn hmac_scheme(algorithm: Algorithm, encoding: Encoding, prefix: &str) -> Scheme
         encoding,
         prefix: prefix.into(),
         delivery_id_header: Some("x-delivery".into()),
+        event_header: Some("x-event".into()),
     }
 }
 

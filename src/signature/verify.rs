@@ -8,7 +8,7 @@ use sha2::Digest;
 use subtle::ConstantTimeEq;
 
 use super::parse::{self, Malformed};
-use super::scheme::{Encoding, Scheme};
+use super::scheme::{Encoding, EventSource, Scheme};
 use super::secret::{Key, KeyError, Secret};
 
 /// Why a request's signature was refused. The server answers every variant with the same generic 401;
@@ -42,6 +42,7 @@ impl SignatureError {
 pub struct Verified {
     body: Bytes,
     delivery_id: Option<String>,
+    event_header: Option<String>,
 }
 
 impl Verified {
@@ -51,6 +52,10 @@ impl Verified {
     /// The sender's delivery id when the scheme carries one in a header.
     pub fn delivery_id(&self) -> Option<&str> {
         self.delivery_id.as_deref()
+    }
+    /// The scheme's event-type header, when the sender sent one (see [`EventSource::Header`]).
+    pub fn event_header(&self) -> Option<&str> {
+        self.event_header.as_deref()
     }
 }
 
@@ -125,6 +130,28 @@ fn delivery_header(headers: &HeaderMap, names: &[&str]) -> Option<String> {
         let v = headers.get(*n)?.to_str().ok()?.trim();
         (!v.is_empty()).then(|| delivery_key(v))
     })
+}
+
+/// Longest event type kept; a longer one is cut at a character boundary (it labels, it keys nothing).
+pub const MAX_EVENT_LEN: usize = 256;
+
+/// A label header's value (an event type), trimmed and capped; `None` when absent, empty or not
+/// visible ASCII.
+fn label_header(headers: &HeaderMap, name: &str) -> Option<String> {
+    let v = headers.get(name)?.to_str().ok()?.trim();
+    (!v.is_empty()).then(|| cap_label(v).to_owned())
+}
+
+/// `s` cut to at most [`MAX_EVENT_LEN`] bytes at a character boundary.
+pub fn cap_label(s: &str) -> &str {
+    if s.len() <= MAX_EVENT_LEN {
+        return s;
+    }
+    let mut end = MAX_EVENT_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn with_header<T>(name: &str, r: Result<T, Malformed>) -> Result<T, SignatureError> {
@@ -206,8 +233,16 @@ impl Verifier {
         now: i64,
     ) -> Result<Verified, SignatureError> {
         let delivery_id = self.delivery_id(headers);
+        let event_header = match self.scheme.event_source() {
+            EventSource::Header { name, .. } => label_header(headers, name),
+            _ => None,
+        };
         if self.allow_unsigned {
-            return Ok(Verified { body, delivery_id });
+            return Ok(Verified {
+                body,
+                delivery_id,
+                event_header,
+            });
         }
         let ok = match &self.scheme {
             Scheme::Netbox => {
@@ -300,7 +335,11 @@ impl Verifier {
             }
         };
         if ok {
-            Ok(Verified { body, delivery_id })
+            Ok(Verified {
+                body,
+                delivery_id,
+                event_header,
+            })
         } else {
             Err(SignatureError::Mismatch)
         }

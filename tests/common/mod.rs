@@ -63,6 +63,7 @@ pub fn test_scheme(p: Provider) -> Scheme {
             encoding: Encoding::Hex,
             prefix: "sha256=".into(),
             delivery_id_header: Some("x-delivery-id".into()),
+            event_header: Some("x-event-type".into()),
         },
         p => Scheme::from_provider(p),
     }
@@ -87,7 +88,7 @@ pub fn hook(p: Provider, path: &str, secrets: &[String], extra: &str) -> String 
     let secrets: Vec<String> = secrets.iter().map(|s| format!("{s:?}")).collect();
     let generic = match test_scheme(p) {
         Scheme::Hmac { prefix, .. } => format!(
-            "header = \"X-Signature\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\nprefix = \"{prefix}\"\ndelivery_id_header = \"X-Delivery-Id\"\n"
+            "header = \"X-Signature\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\nprefix = \"{prefix}\"\ndelivery_id_header = \"X-Delivery-Id\"\nevent_header = \"X-Event-Type\"\n"
         ),
         _ => String::new(),
     };

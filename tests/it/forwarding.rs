@@ -270,7 +270,8 @@ async fn every_accepted_event_is_in_each_stream_once_byte_identical_with_its_hea
             Some(d) => {
                 assert_eq!(header(m, "Webhook-Delivery-Id").as_deref(), Some(d));
                 assert_eq!(header(m, "Nats-Msg-Id"), Some(format!("{hook}:{d}")));
-                assert!(m.subject.starts_with("webhooks.github."), "{}", m.subject);
+                assert_eq!(header(m, "Webhook-Event").as_deref(), Some("push"));
+                assert_eq!(m.subject.as_str(), "webhooks.github.push");
             }
             None => {
                 assert_eq!(header(m, "Webhook-Delivery-Id"), None);
@@ -299,6 +300,12 @@ async fn every_accepted_event_is_in_each_stream_once_byte_identical_with_its_hea
         assert_eq!(text("received_at").as_deref(), r["received_at"].as_str());
         assert_eq!(text("content_type").as_deref(), Some("application/json"));
         assert_eq!(text("delivery_id").as_deref(), r["delivery_id"].as_str());
+        let event = if r["provider"] == "netbox" {
+            "dcim.site.created"
+        } else {
+            "push"
+        };
+        assert_eq!(text("event").as_deref(), Some(event));
     }
 
     let m = metrics(&s).await;

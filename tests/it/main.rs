@@ -7,6 +7,7 @@ mod common;
 mod client_addr;
 mod dedupe_attacks;
 mod durability;
+mod event_types;
 mod forward_sinks;
 mod forwarding;
 mod inputs;

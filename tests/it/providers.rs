@@ -620,5 +620,6 @@ fn example_scheme(p: Provider, h: &toml::Value) -> Scheme {
         encoding: key("encoding").unwrap_or("hex").parse().unwrap(),
         prefix: key("prefix").unwrap_or("").to_string(),
         delivery_id_header: key("delivery_id_header").map(str::to_ascii_lowercase),
+        event_header: key("event_header").map(str::to_ascii_lowercase),
     }
 }
