@@ -655,3 +655,66 @@ async fn a_message_over_max_payload_is_dead_lettered_and_the_events_after_it_flo
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn filters_pick_the_events_and_sighup_adds_and_removes_sinks() {
+    let (nats, redis) = (Nats::start(), Redis::start());
+    let pushes_only = nats_sink(&nats.url(), "events = [\"push\"]\nhooks = [\"/github\"]");
+    let s = server(&pushes_only, None);
+    assert_eq!(
+        post_netbox(&s, &uuid::Uuid::new_v4().to_string()).await.0,
+        200
+    );
+    assert_eq!(post_github(&s, "hup-1", &github_body(1)).await.0, 200);
+    let h = wait_caught_up(&s, 1).await;
+    assert_eq!(sink(&h, "bus")["delivered"], 1, "{h}");
+    let ids: Vec<String> = nats_messages(&nats)
+        .await
+        .iter()
+        .map(|m| header(m, "Webhook-Delivery-Id").unwrap())
+        .collect();
+    assert_eq!(ids, ["hup-1"], "the NetBox event is filtered out");
+
+    // Add a Redis sink: it takes the events accepted from now on.
+    let config = std::fs::read_to_string(&s.config_path).unwrap();
+    let with_redis = format!("{config}\n{}", redis_sink(&redis.url(), ""));
+    std::fs::write(&s.config_path, &with_redis).unwrap();
+    s.signal(Signal::SIGHUP);
+    assert!(
+        s.wait_for_stderr("sink started by reload", Duration::from_secs(10)),
+        "{}",
+        s.stderr()
+    );
+    assert_eq!(post_github(&s, "hup-2", &github_body(2)).await.0, 200);
+    let h = wait_caught_up(&s, 1).await;
+    assert_eq!(sink(&h, "cache")["delivered"], 1, "{h}");
+    let entries = redis_entries(&redis).await;
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0]
+        .1
+        .iter()
+        .any(|(k, v)| k == "delivery_id" && v == b"hup-2"));
+
+    // Remove the NATS sink: it stops; its checkpoint stays for a later return.
+    let without_nats = with_redis.replace(&pushes_only, "");
+    std::fs::write(&s.config_path, without_nats).unwrap();
+    s.signal(Signal::SIGHUP);
+    assert!(
+        s.wait_for_stderr("sink removed by reload", Duration::from_secs(20)),
+        "{}",
+        s.stderr()
+    );
+    let h = health(&s).await;
+    let names: Vec<&str> = h["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cache"], "{h}");
+    assert!(s
+        .dir
+        .path()
+        .join("webhook-listener.spool/checkpoints/bus")
+        .is_file());
+}
