@@ -52,6 +52,9 @@ pub enum Command {
     CheckConfig {
         /// The config file to check.
         file: PathBuf,
+        /// Also reach every sink's broker once.
+        #[arg(long)]
+        connect: bool,
     },
     /// Print the header(s) a sender would send for a body, to test a setup with curl.
     Sign {
@@ -115,7 +118,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Serve) => serve(cli.config, cli.listen),
-        Some(Command::CheckConfig { file }) => check_config(file),
+        Some(Command::CheckConfig { file, connect }) => check_config(file, connect),
         Some(Command::Sign {
             provider,
             secret,
@@ -201,7 +204,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
     })
 }
 
-fn check_config(file: PathBuf) -> ExitCode {
+fn check_config(file: PathBuf, connect: bool) -> ExitCode {
     let config = match Config::load(Some(&file)) {
         Ok(c) => c,
         Err(e) => {
@@ -209,9 +212,55 @@ fn check_config(file: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut out = summary(&file, &config);
+    if !config.sinks.is_empty() {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "spool {} (max_bytes {}, segment_bytes {})",
+            config.spool.dir.display(),
+            config.spool.max_bytes,
+            config.spool.segment_bytes
+        );
+        let _ = writeln!(out, "{} sink(s):", config.sinks.len());
+        for s in &config.sinks {
+            let _ = writeln!(out, "  {}", crate::forward::service::describe(s));
+        }
+    }
+    let mut ok = true;
+    if connect && !config.sinks.is_empty() {
+        use std::fmt::Write;
+        let checked = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| {
+                rt.block_on(futures_util::future::join_all(
+                    config.sinks.iter().map(crate::forward::service::check),
+                ))
+            });
+        match checked {
+            Ok(results) => {
+                for (s, r) in config.sinks.iter().zip(results) {
+                    ok &= r.is_ok();
+                    let _ = match r {
+                        Ok(found) => writeln!(out, "connect {}: OK: {found}", s.name),
+                        Err(e) => writeln!(out, "connect {}: FAILED: {e}", s.name),
+                    };
+                }
+            }
+            Err(e) => {
+                ok = false;
+                let _ = writeln!(out, "connect: cannot start a runtime: {e}");
+            }
+        }
+    }
     // Written at once and without panicking: `check-config … | head` must not print a backtrace.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), summary(&file, &config).as_bytes());
-    ExitCode::SUCCESS
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// What `check-config` prints: every setting that matters, never a secret.

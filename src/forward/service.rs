@@ -245,3 +245,47 @@ async fn start_one(
         active,
     })
 }
+
+/// For `check-config --connect`: reaches the sink's broker once (bounded by its connect timeout)
+/// and says what it found. Errors carry no credentials.
+pub async fn check(spec: &SinkSpec) -> Result<String, String> {
+    match &spec.kind {
+        SinkKind::Nats(c) => super::nats::check(c).await,
+        SinkKind::Redis(c) => super::redis::check(c).await,
+    }
+}
+
+/// One line about a sink for `check-config`: kind, where, and what it takes; no credentials.
+pub fn describe(spec: &SinkSpec) -> String {
+    let filter = &spec.runner.filter;
+    let list = |l: &Option<Vec<String>>| l.as_ref().map_or("all".to_owned(), |v| v.join(","));
+    let target = match &spec.kind {
+        SinkKind::Nats(c) => format!(
+            "url={} subject={} stream={}",
+            c.url
+                .split(',')
+                .map(|u| super::redact::redact_url(u.trim()))
+                .collect::<Vec<_>>()
+                .join(","),
+            c.subject,
+            c.stream.as_deref().unwrap_or("(none)")
+        ),
+        SinkKind::Redis(c) => format!(
+            "url={} stream={} maxlen={}",
+            super::redact::redact_url(&c.url),
+            c.stream,
+            c.maxlen
+        ),
+    };
+    let required = match spec.required_timeout {
+        Some(t) => format!(" required (waits {} s)", t.as_secs()),
+        None => String::new(),
+    };
+    format!(
+        "{:<16} kind={:<5} {target} hooks={} events={}{required}",
+        spec.name,
+        spec.kind.as_str(),
+        list(&filter.hooks),
+        list(&filter.events)
+    )
+}

@@ -718,3 +718,42 @@ async fn filters_pick_the_events_and_sighup_adds_and_removes_sinks() {
         .join("webhook-listener.spool/checkpoints/bus")
         .is_file());
 }
+
+#[tokio::test]
+async fn check_config_lists_the_sinks_and_connect_reaches_each_broker_without_showing_credentials()
+{
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("redis://127.0.0.1:{}/0", free_port());
+    let config = format!(
+        "{}{}{}",
+        hooks(),
+        nats_sink(&nats.url(), ""),
+        redis_sink(&down, "password = \"literal:hunter2-sink-secret\"")
+    );
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, config).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::common::bin())
+            .arg("check-config")
+            .args(args)
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let plain = run(&[]);
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(plain.status.success(), "{text}");
+    assert!(
+        text.contains("2 sink(s):") && text.contains("stream=WEBHOOKS"),
+        "{text}"
+    );
+
+    let connect = run(&["--connect"]);
+    let text = String::from_utf8_lossy(&connect.stdout).into_owned()
+        + &String::from_utf8_lossy(&connect.stderr);
+    assert!(!connect.status.success(), "a broker is down: {text}");
+    assert!(text.contains("connect bus: OK: nats-server"), "{text}");
+    assert!(text.contains("connect cache: FAILED"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
