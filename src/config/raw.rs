@@ -158,6 +158,13 @@ impl RawConfig {
             }
             sinks.push(sink);
         }
+        if !sinks.is_empty() && max_body_bytes as u64 > spool.segment_bytes {
+            // A body that cannot fit a segment would be answered 503 forever, its retries too.
+            return Err(ConfigError::Invalid(format!(
+                "spool.segment_bytes: {} is smaller than max_body_bytes ({max_body_bytes}); every accepted body must fit one segment",
+                spool.segment_bytes
+            )));
+        }
 
         Ok(Config {
             listen,

@@ -403,5 +403,13 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("spool.segment_bytes"), "{e}");
+        let text = format!(
+            "max_body_bytes = 2000\n{HOOK}[spool]\nmax_bytes = 4000\nsegment_bytes = 1000\n{nats}"
+        );
+        let e = Config::from_toml(&text, "t").unwrap_err().to_string();
+        assert!(
+            e.contains("spool.segment_bytes") && e.contains("max_body_bytes"),
+            "{e}"
+        );
     }
 }

@@ -108,7 +108,14 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     };
     if let Some(forward) = &state.forward {
         let spool = forward.spool();
-        let full = spool.is_full();
+        let snapshots: Vec<_> = forward
+            .sinks()
+            .iter()
+            .map(|s| (s.clone(), s.status.snapshot()))
+            .collect();
+        // The full flag is cleared only by the next append; once every sink has caught up that
+        // append succeeds, so a quiet spool whose sinks are done is not reported full.
+        let full = spool.is_full() && snapshots.iter().any(|(_, st)| st.lag_events > 0);
         body["spool"] = serde_json::json!({
             "state": if full { "full" } else { "ok" },
             "used_bytes": spool.used_bytes(),
@@ -119,11 +126,9 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         }
         // A sink that is behind does not make intake unhealthy (events wait in the spool): it is
         // listed, not counted against the result.
-        let sinks: Vec<serde_json::Value> = forward
-            .sinks()
+        let sinks: Vec<serde_json::Value> = snapshots
             .iter()
-            .map(|s| {
-                let st = s.status.snapshot();
+            .map(|(s, st)| {
                 serde_json::json!({
                     "name": s.name,
                     "kind": s.kind,

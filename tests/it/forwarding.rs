@@ -45,9 +45,15 @@ fn redis_sink(url: &str, extra: &str) -> String {
 /// A server with both hooks and `tables` (`[spool]`, `[[sinks]]`), JSON event log at `log` when
 /// given (so a restarted server can share it).
 fn server(tables: &str, log: Option<&Path>) -> Server {
+    server_with("", tables, log)
+}
+
+/// [`server`] with top-level keys.
+fn server_with(top: &str, tables: &str, log: Option<&Path>) -> Server {
     let hooks = format!("{}{tables}", hooks());
     let log = log.map(|p| p.display().to_string());
     Server::start_with(Options {
+        top,
         log: "format = \"json\"",
         hooks: &hooks,
         log_file: log.as_deref(),
@@ -501,7 +507,7 @@ async fn a_full_spool_answers_503_and_degrades_healthz_then_recovers_on_its_own(
         "[spool]\nmax_bytes = 65536\nsegment_bytes = 16384\n{}",
         nats_sink(&url, "")
     );
-    let s = server(&tables, None);
+    let s = server_with("max_body_bytes = 8192", &tables, None);
     let mut accepted = 0;
     let mut refused = None;
     for n in 0..400 {
