@@ -14,7 +14,8 @@
 # req/s, p50, p99 and peak RSS per run and the ratios ours/ref, and checks after each of our runs that
 # the event log holds one line per acknowledged request. Takes about 1.5 minutes after the build.
 # Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), TMPDIR (where the logs go:
-# put it on the disk you care about; a tmpfs makes fsync free).
+# put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
+# runs only the forwarding mode), BENCH_IN_FLIGHT (the sinks' max_in_flight in the forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -201,7 +202,9 @@ hwm_mb() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 lines_in() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
 
 declare -A RSS
-for mode in fsync nofsync; do
+# BENCH_PAIRS="" skips the comparisons with the reference servers (to run only the forwarding mode).
+PAIRS=${BENCH_PAIRS-fsync nofsync}
+for mode in $PAIRS; do
     log "mode $mode"
     start_ref "$mode"
     REF_PID=$PID REF_URL=$URL
@@ -235,6 +238,7 @@ for mode in fsync nofsync; do
 done
 
 # --- report ------------------------------------------------------------------------------------
+if [[ -n $PAIRS ]]; then
 REF_NAME_fsync=durable_limit
 REF_NAME_nofsync=bare_limit
 echo
@@ -250,7 +254,7 @@ while IFS=$'\t' read -r mode server run rps p50 p99; do
 done <"$RESULTS"
 echo
 printf '%-8s %22s %22s\n' mode 'throughput ours/ref' 'p99 ours/ref'
-for mode in fsync nofsync; do
+for mode in $PAIRS; do
     awk -F'\t' -v m="$mode" '
         $1 == m { rps[$2] += $4; p99[$2] += $6; n[$2]++ }
         END {
@@ -260,6 +264,7 @@ for mode in fsync nofsync; do
         }' "$RESULTS"
 done
 echo "(ratios of the means over the two runs; throughput > 1 and p99 < 1 favour ours)"
+fi
 
 # --- forwarding: intake with a NATS and a Redis sink attached vs none ----------------------------
 # Both ours, fsync = true, driven alternately. After each run with sinks the script times how long
