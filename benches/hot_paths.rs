@@ -103,7 +103,11 @@ fn bench_verify(c: &mut Criterion) {
         .sample_size(30);
     for (label, body) in bodies() {
         g.throughput(Throughput::Bytes(body.len() as u64));
-        for p in Provider::iter() {
+        // Discord verifies with public keys, Linear needs its stamp in the body and Twilio a form
+        // body or a signed URL: none of them fits a NetBox fixture signed with a secret.
+        let fits =
+            |p: &Provider| !matches!(p, Provider::Discord | Provider::Linear | Provider::Twilio);
+        for p in Provider::iter().filter(fits) {
             let name = match p {
                 Provider::Hmac => "hmac-sha1",
                 p => p.name(),

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use crate::forward::{ForwardError, Forwarding, Spool, SpoolError};
 use crate::http::linger::Lingering;
 use crate::http::{router, AppState};
 use crate::live_config::LiveConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, COMMIT, VERSION};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,10 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot use the listening socket passed in LISTEN_FDS: {source}")]
+    Inherited { source: io::Error },
+    #[error("cannot write pid file {path}: {source}")]
+    PidFile { path: PathBuf, source: io::Error },
     #[error("cannot open event log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
     #[error("cannot open the spool: {0}")]
@@ -50,11 +54,54 @@ pub struct App {
     config: Config,
     /// The file SIGHUP re-reads; `None` when running on the embedded default.
     config_path: Option<PathBuf>,
+    /// Written once the server can serve, removed when it stops.
+    pid_file: Option<PidFile>,
+}
+
+/// `pid_file` while the server runs, so logrotate's `kill -HUP "$(cat …)"` finds this process.
+struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Writes this process's id, replacing the file whole (a reader never sees a partial pid).
+    fn create(path: &Path) -> io::Result<PidFile> {
+        let pid = std::process::id();
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{pid}.tmp"));
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, format!("{pid}\n"))?;
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    /// Removes the file, unless another process has written its own pid there since.
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.path)
+            .is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the pid file");
+            }
+        }
+    }
 }
 
 impl App {
-    /// Binds the listener and opens the event log; fails with a message naming what is wrong.
-    pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<App, StartError> {
+    /// Binds the listener (or adopts `inherited`, a socket systemd passed) and opens the event log;
+    /// fails with a message naming what is wrong.
+    pub async fn build(
+        config: Config,
+        config_path: Option<PathBuf>,
+        inherited: Option<std::net::TcpListener>,
+    ) -> Result<App, StartError> {
         let mut metrics = Metrics::new();
         let (spool, forward) = start_forwarding(&config).await?;
         if let Some(f) = &forward {
@@ -72,13 +119,32 @@ impl App {
             path: config.log.file.clone(),
             source,
         })?;
-        let listener =
-            TcpListener::bind(config.listen)
+        let listener = match inherited {
+            Some(l) => {
+                let adopted = l
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(l));
+                let listener = adopted.map_err(|source| StartError::Inherited { source })?;
+                tracing::info!(
+                    "serving on the socket passed by the service manager (LISTEN_FDS); `listen` is not used"
+                );
+                listener
+            }
+            None => TcpListener::bind(config.listen)
                 .await
                 .map_err(|source| StartError::Bind {
                     addr: config.listen,
                     source,
-                })?;
+                })?,
+        };
+        // Last: a pid file promises a process that serves.
+        let pid_file = match &config.pid_file {
+            Some(path) => Some(PidFile::create(path).map_err(|source| StartError::PidFile {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
         let state = Arc::new(AppState::new(&config, log, metrics).with_forwarding(forward));
         Ok(App {
             listener,
@@ -86,6 +152,7 @@ impl App {
             writer,
             config,
             config_path,
+            pid_file,
         })
     }
 
@@ -107,6 +174,7 @@ impl App {
             writer,
             config,
             config_path,
+            pid_file,
         } = self;
         let router = router(state.clone());
         let mut http = hyper::server::conn::http1::Builder::new();
@@ -121,6 +189,8 @@ impl App {
             listen = %listener.local_addr()?,
             hooks = ?state.live.load().hooks.keys().collect::<Vec<_>>(),
             log = %config.log.file.display(),
+            version = %VERSION,
+            commit = %COMMIT,
             "webhook-listener serving"
         );
 
@@ -200,14 +270,13 @@ impl App {
             // is lost here; lines still queued were never acknowledged and their senders retry.
             let refused = state.log.health().refused();
             let why = state.log.health().error().unwrap_or_default();
-            tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused, %why,
-                "event log writer did not stop by the shutdown timeout; exiting without it");
-            eprintln!(
-                "webhook-listener: event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall"
-            );
+            tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused,
+                "event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall");
+            drop(pid_file); // exit runs no destructors
             std::process::exit(2);
         }
         drop(state);
+        drop(pid_file);
         tracing::info!("stopped");
         Ok(())
     }
@@ -260,6 +329,7 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
             for (key, changed) in [
                 ("listen", new.listen != running.listen),
                 ("log", new.log != running.log),
+                ("pid_file", new.pid_file != running.pid_file),
                 ("spool", !new.sinks.is_empty() && new.spool != running.spool),
                 ("sinks", state.forward.is_none() && !new.sinks.is_empty()),
                 (

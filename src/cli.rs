@@ -12,42 +12,60 @@ use strum::VariantNames;
 
 use crate::app::App;
 use crate::config::{resolve_secret, Config};
+use crate::diagnostics::{self, DiagFormat};
 use crate::event_log::LogFormat;
+use crate::http::SERVICE;
 use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "webhook-listener",
-    version,
-    about = "Receives webhooks, verifies their signatures over the raw body, and appends each accepted event durably to a log file."
+    version = VERSION,
+    about = "Receives webhooks, verifies their signatures over the raw body, and appends each accepted event durably to a log file.",
+    // `webhook-listener --config X check-config Y` is refused rather than `--config` ignored:
+    // serving flags belong to serving, and each subcommand has its own.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// Configuration file (TOML). Without it, the embedded default: one NetBox hook at /webhook/
-    /// with the secret from WEBHOOK_SECRET, listening on 0.0.0.0:8000.
-    #[arg(
-        long,
-        short,
-        global = true,
-        env = "WEBHOOK_LISTENER_CONFIG",
-        value_name = "FILE"
-    )]
-    pub config: Option<PathBuf>,
-    /// Address to listen on, overriding the config's `listen` (e.g. 127.0.0.1:9000).
-    #[arg(
-        long,
-        global = true,
-        env = "WEBHOOK_LISTENER_LISTEN",
-        value_name = "ADDR"
-    )]
-    pub listen: Option<String>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--version`: the package version and the commit it was built from (build.rs); the same two
+/// values as [`crate::metrics::VERSION`] and [`crate::metrics::COMMIT`].
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WEBHOOK_LISTENER_COMMIT"),
+    ")"
+);
+
+/// What serving reads; the same flags with and without the `serve` word.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Without it, the embedded default: one NetBox hook at /webhook/
+    /// with the secret from WEBHOOK_SECRET, listening on 0.0.0.0:8000.
+    #[arg(long, short, env = "WEBHOOK_LISTENER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding the config's `listen` (e.g. 127.0.0.1:9000).
+    #[arg(long, env = "WEBHOOK_LISTENER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// How diagnostics are written to stderr: text lines, or one JSON object per line.
+    #[arg(
+        long,
+        env = "WEBHOOK_LISTENER_LOG_FORMAT",
+        value_enum,
+        default_value_t = DiagFormat::Text
+    )]
+    pub log_format: DiagFormat,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve webhooks (the default when no command is given).
-    Serve,
+    Serve(ServeArgs),
     /// Parse and validate a config file and resolve every secret; start nothing.
     CheckConfig {
         /// The config file to check.
@@ -82,13 +100,27 @@ pub enum Command {
         /// hmac provider: text before the signature, e.g. sha256=.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// twilio: the webhook URL as configured in Twilio (append ?bodySHA256=<hex> for a JSON body).
+        #[arg(long)]
+        public_url: Option<String>,
         /// The body to sign, exactly as it will be sent; - for standard input.
         file: PathBuf,
     },
-    /// Exit 0 if the server answers its health endpoint (for a container HEALTHCHECK).
+    /// Exit 0 only if a webhook-listener answers its /healthz with "ok" (for a container
+    /// HEALTHCHECK); non-zero when nothing answers, the answer is "degraded", or it is not ours.
     Healthcheck {
-        #[arg(long, default_value = "http://127.0.0.1:8000/healthz")]
-        url: String,
+        /// The health URL to ask (http only; IPv6 as http://[::1]:8000/healthz). Default: /healthz
+        /// at the address the server would listen on, from --listen, else --config, else the
+        /// built-in default, with 0.0.0.0 and [::] asked on loopback. Wins over both (their
+        /// environment variables may be set for the server).
+        #[arg(long)]
+        url: Option<String>,
+        /// The server's config file: its `listen` is the address asked (secrets are not read).
+        #[arg(long, short, env = "WEBHOOK_LISTENER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The address the server listens on, as given to the server's --listen.
+        #[arg(long, env = "WEBHOOK_LISTENER_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 3)]
         timeout: u64,
@@ -103,21 +135,12 @@ where
     PossibleValuesParser::new(T::VARIANTS).try_map(|s| s.parse::<T>())
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 /// Runs the command line; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        None | Some(Command::Serve) => serve(cli.config, cli.listen),
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
         Some(Command::CheckConfig { file, connect }) => check_config(file, connect),
         Some(Command::Sign {
             provider,
@@ -128,6 +151,7 @@ pub fn main() -> ExitCode {
             algorithm,
             encoding,
             prefix,
+            public_url,
             file,
         }) => {
             let scheme = match provider {
@@ -139,21 +163,57 @@ pub fn main() -> ExitCode {
                     delivery_id_header: None,
                     event_header: None,
                 },
+                Provider::Twilio => Scheme::Twilio {
+                    public_url: public_url.unwrap_or_default(),
+                },
                 p => Scheme::from_provider(p),
             };
             sign(&scheme, &secret, timestamp, id, file)
         }
-        Some(Command::Healthcheck { url, timeout }) => healthcheck(&url, timeout),
+        Some(Command::Healthcheck {
+            url,
+            config,
+            listen,
+            timeout,
+        }) => match health_url(url, config, listen) {
+            Ok(url) => healthcheck(&url, timeout),
+            Err(e) => {
+                eprintln!("healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
-    init_tracing();
+/// Serves until stopped. Every error is printed once, as a diagnostic, so `--log-format json`
+/// output stays one JSON object per line.
+fn serve(args: ServeArgs) -> ExitCode {
+    let ServeArgs {
+        config: config_path,
+        listen,
+        log_format,
+    } = args;
+    // First, while the process has one thread: listenfd removes LISTEN_FDS/LISTEN_PID from the
+    // environment (so children do not inherit them), which is only sound before threads start.
+    let (inherited, passed) = inherited_listener();
+    diagnostics::init(log_format);
+    if passed > 1 {
+        tracing::warn!(
+            passed,
+            "several sockets passed in LISTEN_FDS; serving on the first only"
+        );
+    }
+    let inherited = match inherited {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot use the listening socket passed in LISTEN_FDS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("webhook-listener: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -164,9 +224,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
         match addr.parse() {
             Ok(a) => config.listen = a,
             Err(_) => {
-                eprintln!(
-                    "webhook-listener: --listen {addr:?} is not an address like 127.0.0.1:8000"
-                );
+                tracing::error!("--listen {addr:?} is not an address like 127.0.0.1:8000");
                 return ExitCode::FAILURE;
             }
         }
@@ -181,27 +239,37 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("webhook-listener: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     rt.block_on(async move {
-        let app = match App::build(config, config_path).await {
+        let app = match App::build(config, config_path, inherited).await {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!("{e}");
-                eprintln!("webhook-listener: {e}");
                 return ExitCode::FAILURE;
             }
         };
         match app.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("webhook-listener: {e}");
+                tracing::error!("{e}");
                 ExitCode::FAILURE
             }
         }
     })
+}
+
+/// The first socket of systemd's socket activation (`LISTEN_FDS`, with `LISTEN_PID` naming this
+/// process), if any was passed, and how many were passed.
+fn inherited_listener() -> (std::io::Result<Option<std::net::TcpListener>>, usize) {
+    let mut fds = listenfd::ListenFd::from_env();
+    let passed = fds.len();
+    if passed == 0 {
+        return (Ok(None), 0);
+    }
+    (fds.take_tcp_listener(0), passed)
 }
 
 fn check_config(file: PathBuf, connect: bool) -> ExitCode {
@@ -373,6 +441,55 @@ fn sign(
     }
 }
 
+/// The URL `healthcheck` asks: `--url`, else `/healthz` at the address the server would listen on.
+fn health_url(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    listen: Option<String>,
+) -> Result<String, String> {
+    if let Some(url) = url {
+        return Ok(url);
+    }
+    let (text, from) = match (listen, config) {
+        (Some(l), _) => (l, "--listen".to_owned()),
+        (None, Some(path)) => {
+            // Only `listen` is read: resolving secrets (or validating hooks) is not the health
+            // check's business, and the file may name secrets this process cannot read.
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|_| format!("{} is not valid TOML", path.display()))?;
+            let listen = match table.get("listen") {
+                None => crate::config::defaults::LISTEN.to_owned(),
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(_) => return Err(format!("{}: listen is not a string", path.display())),
+            };
+            (listen, path.display().to_string())
+        }
+        (None, None) => (
+            crate::config::defaults::LISTEN.to_owned(),
+            "the built-in default".to_owned(),
+        ),
+    };
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{from}: {text:?} is not an address like 127.0.0.1:8000"))?;
+    Ok(format!("http://{}/healthz", loopback_if_unspecified(addr)))
+}
+
+/// A server on 0.0.0.0 or [::] is asked on the loopback address of the same family.
+fn loopback_if_unspecified(mut addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    addr
+}
+
 fn healthcheck(url: &str, timeout: u64) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -389,7 +506,7 @@ fn healthcheck(url: &str, timeout: u64) -> ExitCode {
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {timeout} s")))
     });
-    match result {
+    match result.and_then(|body| judge_health(&body).map(|()| body)) {
         Ok(body) => {
             println!("{body}");
             ExitCode::SUCCESS
@@ -398,6 +515,30 @@ fn healthcheck(url: &str, timeout: u64) -> ExitCode {
             eprintln!("healthcheck {url}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Healthy only when the answer is ours (`"service": "webhook-listener"`) and says `ok`: another
+/// program on the port, or a degraded event log, is not healthy.
+fn judge_health(body: &str) -> Result<(), String> {
+    let shown: String = body
+        .chars()
+        .take(512)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Err(format!(
+            "the answer is not webhook-listener's (not JSON): {shown}"
+        ));
+    };
+    if json.get("service").and_then(|s| s.as_str()) != Some(SERVICE) {
+        return Err(format!("the answer is not webhook-listener's: {shown}"));
+    }
+    match json.get("result").and_then(|s| s.as_str()) {
+        Some("ok") => Ok(()),
+        Some("degraded") => Err(format!("degraded: {shown}")),
+        _ => Err(format!("unexpected answer: {shown}")),
     }
 }
 

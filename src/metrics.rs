@@ -9,7 +9,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+/// The package version, as `--version`, the start-up line, `/healthz` and `/metrics` say it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit the binary was built from (`git describe`, stamped by build.rs; "unknown" without git).
+pub const COMMIT: &str = env!("WEBHOOK_LISTENER_COMMIT");
 
 use crate::forward::Forwarding;
 
@@ -170,6 +176,12 @@ impl Metrics {
             "webhook_listener_dedupe_evictions",
             "Delivery ids forgotten before their dedupe window ended (a replay of one is accepted)",
             dedupe_evictions.clone(),
+        );
+        // `webhook_listener_build_info{version, commit} 1`: dashboards join on it to say what runs.
+        registry.register(
+            "webhook_listener_build",
+            "The version and commit of the running binary",
+            Info::new(vec![("version", VERSION), ("commit", COMMIT)]),
         );
         Metrics {
             registry,

@@ -128,6 +128,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// The one forwarding header read from a trusted proxy; the other is never a fallback.
     pub client_ip_header: ClientIpHeader,
+    /// Where the server writes its pid at start and removes it at exit, for logrotate's SIGHUP
+    /// (read at start only).
+    pub pid_file: Option<PathBuf>,
     /// The event log (read at start only; SIGHUP reopens the same path).
     pub log: LogConfig,
     /// At least one; paths unique.
@@ -499,6 +502,9 @@ mod tests {
         );
         assert!(raw.trusted_proxies.is_empty());
         assert_eq!(raw.client_ip_header, Some(ClientIpHeader::default()));
+        // No pid file unless asked for: documented as a commented-out example.
+        assert_eq!(raw.pid_file, None);
+        assert!(text.contains("\n# pid_file = \"/run/webhook-listener/webhook-listener.pid\"\n"));
         assert_eq!(raw.log.file.as_deref(), Some(Path::new(defaults::LOG_FILE)));
         assert_eq!(raw.log.format, Some(defaults::LOG_FORMAT));
         assert_eq!(raw.log.fsync, Some(defaults::FSYNC));
@@ -508,5 +514,51 @@ mod tests {
         assert!(text.contains(&providers), "{providers}");
         let algorithms = format!("# {}", crate::signature::Algorithm::VARIANTS.join(" | "));
         assert!(text.contains(&algorithms), "{algorithms}");
+        // The senders' own windows, stated as the schemes default them.
+        use crate::signature::{Provider, Scheme};
+        for p in [Provider::Twitch, Provider::Linear] {
+            let secs = Scheme::from_provider(p).default_tolerance_secs().unwrap();
+            let line = format!("#   {}: tolerance_secs = {secs}\n", p.name());
+            assert!(text.contains(&line), "{line}");
+        }
+        // The issue-17 keys: each documented example line loads for its provider. The key is
+        // RFC 8032's test 1 public key; only this test sets the variable.
+        std::env::set_var(
+            "DISCORD_PUBLIC_KEY_FOR_DOC_TEST",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        );
+        let documented = |key: &str| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("#   "))
+                .find(|l| l.starts_with(&format!("{key} = ")))
+                .map(|l| {
+                    l.replace(
+                        "env:DISCORD_PUBLIC_KEY",
+                        "env:DISCORD_PUBLIC_KEY_FOR_DOC_TEST",
+                    )
+                })
+                .unwrap_or_else(|| panic!("{key} documented"))
+        };
+        let discord = format!(
+            "[[hooks]]\npath = \"/d\"\nprovider = \"discord\"\n{}\n{}\n",
+            documented("public_keys"),
+            documented("discord_endpoint")
+        );
+        let twilio = format!(
+            "[[hooks]]\npath = \"/t\"\nprovider = \"twilio\"\nsecrets = [\"t\"]\n{}\n",
+            documented("public_url")
+        );
+        for hook in [discord, twilio] {
+            Config::from_toml(&hook, "doc").unwrap_or_else(|e| panic!("{hook}: {e}"));
+        }
+        let kinds = "discord_endpoint = \"interactions\"     # interactions | webhook-events";
+        assert!(text.contains(kinds), "{kinds}");
+        for kind in ["interactions", "webhook-events"] {
+            let t: toml::Value = toml::from_str(&format!("k = \"{kind}\"")).unwrap();
+            t["k"]
+                .clone()
+                .try_into::<crate::signature::EndpointKind>()
+                .unwrap();
+        }
     }
 }

@@ -12,8 +12,10 @@ use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
+use crate::signature::providers::standard_webhooks;
 use crate::signature::{
-    key_len, Algorithm, Encoding, Key, Provider, Scheme, Verifier, MIN_KEY_BYTES,
+    key_len, Algorithm, Encoding, EndpointKind, Key, Provider, PublicKey, Scheme, Verifier,
+    MIN_KEY_BYTES,
 };
 
 /// The configuration file exactly as written. Unknown keys are refused so that a typo cannot silently
@@ -31,6 +33,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub client_ip_header: Option<ClientIpHeader>,
+    pub pid_file: Option<PathBuf>,
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
@@ -74,6 +77,14 @@ pub struct RawHook {
     pub delivery_id_header: Option<String>,
     /// Generic `hmac` provider only: a header whose value names the event type.
     pub event_header: Option<String>,
+    /// `discord` (hex) and `standard-webhooks` (`whpk_…`, for `v1a`): Ed25519 public keys, as
+    /// references like secrets. Configuration only: a key is never taken from a request.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    /// `twilio` only (required): the webhook URL exactly as configured in Twilio, which Twilio signs.
+    pub public_url: Option<String>,
+    /// `discord` only (required): which of the application's URLs this hook is.
+    pub discord_endpoint: Option<EndpointKind>,
 }
 
 impl RawConfig {
@@ -176,6 +187,7 @@ impl RawConfig {
             shutdown_timeout,
             trusted_proxies,
             client_ip_header: self.client_ip_header.unwrap_or_default(),
+            pid_file: self.pid_file,
             log,
             hooks,
             spool,
@@ -235,8 +247,11 @@ impl RawHook {
                 algorithm: self.algorithm.unwrap_or(Algorithm::Sha256),
                 encoding: self.encoding.unwrap_or(Encoding::Hex),
                 prefix: self.prefix.clone().unwrap_or_default(),
-                delivery_id_header: self.delivery_id_header.map(|h| h.to_ascii_lowercase()),
-                event_header: self.event_header.map(|h| h.to_ascii_lowercase()),
+                delivery_id_header: self
+                    .delivery_id_header
+                    .clone()
+                    .map(|h| h.to_ascii_lowercase()),
+                event_header: self.event_header.clone().map(|h| h.to_ascii_lowercase()),
             }
         } else {
             if let Some((key, _)) = generic_keys.iter().find(|(_, set)| *set) {
@@ -245,33 +260,44 @@ impl RawHook {
                     self.provider.name()
                 )));
             }
-            Scheme::from_provider(self.provider)
+            self.provider_scheme(&err)?
         };
 
-        if self.tolerance_secs.is_some() && !scheme.has_timestamp() {
+        if self.tolerance_secs.is_some() && !scheme.signs_timestamp() {
             return Err(err(format!(
                 "tolerance_secs: provider {:?} sends no timestamp, so there is no replay window to set",
                 self.provider.name()
             )));
         }
-        let payload = self
-            .payload
-            .unwrap_or(if self.provider == Provider::Netbox {
-                PayloadKind::Netbox
-            } else {
-                PayloadKind::Json
-            });
+        let payload = self.payload.unwrap_or(match self.provider {
+            Provider::Netbox => PayloadKind::Netbox,
+            // Twilio's webhooks are forms; its JSON bodies are kept as sent too.
+            Provider::Twilio => PayloadKind::Raw,
+            _ => PayloadKind::Json,
+        });
         let allow_ips =
             parse_cidrs(&self.allow_ips).map_err(|bad| err(format!("allow_ips: {bad}")))?;
 
+        let public_keys = self.public_keys(&scheme, &err)?;
+        if !scheme.takes_secrets() && !self.secrets.is_empty() {
+            return Err(err(format!(
+                "secrets: provider {:?} verifies with public_keys (the application's public key), not secrets",
+                self.provider.name()
+            )));
+        }
         if self.allow_unsigned {
-            if !self.secrets.is_empty() {
+            if !self.secrets.is_empty() || !public_keys.is_empty() {
                 return Err(err(
                     "allow_unsigned: a hook with secrets always verifies them; remove either allow_unsigned or secrets"
                         .into(),
                 ));
             }
-        } else if self.secrets.is_empty() {
+        } else if !scheme.takes_secrets() && public_keys.is_empty() {
+            return Err(err(format!(
+                "public_keys: at least one public key is required for provider {:?}",
+                self.provider.name()
+            )));
+        } else if self.secrets.is_empty() && public_keys.is_empty() && scheme.takes_secrets() {
             return Err(err(
                 "secrets: at least one secret is required (or set allow_unsigned = true to accept unsigned requests)"
                     .into(),
@@ -298,16 +324,97 @@ impl RawHook {
                 })?;
             keys.push(key);
         }
-        let tolerance =
-            Duration::from_secs(self.tolerance_secs.unwrap_or(defaults::TOLERANCE_SECS));
+        let tolerance = Duration::from_secs(
+            self.tolerance_secs
+                .or(scheme.default_tolerance_secs())
+                .unwrap_or(defaults::TOLERANCE_SECS),
+        );
 
         Ok(HookConfig {
             path: self.path,
-            verifier: Verifier::from_keys(scheme, keys, tolerance, self.allow_unsigned),
+            verifier: Verifier::from_keys(scheme, keys, tolerance, self.allow_unsigned)
+                .with_public_keys(public_keys),
             payload,
             allow_ips,
             short_secrets,
         })
+    }
+}
+
+impl RawHook {
+    /// The scheme of a named provider with its own keys (`public_url`, `discord_endpoint`), each
+    /// refused on a provider it does not apply to.
+    fn provider_scheme(&self, err: &dyn Fn(String) -> ConfigError) -> Result<Scheme, ConfigError> {
+        let only = |key: &str, provider: &str| {
+            err(format!(
+                "{key}: only applies to provider \"{provider}\", not {:?}",
+                self.provider.name()
+            ))
+        };
+        if self.public_url.is_some() && self.provider != Provider::Twilio {
+            return Err(only("public_url", "twilio"));
+        }
+        if self.discord_endpoint.is_some() && self.provider != Provider::Discord {
+            return Err(only("discord_endpoint", "discord"));
+        }
+        Ok(match self.provider {
+            Provider::Twilio => {
+                let url = self.public_url.clone().ok_or_else(|| {
+                    err("public_url: required for provider \"twilio\": the webhook URL exactly as configured in Twilio (it signs that URL, which a receiver behind a proxy cannot see)".into())
+                })?;
+                let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));
+                let host = rest.split('/').next().unwrap_or("");
+                if !matches!(scheme, "http" | "https") || host.is_empty() {
+                    return Err(err(format!(
+                        "public_url: {url:?} is not an http:// or https:// URL with a host"
+                    )));
+                }
+                if url.contains(['?', '#']) {
+                    return Err(err(format!(
+                        "public_url: {url:?} has a query or fragment; give the URL without it (the query of each request is appended as received)"
+                    )));
+                }
+                Scheme::Twilio { public_url: url }
+            }
+            Provider::Discord => Scheme::Discord {
+                endpoint: self.discord_endpoint.ok_or_else(|| {
+                    err("discord_endpoint: required for provider \"discord\": \"interactions\" (Interactions Endpoint URL) or \"webhook-events\" (Webhook Events URL)".into())
+                })?,
+                replay_window: self.tolerance_secs.is_some(),
+            },
+            p => Scheme::from_provider(p),
+        })
+    }
+
+    /// The hook's Ed25519 keys, each resolved like a secret and checked strictly (no small-order or
+    /// non-canonical point); named by position and reference.
+    fn public_keys(
+        &self,
+        scheme: &Scheme,
+        err: &dyn Fn(String) -> ConfigError,
+    ) -> Result<Vec<PublicKey>, ConfigError> {
+        if !self.public_keys.is_empty() && !scheme.takes_public_keys() {
+            return Err(err(format!(
+                "public_keys: only applies to providers \"discord\" and \"standard-webhooks\", not {:?}",
+                self.provider.name()
+            )));
+        }
+        self.public_keys
+            .iter()
+            .enumerate()
+            .map(|(i, reference)| {
+                let what = format!("public_keys[{i}] ({})", describe_reference(reference));
+                let text = resolve_secret(reference).map_err(|e| err(format!("{what}: {e}")))?;
+                let text = std::str::from_utf8(text.expose())
+                    .map_err(|_| err(format!("{what}: not text")))?;
+                match scheme {
+                    // Discord's developer portal shows the application's public key as hex.
+                    Scheme::Discord { .. } => PublicKey::from_hex(text),
+                    _ => standard_webhooks::parse_public_key(text),
+                }
+                .map_err(|e| err(format!("{what}: {e}")))
+            })
+            .collect()
     }
 }
 

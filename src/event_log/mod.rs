@@ -363,7 +363,7 @@ impl Writer {
         match opened {
             Ok(f) => {
                 self.file = Some(f);
-                tracing::info!(path = %self.path.display(), "event log reopened");
+                tracing::info!(path = %self.path.display(), why = "asked to (SIGHUP)", "event log reopened");
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot reopen event log");

@@ -127,9 +127,12 @@ impl HookRequest {
             Ok(Ok(collected)) => collected.to_bytes(),
         };
 
-        let verified = hook
-            .verifier
-            .verify(&parts.headers, body, received_at.timestamp())?;
+        let verified = hook.verifier.verify_request(
+            &parts.headers,
+            parts.uri.query(),
+            body,
+            received_at.timestamp_millis(),
+        )?;
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)

@@ -1,12 +1,12 @@
-//! What happens to a verified request: the Slack handshake is answered apart; any other body is
-//! parsed per the hook's payload kind, checked against recent delivery ids, appended to the event
-//! log, and accepted only once it is durable.
+//! What happens to a verified request: a handshake (a sender checking the endpoint: Slack, Twitch,
+//! Zoom, Discord) is answered apart, in [`handshake`]; any other body is parsed per the hook's
+//! payload kind, checked against recent delivery ids, appended to the event log, and accepted only
+//! once it is durable.
 
 use std::borrow::Cow;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::error::ApiError;
 use super::extract::HookRequest;
@@ -17,7 +17,7 @@ use crate::forward::{Event, Forwarding};
 use crate::live_config::Hook;
 use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
-use crate::signature::{self, DeliveryIdSource, EventSource, Scheme, Verified};
+use crate::signature::{self, DeliveryIdSource, EventSource, Handshake, Scheme, Verified};
 
 /// How a hook request succeeded.
 #[derive(Debug)]
@@ -26,14 +26,14 @@ pub enum Accepted {
     Event,
     /// A delivery id already accepted within the dedupe window: not logged again.
     Duplicate,
-    /// Slack's `url_verification` handshake, answered with its challenge and not logged.
-    Challenge(String),
+    /// A sender checking the endpoint, answered as it expects and not logged.
+    Handshake(Handshake),
 }
 
 impl Accepted {
     pub fn outcome(&self) -> Outcome {
         match self {
-            Accepted::Event | Accepted::Challenge(_) => Outcome::accepted,
+            Accepted::Event | Accepted::Handshake(_) => Outcome::accepted,
             Accepted::Duplicate => Outcome::duplicate,
         }
     }
@@ -43,12 +43,16 @@ impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
         // Constant bodies: building a serde_json::Value per request is measurable on this path.
         let body: &'static [u8] = match self {
-            Accepted::Challenge(challenge) => {
-                return (
-                    StatusCode::OK,
-                    Json(serde_json::json!({ "result": "ok", "challenge": challenge })),
-                )
-                    .into_response()
+            Accepted::Handshake(Handshake::PlainText(text)) => {
+                let plain = HeaderValue::from_static("text/plain");
+                return (StatusCode::OK, [(header::CONTENT_TYPE, plain)], text).into_response();
+            }
+            Accepted::Handshake(Handshake::Json(text)) => {
+                let json = HeaderValue::from_static("application/json");
+                return (StatusCode::OK, [(header::CONTENT_TYPE, json)], text).into_response();
+            }
+            Accepted::Handshake(Handshake::NoContent) => {
+                return StatusCode::NO_CONTENT.into_response()
             }
             Accepted::Duplicate => br#"{"result":"ok","duplicate":true}"#,
             Accepted::Event => br#"{"result":"ok"}"#,
@@ -62,6 +66,9 @@ impl IntoResponse for Accepted {
 pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, ApiError> {
     let hook = &req.hook;
     let body = req.verified.body();
+    if let Some(answer) = handshake(hook, &req.verified) {
+        return Ok(Accepted::Handshake(answer));
+    }
 
     let netbox;
     let payload = match hook.payload {
@@ -75,9 +82,6 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         }
         PayloadKind::Raw => Payload::Raw(body),
     };
-    if let Some(challenge) = slack_challenge(hook, body) {
-        return Ok(Accepted::Challenge(challenge));
-    }
 
     let delivery_id = delivery_id(hook, &req.verified);
     let claim = match &delivery_id {
@@ -91,6 +95,12 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
     let event_id = uuid::Uuid::now_v7();
     let provider = hook.verifier.scheme().provider().name();
     let event = event_type(hook, &req.verified, &payload);
+    if matches!(hook.verifier.scheme(), Scheme::Twitch) && event.as_deref() == Some("revocation") {
+        tracing::warn!(
+            hook = &*hook.path,
+            "twitch revoked an EventSub subscription (logged as event=revocation)"
+        );
+    }
     let mut line = Vec::with_capacity(body.len() + 320);
     EventRecord {
         received_at: req.received_at,
@@ -165,6 +175,7 @@ pub fn event_type<'a>(
     let capped = |s: String| Cow::Owned(signature::cap_label(&s).to_owned());
     match hook.verifier.scheme().event_source() {
         EventSource::None => None,
+        EventSource::Verifier => verified.event_type().map(Cow::Borrowed),
         EventSource::Header { action, .. } => {
             let name = verified.event_header()?;
             let action = action
@@ -185,16 +196,25 @@ pub fn event_type<'a>(
     }
 }
 
-/// Slack checks a Request URL by sending a signed `url_verification` event and expecting its
-/// `challenge` back; it is a handshake, not an event. `None` for every other body (an event, or a
-/// handshake without a challenge, which goes the generic way as before).
-fn slack_challenge(hook: &Hook, body: &[u8]) -> Option<String> {
-    let is_handshake = matches!(hook.verifier.scheme(), Scheme::Slack)
+/// Every handshake, answered here and nowhere else. The provider verifiers recognise theirs
+/// (Twitch `webhook_callback_verification`, Zoom `endpoint.url_validation`, Discord PINGs), signed
+/// like any message; Slack checks a Request URL with a signed `url_verification` event and expects
+/// its `challenge` back. `None` for every other body (an event, or a Slack handshake without a
+/// challenge, which goes the generic way as before).
+fn handshake(hook: &Hook, verified: &Verified) -> Option<Handshake> {
+    if let Some(h) = verified.handshake() {
+        return Some(h.clone());
+    }
+    let body = verified.body();
+    let is_slack = matches!(hook.verifier.scheme(), Scheme::Slack)
         && hook.payload == PayloadKind::Json
         && payload::top_level_string(body, "type").as_deref() == Some("url_verification");
-    is_handshake
+    let challenge = is_slack
         .then(|| payload::top_level_string(body, "challenge"))
-        .flatten()
+        .flatten()?;
+    Some(Handshake::Json(
+        serde_json::json!({ "result": "ok", "challenge": challenge }).to_string(),
+    ))
 }
 
 /// The key for de-duplication: the scheme's delivery-id header when it sent one, else (Stripe,

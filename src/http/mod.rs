@@ -22,8 +22,9 @@ use crate::config::{reserved, Config};
 use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, LogFormat};
 use crate::forward::Forwarding;
-use crate::live_config::LiveConfig;
-use crate::metrics::{Metrics, Outcome};
+use crate::live_config::{Hook, LiveConfig};
+use crate::metrics::{Metrics, Outcome, COMMIT, VERSION};
+use crate::payload::{PayloadError, PayloadKind};
 use error::{result, ApiError};
 use extract::{HookRequest, HookTarget};
 use handler::Accepted;
@@ -98,6 +99,9 @@ async fn method_not_allowed() -> Response {
     r
 }
 
+/// The `service` field of `/healthz`: `healthcheck` believes only an answer that carries it.
+pub const SERVICE: &str = "webhook-listener";
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let log_error = state.log.health().error();
     let mut body = match &log_error {
@@ -106,6 +110,9 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             serde_json::json!({ "result": "degraded", "event_log": format!("failing: {e}") })
         }
     };
+    body["service"] = SERVICE.into();
+    body["version"] = VERSION.into();
+    body["commit"] = COMMIT.into();
     if let Some(forward) = &state.forward {
         let spool = forward.spool();
         let snapshots: Vec<_> = forward
@@ -235,14 +242,49 @@ impl Ended<'_> {
         let status = e.status().as_u16();
         let path = self.unknown_path.unwrap_or(self.label());
         let reason = e.detail();
+        let hint = hint(state, hook, self.unknown_path, e);
+        let hint = hint.as_deref();
         match outcome {
             Outcome::not_found | Outcome::method_not_allowed => tracing::info!(
-                %method, path, client = %client, status, reason = %reason, "request refused"
+                %method, path, client = %client, status, reason = %reason, hint, "request refused"
             ),
             _ => tracing::warn!(
-                %method, path, client = ?client, status, outcome = outcome.as_str(),
-                reason = %reason, "request refused"
+                %method, path, client = %client, status, outcome = outcome.as_str(),
+                reason = %reason, hint, "request refused"
             ),
         }
+    }
+}
+
+/// What the operator likely got wrong, for the diagnostic only: the response never names a hook
+/// (hook paths are not for strangers) or the config.
+fn hint(
+    state: &AppState,
+    hook: Option<&Hook>,
+    unknown_path: Option<&str>,
+    e: &ApiError,
+) -> Option<String> {
+    match (e, hook, unknown_path) {
+        (ApiError::NotFound, _, Some(path)) => {
+            // The sender's URL and the hook's path differ only by the trailing slash.
+            let other = match path.strip_suffix('/') {
+                Some(bare) => bare.to_owned(),
+                None => format!("{path}/"),
+            };
+            state.live.load().hooks.contains_key(&other).then(|| {
+                format!("a hook is configured at {other}; the path must match exactly, trailing slash included")
+            })
+        }
+        (ApiError::Payload(PayloadError::Shape(why)), Some(h), _)
+            if h.payload == PayloadKind::Netbox
+                && (why.contains("missing field `event`")
+                    || why.contains("missing field `timestamp`")) =>
+        {
+            Some(format!(
+                "a NetBox webhook with a custom body template sends its own JSON: set payload = \"json\" on the hook at {}",
+                h.path
+            ))
+        }
+        _ => None,
     }
 }

@@ -382,27 +382,32 @@ async fn a_broker_killed_mid_load_costs_no_request_and_every_event_arrives_once(
 
 #[tokio::test]
 async fn the_receiver_killed_mid_forwarding_resumes_from_its_checkpoint_none_missing_none_twice() {
-    let nats = Nats::start();
+    // The broker starts only once every event is spooled, so the kill lands mid-forwarding.
+    let port = free_port();
     let shared = tempfile::tempdir().unwrap();
     let log = shared.path().join("events.log");
     let spool = shared.path().join("spool");
     let tables = format!(
         "[spool]\ndir = {:?}\n{}",
         spool.display().to_string(),
-        nats_sink(&nats.url(), "")
+        nats_sink(&format!("nats://127.0.0.1:{port}"), "")
     );
-    let total = 400;
+    let total = 1000;
     let mut first = server(&tables, Some(&log));
-    let posts = (0..total).map(|n| {
-        let s = &first;
-        async move {
-            post_netbox(s, &format!("00000000-0000-4000-8000-{n:012}"))
-                .await
-                .0
-        }
-    });
-    let statuses = futures_util::future::join_all(posts).await;
+    let statuses: Vec<u16> = futures_util::stream::iter(0..total)
+        .map(|n| {
+            let s = &first;
+            async move {
+                post_netbox(s, &format!("00000000-0000-4000-8000-{n:012}"))
+                    .await
+                    .0
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
     assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
+    let nats = Nats::start_on(port);
     // Kill as soon as forwarding is under way, before it has finished.
     let deadline = Instant::now() + CATCH_UP;
     while nats_count(&nats).await == 0 {
