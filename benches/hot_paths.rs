@@ -163,6 +163,7 @@ fn bench_parse_and_format(c: &mut Criterion) {
                     let mut line = Vec::with_capacity(body.len() + 320);
                     EventRecord {
                         received_at,
+                        event_id: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
                         hook: "/webhook/",
                         provider: "netbox",
                         delivery_id: None,

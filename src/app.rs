@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use crate::config::{Config, ConfigError};
 use crate::event_log::{stall_bound, EventLog, WriterThread};
+use crate::forward::{ForwardError, Forwarding, Spool, SpoolError};
 use crate::http::linger::Lingering;
 use crate::http::{router, AppState};
 use crate::live_config::LiveConfig;
@@ -34,6 +35,10 @@ pub enum StartError {
     PidFile { path: PathBuf, source: io::Error },
     #[error("cannot open event log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
+    #[error("cannot open the spool: {0}")]
+    Spool(#[from] SpoolError),
+    #[error("cannot start forwarding: {0}")]
+    Forward(#[from] ForwardError),
 }
 
 /// hyper's per-connection read buffer grows up to this while a body streams in (its default is
@@ -102,12 +107,18 @@ impl App {
         config_path: Option<PathBuf>,
         inherited: Option<std::net::TcpListener>,
     ) -> Result<App, StartError> {
-        let metrics = Arc::new(Metrics::new());
+        let mut metrics = Metrics::new();
+        let (spool, forward) = start_forwarding(&config).await?;
+        if let Some(f) = &forward {
+            metrics.register_sinks(f.clone());
+        }
+        let metrics = Arc::new(metrics);
         let (log, writer) = EventLog::start(
             &config.log.file,
             config.log.fsync,
             stall_bound(config.request_timeout),
             metrics.clone(),
+            spool,
         )
         .map_err(|source| StartError::Log {
             path: config.log.file.clone(),
@@ -139,7 +150,7 @@ impl App {
             })?),
             None => None,
         };
-        let state = Arc::new(AppState::new(&config, log, metrics));
+        let state = Arc::new(AppState::new(&config, log, metrics).with_forwarding(forward));
         Ok(App {
             listener,
             state,
@@ -248,6 +259,17 @@ impl App {
                 "requests still in flight at the shutdown timeout were cut off (not acknowledged)"
             );
         }
+        if let Some(forward) = &state.forward {
+            // In-flight deliveries finish (or are abandoned at the deadline: they stay spooled and
+            // go again at the next start, where the broker de-duplicates them).
+            let sinks_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+            if tokio::time::timeout_at(sinks_deadline, forward.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("sinks still delivering at the shutdown timeout; what is left stays in the spool");
+            }
+        }
         let log_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
         if !state.log.stop(writer, log_deadline).await {
             // Every 2xx was sent only after its line was written (and synced with fsync), so none
@@ -320,6 +342,8 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
                 ("listen", new.listen != running.listen),
                 ("log", new.log != running.log),
                 ("pid_file", new.pid_file != running.pid_file),
+                ("spool", !new.sinks.is_empty() && new.spool != running.spool),
+                ("sinks", state.forward.is_none() && !new.sinks.is_empty()),
                 (
                     "max_concurrent_requests",
                     new.max_concurrent_requests != running.max_concurrent_requests,
@@ -334,6 +358,11 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
                         key,
                         "changed in the config file; takes effect after a restart"
                     );
+                }
+            }
+            if let Some(forward) = &state.forward {
+                for e in forward.reload(&new.sinks).await {
+                    tracing::error!(error = %e, "sink not started by the reload");
                 }
             }
             let hooks: Vec<String> = live.hooks.keys().cloned().collect();
@@ -351,6 +380,38 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
             tracing::error!(config = %path.display(), "config reload refused; the previous config stays in force");
         }
     }
+}
+
+/// Opens the spool and starts every sink, when any is configured: before the writer takes its first
+/// line, so every sink is registered before the first append.
+async fn start_forwarding(
+    config: &Config,
+) -> Result<(Option<Spool>, Option<Arc<Forwarding>>), StartError> {
+    if config.sinks.is_empty() {
+        return Ok((None, None));
+    }
+    let (spool, report) = Spool::open(config.spool.clone())?;
+    if let Some(t) = &report.torn_tail {
+        let (segment, damage) = (t.segment.display(), &t.damage);
+        if t.records_cut > 1 {
+            tracing::error!(%segment, offset = t.offset, bytes_cut = t.bytes_cut,
+                records_cut = t.records_cut, %damage,
+                "spool: torn tail cut, with intact records after the damage (out-of-order writes or media damage)");
+        } else {
+            tracing::warn!(%segment, offset = t.offset, bytes_cut = t.bytes_cut,
+                records_cut = t.records_cut, %damage,
+                "spool: torn tail cut (an unacknowledged write interrupted by a crash)");
+        }
+    }
+    tracing::info!(dir = %config.spool.dir.display(), segments = report.segments,
+        used_bytes = report.used_bytes, next_seq = report.next_seq, "spool opened");
+    let token = tokio_util::sync::CancellationToken::new();
+    let forward = Forwarding::start(spool.handle(), &config.sinks, token).await?;
+    for s in config.sinks.iter() {
+        tracing::info!(sink = %s.name, kind = s.kind.as_str(), required = s.required_timeout.is_some(),
+            "sink started");
+    }
+    Ok((Some(spool), Some(Arc::new(forward))))
 }
 
 /// Resolves on ctrl-c or SIGTERM.

@@ -70,8 +70,11 @@ pub enum Command {
         /// The config file to check.
         file: PathBuf,
         /// Check the file only: no env:/file: secret resolved, no directory looked at (for CI).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "connect")]
         syntax_only: bool,
+        /// Also reach every sink's broker once.
+        #[arg(long)]
+        connect: bool,
     },
     /// Print the header(s) a sender would send for a body, to test a setup with curl.
     Sign {
@@ -141,9 +144,11 @@ pub fn main() -> ExitCode {
     match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::CheckConfig { file, syntax_only }) => {
-            crate::config::check::main(&file, syntax_only)
-        }
+        Some(Command::CheckConfig {
+            file,
+            syntax_only,
+            connect,
+        }) => crate::config::check::main(&file, syntax_only, connect),
         Some(Command::Sign {
             provider,
             secret,

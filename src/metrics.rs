@@ -17,6 +17,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The commit the binary was built from (`git describe`, stamped by build.rs; "unknown" without git).
 pub const COMMIT: &str = env!("WEBHOOK_LISTENER_COMMIT");
 
+use crate::forward::Forwarding;
+
+mod sinks;
+
 /// How a request ended.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -267,6 +271,13 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Per-sink series (delivered, retried, dead-lettered, lag, connected), read from each sink's
+    /// status at scrape time, so they cannot drift from `/healthz`.
+    pub fn register_sinks(&mut self, forward: Arc<Forwarding>) {
+        self.registry
+            .register_collector(Box::new(sinks::SinkCollector(forward)));
     }
 
     /// The OpenMetrics text exposition.

@@ -12,7 +12,7 @@ use crate::event_log::LogFormat;
 
 /// Runs `check-config FILE [--syntax-only]`: the summary on stdout and 0, or one line per problem
 /// on stderr and 1.
-pub fn main(file: &Path, syntax_only: bool) -> ExitCode {
+pub fn main(file: &Path, syntax_only: bool, connect: bool) -> ExitCode {
     let mode = if syntax_only {
         Mode::SyntaxOnly
     } else {
@@ -20,9 +20,15 @@ pub fn main(file: &Path, syntax_only: bool) -> ExitCode {
     };
     match Config::load_as(Some(file), mode) {
         Ok(config) => {
+            let mut out = summary(file, &config, mode);
+            let ok = !connect || connect_sinks(&config, &mut out);
             // Written at once and without panicking: `check-config … | head` must not print a backtrace.
-            let _ = std::io::stdout().write_all(summary(file, &config, mode).as_bytes());
-            ExitCode::SUCCESS
+            let _ = std::io::stdout().write_all(out.as_bytes());
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             let mut out = String::new();
@@ -35,6 +41,39 @@ pub fn main(file: &Path, syntax_only: bool) -> ExitCode {
             }
             let _ = std::io::stderr().write_all(out.as_bytes());
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--connect`: reaches every sink's broker once (all at once), appending one line per sink; false
+/// when any could not be reached.
+fn connect_sinks(config: &Config, out: &mut String) -> bool {
+    if config.sinks.is_empty() {
+        return true;
+    }
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| {
+            rt.block_on(futures_util::future::join_all(
+                config.sinks.iter().map(crate::forward::service::check),
+            ))
+        });
+    match checked {
+        Ok(results) => {
+            let mut ok = true;
+            for (s, r) in config.sinks.iter().zip(results) {
+                ok &= r.is_ok();
+                let _ = match r {
+                    Ok(found) => writeln!(out, "connect {}: OK: {found}", s.name),
+                    Err(e) => writeln!(out, "connect {}: FAILED: {e}", s.name),
+                };
+            }
+            ok
+        }
+        Err(e) => {
+            let _ = writeln!(out, "connect: cannot start a runtime: {e}");
+            false
         }
     }
 }
@@ -197,6 +236,19 @@ fn summary(file: &Path, config: &Config, mode: Mode) -> String {
                 ""
             },
         );
+    }
+    if !config.sinks.is_empty() {
+        let _ = writeln!(
+            out,
+            "spool {} (max_bytes {}, segment_bytes {})",
+            config.spool.dir.display(),
+            config.spool.max_bytes,
+            config.spool.segment_bytes
+        );
+        let _ = writeln!(out, "{} sink(s):", config.sinks.len());
+        for s in &config.sinks {
+            let _ = writeln!(out, "  {}", crate::forward::service::describe(s));
+        }
     }
     out
 }

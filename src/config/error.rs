@@ -243,6 +243,10 @@ pub enum Fault {
         allowed: &'static str,
         provider: &'static str,
     },
+    /// A `[spool]` or `[[sinks]]` entry: our words, the sink's name and key, a credential's
+    /// reference, never a credential (see `config::sinks::SinkError`).
+    #[error("{0}")]
+    Sink(String),
     /// `reason` is our own words about the key's shape, never its text.
     #[error("public key {reference}: {reason}")]
     PublicKey { reference: String, reason: String },

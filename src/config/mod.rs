@@ -9,6 +9,7 @@ mod de;
 mod error;
 mod raw;
 mod secrets;
+mod sinks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use error::{ConfigError, Fault, KeyPath, LineCol, Problem, Syntax};
 use ipnet::IpNet;
 pub use raw::{parse_cidrs, BadCidr, RawConfig, RawHook, RawLog};
 pub use secrets::{resolve_secret, SecretError};
+pub use sinks::{default_spool_dir, RawSink, RawSpool};
 
 /// The documented default configuration, compiled in so the binary runs with no file at all.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
@@ -55,6 +57,20 @@ pub mod defaults {
     pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
     /// Standard Webhooks, Stripe and Slack all document five minutes.
     pub const TOLERANCE_SECS: u64 = 300;
+    /// The spool's directory name, beside the event log unless `[spool] dir` says otherwise.
+    pub const SPOOL_DIR_NAME: &str = "webhook-listener.spool";
+    /// 1 GiB: hours of a busy sender's events while a broker is away.
+    pub const SPOOL_MAX_BYTES: u64 = 1_073_741_824;
+    /// 64 MiB: small enough that a caught-up spool frees space soon, large enough to roll rarely.
+    pub const SPOOL_SEGMENT_BYTES: u64 = 67_108_864;
+    /// A 2xx waits only for the local sync unless the operator asks for the broker too.
+    pub const SINK_REQUIRED: bool = false;
+    /// Senders time out after 10 s or more; five leaves room for the local sync and the answer.
+    pub const SINK_REQUIRED_TIMEOUT_SECS: u64 = 5;
+    /// One at a time keeps the spool's order in the stream.
+    pub const SINK_MAX_IN_FLIGHT: usize = 1;
+    /// The Redis stream key when `stream` is not set.
+    pub const REDIS_STREAM: &str = "webhooks";
 }
 
 /// What a load may look at besides the file itself.
@@ -99,6 +115,11 @@ pub struct Config {
     pub log: LogConfig,
     /// At least one; paths unique.
     pub hooks: Vec<HookConfig>,
+    /// Where accepted events wait for the sinks (opened only when `sinks` is not empty; read at
+    /// start only).
+    pub spool: crate::forward::SpoolConfig,
+    /// Where accepted events are forwarded; names unique.
+    pub sinks: Vec<crate::forward::SinkSpec>,
 }
 
 /// The `[log]` table.

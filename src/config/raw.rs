@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::error::{Fault, KeyPath, Problem};
 use super::secrets::{describe_reference, resolve_secret};
+use super::sinks::{RawSink, RawSpool, SinkDefaults};
 use super::{defaults, reserved, Config, HookConfig, LogConfig, Mode};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
@@ -43,6 +44,10 @@ pub struct RawConfig {
     pub hooks_table: serde::de::IgnoredAny,
     #[serde(skip)]
     pub hooks: Vec<Option<RawHook>>,
+    #[serde(default)]
+    pub spool: RawSpool,
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +169,56 @@ impl RawConfig {
         }
         let hooks = resolve_hooks(self.hooks, mode, problems);
 
+        let spool = match self.spool.resolve(&log.file) {
+            Ok(spool) => Some(spool),
+            Err(e) => {
+                problems.push(Problem::new(
+                    KeyPath::root().key("spool"),
+                    Fault::Sink(e.to_string()),
+                ));
+                None
+            }
+        };
+        let dedupe_window = Duration::from_secs(
+            self.dedupe_window_secs
+                .unwrap_or(defaults::DEDUPE_WINDOW_SECS),
+        );
+        let shutdown_timeout = Duration::from_secs(
+            self.shutdown_timeout_secs
+                .unwrap_or(defaults::SHUTDOWN_TIMEOUT_SECS),
+        );
+        let hook_paths: Vec<&str> = hooks.iter().map(|h| h.path.as_str()).collect();
+        let sink_defaults = SinkDefaults {
+            hook_paths: &hook_paths,
+            dedupe_window,
+            shutdown_timeout,
+        };
+        let mut sinks: Vec<crate::forward::SinkSpec> = Vec::with_capacity(self.sinks.len());
+        for (index, raw) in self.sinks.into_iter().enumerate() {
+            let at = KeyPath::root().key("sinks").index(index);
+            match raw.resolve(index, &sink_defaults, mode != Mode::SyntaxOnly) {
+                Err(e) => problems.push(Problem::new(at, Fault::Sink(e.to_string()))),
+                Ok(sink) if sinks.iter().any(|s| s.name == sink.name) => {
+                    problems.push(Problem::new(
+                        at.key("name"),
+                        Fault::Rule("another sink already has this name"),
+                    ))
+                }
+                Ok(sink) => sinks.push(sink),
+            }
+        }
+        if let Some(spool) = &spool {
+            if !sinks.is_empty() && max_body_bytes as u64 > spool.segment_bytes {
+                // A body that cannot fit a segment would be answered 503 forever, its retries too.
+                problems.push(Problem::new(
+                    KeyPath::root().key("spool").key("segment_bytes"),
+                    Fault::Rule(
+                        "smaller than max_body_bytes: every accepted body must fit one segment",
+                    ),
+                ));
+            }
+        }
+
         if problems.len() > before {
             return None;
         }
@@ -172,21 +227,17 @@ impl RawConfig {
             max_body_bytes,
             max_buffered_bytes,
             request_timeout: Duration::from_secs(request_timeout_secs),
-            dedupe_window: Duration::from_secs(
-                self.dedupe_window_secs
-                    .unwrap_or(defaults::DEDUPE_WINDOW_SECS),
-            ),
+            dedupe_window,
             dedupe_max_entries,
             max_concurrent_requests,
-            shutdown_timeout: Duration::from_secs(
-                self.shutdown_timeout_secs
-                    .unwrap_or(defaults::SHUTDOWN_TIMEOUT_SECS),
-            ),
+            shutdown_timeout,
             trusted_proxies,
             client_ip_header: self.client_ip_header.unwrap_or_default(),
             pid_file: self.pid_file,
             log,
             hooks,
+            spool: spool?,
+            sinks,
         })
     }
 }

@@ -42,6 +42,10 @@ pub enum ApiError {
     Payload(#[from] PayloadError),
     #[error("event could not be stored; retry later")]
     Unavailable(#[from] SinkError),
+    /// A `required = true` sink did not confirm within its timeout; the event stays spooled and
+    /// is delivered later, where the sender's retry de-duplicates.
+    #[error("event not yet forwarded; retry later")]
+    NotForwarded { sink: String, waited_secs: u64 },
 }
 
 impl ApiError {
@@ -50,9 +54,10 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden | ApiError::ForbiddenUnknownClient => StatusCode::FORBIDDEN,
-            ApiError::Overloaded | ApiError::OverBudget(_) | ApiError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Overloaded
+            | ApiError::OverBudget(_)
+            | ApiError::Unavailable(_)
+            | ApiError::NotForwarded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
@@ -73,7 +78,7 @@ impl ApiError {
             ApiError::Timeout { .. } => Outcome::timeout,
             ApiError::BodyRead(_) | ApiError::Payload(_) => Outcome::invalid_payload,
             ApiError::Signature(_) => Outcome::rejected_signature,
-            ApiError::Unavailable(_) => Outcome::unavailable,
+            ApiError::Unavailable(_) | ApiError::NotForwarded { .. } => Outcome::unavailable,
         }
     }
 
@@ -83,6 +88,9 @@ impl ApiError {
             ApiError::Signature(e) => format!("invalid signature: {e}"),
             ApiError::Unavailable(e) => e.to_string(),
             ApiError::OverBudget(e) => e.to_string(),
+            ApiError::NotForwarded { sink, waited_secs } => {
+                format!("required sink {sink} did not confirm within {waited_secs} s")
+            }
             ApiError::ForbiddenUnknownClient => "client address unknown: unparseable forwarding \
                  header from trusted proxy"
                 .into(),
@@ -104,7 +112,7 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            ApiError::Overloaded | ApiError::Unavailable(_) => {
+            ApiError::Overloaded | ApiError::Unavailable(_) | ApiError::NotForwarded { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             // The body was not read: the sender retries, on a new connection.

@@ -57,6 +57,9 @@ impl HookTarget {
     }
 }
 
+/// Longer `Content-Type` values are not forwarded; real ones are a few dozen bytes.
+const MAX_CONTENT_TYPE: usize = 256;
+
 /// A request to a hook whose body passed every check up to and including the signature.
 pub struct HookRequest {
     /// The hook of the config snapshot the request is served under.
@@ -67,6 +70,8 @@ pub struct HookRequest {
     pub client: Client,
     /// One clock read for the log line and the signature's time check.
     pub received_at: DateTime<Utc>,
+    /// The request's `Content-Type`, forwarded with the event (capped: it comes from outside).
+    pub content_type: Option<String>,
     /// Held until the response is built, so the in-flight cap counts the whole request.
     _permit: OwnedSemaphorePermit,
 }
@@ -133,11 +138,18 @@ impl HookRequest {
             body,
             received_at.timestamp_millis(),
         )?;
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= MAX_CONTENT_TYPE)
+            .map(str::to_owned);
         Ok(HookRequest {
             hook,
             verified,
             client,
             received_at,
+            content_type,
             _permit: permit,
         })
     }

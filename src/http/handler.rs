@@ -13,6 +13,7 @@ use super::extract::HookRequest;
 use super::AppState;
 use crate::dedupe::Claim;
 use crate::event_log::{EventRecord, Payload};
+use crate::forward::{Event, Forwarding};
 use crate::live_config::Hook;
 use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
@@ -91,6 +92,8 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         None => None,
     };
 
+    let event_id = uuid::Uuid::now_v7();
+    let provider = hook.verifier.scheme().provider().name();
     let event = event_type(hook, &req.verified, &payload);
     if matches!(hook.verifier.scheme(), Scheme::Twitch) && event.as_deref() == Some("revocation") {
         tracing::warn!(
@@ -101,19 +104,54 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
     let mut line = Vec::with_capacity(body.len() + 320);
     EventRecord {
         received_at: req.received_at,
+        event_id,
         hook: &hook.path,
-        provider: hook.verifier.scheme().provider().name(),
+        provider,
         delivery_id: delivery_id.as_deref(),
         event: event.as_deref(),
         client: req.client,
         payload,
     }
     .write(state.log_format, &mut line);
-    state.log.append(line).await?;
+    let event = state.forward.as_ref().map(|_| Event {
+        id: event_id,
+        hook: hook.path.to_string(),
+        provider: provider.to_owned(),
+        event_type: event.as_deref().map(str::to_owned),
+        delivery_id: delivery_id.as_deref().map(str::to_owned),
+        received_at: req.received_at,
+        content_type: req.content_type.clone(),
+        client: Some(req.client.to_string()),
+        body: body.clone(),
+    });
+    let seq = state.log.append(line, event).await?;
+    if let (Some(seq), Some(forward)) = (seq, &state.forward) {
+        // The claim is committed only once every required sink has the event, so a duplicate
+        // that arrives meanwhile waits for this outcome (and a 503 here lets the retry through).
+        required_sinks_confirm(forward, seq).await?;
+    }
     if let Some(guard) = claim {
         guard.commit();
     }
     Ok(Accepted::Event)
+}
+
+/// Waits, each within its own timeout, until every `required = true` sink is done with `seq`.
+async fn required_sinks_confirm(forward: &Forwarding, seq: u64) -> Result<(), ApiError> {
+    let sinks = forward.sinks();
+    let waits = sinks.iter().filter_map(|s| {
+        let timeout = s.required_timeout?;
+        Some(async move {
+            match tokio::time::timeout(timeout, s.status.wait_confirmed(seq)).await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(ApiError::NotForwarded {
+                    sink: s.name.clone(),
+                    waited_secs: timeout.as_secs(),
+                }),
+            }
+        })
+    });
+    futures_util::future::try_join_all(waits).await.map(|_| ())
 }
 
 /// The event type, one value per event for the log and every sink: the scheme's header (GitHub

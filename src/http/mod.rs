@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use crate::config::{reserved, Config};
 use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, LogFormat};
+use crate::forward::Forwarding;
 use crate::live_config::{Hook, LiveConfig};
 use crate::metrics::{Metrics, Outcome, COMMIT, VERSION};
 use crate::payload::{PayloadError, PayloadKind};
@@ -53,6 +54,9 @@ pub struct AppState {
     pub budget: Budget,
     /// Keeps a flood of refusals for memory to one diagnostic line per interval.
     pub over_budget_log: RefusalLog,
+    /// The sinks and their spool, when any `[[sinks]]` are configured: every accepted event is
+    /// spooled with its line, and required sinks are waited for.
+    pub forward: Option<Arc<Forwarding>>,
 }
 
 impl AppState {
@@ -72,7 +76,14 @@ impl AppState {
             max_in_flight: config.max_concurrent_requests,
             budget: Budget::new(config.max_buffered_bytes),
             over_budget_log: RefusalLog::default(),
+            forward: None,
         }
+    }
+
+    /// The same state, forwarding through `forward`.
+    pub fn with_forwarding(mut self, forward: Option<Arc<Forwarding>>) -> AppState {
+        self.forward = forward;
+        self
     }
 }
 
@@ -100,17 +111,55 @@ async fn method_not_allowed() -> Response {
 pub const SERVICE: &str = "webhook-listener";
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let (result, event_log) = match state.log.health().error() {
-        None => ("ok", "ok".to_owned()),
-        Some(e) => ("degraded", format!("failing: {e}")),
+    let log_error = state.log.health().error();
+    let mut body = match &log_error {
+        None => serde_json::json!({ "result": "ok", "event_log": "ok" }),
+        Some(e) => {
+            serde_json::json!({ "result": "degraded", "event_log": format!("failing: {e}") })
+        }
     };
-    let body = serde_json::json!({
-        "result": result,
-        "event_log": event_log,
-        "service": SERVICE,
-        "version": VERSION,
-        "commit": COMMIT,
-    });
+    body["service"] = SERVICE.into();
+    body["version"] = VERSION.into();
+    body["commit"] = COMMIT.into();
+    if let Some(forward) = &state.forward {
+        let spool = forward.spool();
+        let snapshots: Vec<_> = forward
+            .sinks()
+            .iter()
+            .map(|s| (s.clone(), s.status.snapshot()))
+            .collect();
+        // The full flag is cleared only by the next append; once every sink has caught up that
+        // append succeeds, so a quiet spool whose sinks are done is not reported full.
+        let full = spool.is_full() && snapshots.iter().any(|(_, st)| st.lag_events > 0);
+        body["spool"] = serde_json::json!({
+            "state": if full { "full" } else { "ok" },
+            "used_bytes": spool.used_bytes(),
+        });
+        if full {
+            // Senders get 503 until the sinks catch up: an operator must look.
+            body["result"] = "degraded".into();
+        }
+        // A sink that is behind does not make intake unhealthy (events wait in the spool): it is
+        // listed, not counted against the result.
+        let sinks: Vec<serde_json::Value> = snapshots
+            .iter()
+            .map(|(s, st)| {
+                serde_json::json!({
+                    "name": s.name,
+                    "kind": s.kind,
+                    "state": st.state.as_str(),
+                    "connected": s.connected(),
+                    "required": s.required_timeout.is_some(),
+                    "lag_events": st.lag_events,
+                    "lag_seconds": st.lag_seconds,
+                    "delivered": st.delivered,
+                    "dead_lettered": st.dead_lettered,
+                    "last_error": st.last_error,
+                })
+            })
+            .collect();
+        body["sinks"] = sinks.into();
+    }
     (StatusCode::OK, Json(body)).into_response()
 }
 

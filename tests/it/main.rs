@@ -12,6 +12,7 @@ mod diagnostics;
 mod durability;
 mod event_types;
 mod forward_sinks;
+mod forwarding;
 mod healthcheck;
 mod hints;
 mod inputs;
