@@ -1,6 +1,6 @@
 //! Issue #11, hole 2: a config error never prints a secret. `check-config`, start-up and a refused
 //! SIGHUP reload name the file, the line, a column and the key (where there is one), and never quote
-//! the source line or a value. Ported from the pending attack suite (`tests/pending/attacks.rs`, 2.).
+//! the source line or a value. Ported from the independent issue-11 attack suite (hole 2; in the git history at `tests/pending/`).
 
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};

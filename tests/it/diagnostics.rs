@@ -316,7 +316,7 @@ fn hooks() -> String {
     )
 }
 
-/// Hole 8's contract (ported from tests/pending/attacks.rs): stderr is UTF-8 with no C0 but the
+/// Hole 8's contract (ported from the issue-11 attack suite, in the git history at tests/pending/): stderr is UTF-8 with no C0 but the
 /// line end, no DEL, C1, U+2028 or U+2029, whatever a request holds; each diagnostic is one line.
 #[tokio::test]
 async fn diagnostics_never_carry_control_characters_from_a_request() {
