@@ -50,7 +50,7 @@ pub struct RunnerConfig {
     /// up (the brokers: while one is away, events wait in the spool).
     pub max_attempts: Option<u32>,
     pub filter: EventFilter,
-    /// On shutdown, how long in-flight deliveries get to finish; what is left stays spooled.
+    /// On shutdown, how long the sink gets to drain the spool; what is left stays spooled.
     pub shutdown_timeout: Duration,
 }
 
@@ -133,7 +133,7 @@ impl Runner {
         self.resume.send_modify(|g| *g += 1);
     }
 
-    /// Stops this runner: no new events; in-flight ones get `shutdown_timeout`.
+    /// Stops this runner: it delivers what is spooled for up to `shutdown_timeout`, then stops.
     pub fn stop(&self) {
         self.stop.cancel();
     }
@@ -181,7 +181,9 @@ impl Feed {
                 return;
             }
         }
-        while !self.stop.is_cancelled() {
+        // On shutdown it keeps reading until it has passed everything durable: the runner drains
+        // what it can before its deadline.
+        loop {
             let sent = match self.reader.next_record() {
                 Ok(Some(rec)) if self.filter.matches(&rec.event) => self.send(Item::Event(rec)),
                 Ok(Some(rec)) => self.send(Item::Filtered(rec.seq)),
@@ -207,13 +209,18 @@ impl Feed {
         self.tx.blocking_send(item).is_ok()
     }
 
-    /// Waits for the next durable record (no polling); false when stopping.
+    /// Waits for the next durable record (no polling); false when stopping with nothing newer
+    /// durable, which ends the reading.
     fn wait(&self, durable: &mut watch::Receiver<u64>) -> bool {
         let stop = &self.stop;
         self.rt.block_on(async {
             tokio::select! {
                 changed = durable.changed() => changed.is_ok(),
-                _ = stop.cancelled() => false,
+                _ = stop.cancelled() => {
+                    let newer = durable.has_changed().unwrap_or(false);
+                    durable.borrow_and_update();
+                    newer
+                }
             }
         })
     }
@@ -352,9 +359,11 @@ async fn run<S: Sink>(
     let mut in_flight = FuturesUnordered::new();
     let mut paused = false;
     let mut deadline: Option<Instant> = None;
+    // The reader has passed everything durable (only once stopping): nothing more will come.
+    let mut reader_done = false;
     let mut writing: Option<JoinHandle<Result<(), SpoolError>>> = None;
     loop {
-        while !paused && deadline.is_none() && in_flight.len() < max {
+        while !paused && in_flight.len() < max {
             let Some((seq, event)) = ready.pop_first() else {
                 break;
             };
@@ -364,10 +373,10 @@ async fn run<S: Sink>(
             .in_flight
             .store(in_flight.len() as u64, Ordering::Relaxed);
         status.set_oldest(window.oldest());
-        let take = ready.is_empty() && !paused && deadline.is_none();
+        let take = ready.is_empty() && !paused && !reader_done;
         tokio::select! {
             biased;
-            // Shutdown: stop taking events; in-flight ones get until the deadline.
+            // Shutdown: deliver what is spooled until the deadline; what is left stays spooled.
             _ = stop.cancelled(), if deadline.is_none() => {
                 deadline = Some(Instant::now() + core.config.shutdown_timeout);
             }
@@ -395,16 +404,17 @@ async fn run<S: Sink>(
                 paused = false;
                 status.on_resumed();
             }
-            Some(item) = rx.recv(), if take => match item {
-                Item::Event(rec) => {
+            item = rx.recv(), if take => match item {
+                None => reader_done = true,
+                Some(Item::Event(rec)) => {
                     window.push_pending(rec.seq, rec.event.received_at.timestamp_millis());
                     ready.insert(rec.seq, rec.event);
                 }
-                Item::Filtered(seq) => {
+                Some(Item::Filtered(seq)) => {
                     status.filtered.fetch_add(1, Ordering::Relaxed);
                     window.push_done(seq);
                 }
-                Item::Lost(skipped, why) => {
+                Some(Item::Lost(skipped, why)) => {
                     let n = skipped.to - skipped.from;
                     tracing::error!(sink = %status.name(), from = skipped.from, to = skipped.to,
                         error = %why, "spooled events unreadable; passed over (the event log has them)");
@@ -412,7 +422,7 @@ async fn run<S: Sink>(
                     status.on_error(why);
                     window.push_done(skipped.to - 1);
                 }
-                Item::Trouble(why) => {
+                Some(Item::Trouble(why)) => {
                     tracing::error!(sink = %status.name(), error = %why, "cannot read the spool");
                     status.on_error(why);
                 }
@@ -423,7 +433,7 @@ async fn run<S: Sink>(
             let (cp, seq) = (checkpoint.clone(), window.confirmed);
             writing = Some(tokio::task::spawn_blocking(move || cp.store(seq)));
         }
-        if deadline.is_some() && in_flight.is_empty() {
+        if deadline.is_some() && in_flight.is_empty() && ready.is_empty() && reader_done {
             break;
         }
     }

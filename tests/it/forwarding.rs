@@ -439,6 +439,56 @@ async fn the_receiver_killed_mid_forwarding_resumes_from_its_checkpoint_none_mis
 }
 
 #[tokio::test]
+async fn sigterm_drains_the_spool_into_the_broker_before_exiting() {
+    // A backlog spooled while the broker was away; SIGTERM lands while it is being forwarded.
+    let port = free_port();
+    let tables = nats_sink(&format!("nats://127.0.0.1:{port}"), "");
+    let total = 1000;
+    let mut first = server_with("shutdown_timeout_secs = 30", &tables, None);
+    let statuses: Vec<u16> = futures_util::stream::iter(0..total)
+        .map(|n| {
+            let s = &first;
+            async move {
+                post_netbox(s, &format!("00000000-0000-4000-8000-{n:012}"))
+                    .await
+                    .0
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
+    let nats = Nats::start_on(port);
+    let deadline = Instant::now() + CATCH_UP;
+    while nats_count(&nats).await == 0 {
+        assert!(Instant::now() < deadline, "forwarding never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.signal(Signal::SIGTERM);
+    let started = Instant::now();
+    let status = first
+        .wait_exit(Duration::from_secs(40))
+        .expect("exits within shutdown_timeout_secs");
+    assert!(status.success(), "{status:?}: {}", first.stderr());
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "left as soon as the spool was drained, not at the deadline ({:?})",
+        started.elapsed()
+    );
+    let msgs = nats_messages(&nats).await;
+    let ids: HashSet<String> = msgs
+        .iter()
+        .map(|m| header(m, "Webhook-Event-Id").unwrap())
+        .collect();
+    assert_eq!(
+        msgs.len(),
+        total,
+        "every spooled event delivered before exit, once each"
+    );
+    assert_eq!(ids.len(), total);
+}
+
+#[tokio::test]
 async fn a_torn_spool_tail_is_cut_and_reported_at_start_and_nothing_acknowledged_is_lost() {
     let nats = Nats::start();
     let shared = tempfile::tempdir().unwrap();
