@@ -89,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
     let client: IpAddr = "2001:db8::7".parse().unwrap();
     let record = |payload| EventRecord {
         received_at: DateTime::<Utc>::from_timestamp(1_795_440_642, 237_645_000).unwrap(),
+        event_id: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
         hook: "/webhook/",
         provider: "netbox",
         delivery_id: verified.delivery_id(),
