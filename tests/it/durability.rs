@@ -413,5 +413,10 @@ async fn write_failure_recovers(log_settings: &str) {
     assert!(lines[0].contains("2f8d2d6f7a12"));
     let status_now = health(&server).await;
     assert_eq!(status_now["result"], "ok");
-    assert!(server.stderr().contains("event log write failed"));
+    // stderr is read by a thread: wait for the line rather than race it.
+    assert!(
+        server.wait_for_stderr("event log write failed", Duration::from_secs(10)),
+        "{}",
+        server.stderr()
+    );
 }
