@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::secrets::{describe_reference, resolve_secret};
-use super::{defaults, reserved, Config, ConfigError, HookConfig, LogConfig};
+use super::{defaults, reserved, AdminConfig, Config, ConfigError, HookConfig, LogConfig};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
@@ -33,7 +33,19 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub hooks: Vec<RawHook>,
+}
+
+/// The `[admin]` table: the operator's listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+    pub recent: Option<usize>,
+    pub public_metrics: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +120,8 @@ impl RawConfig {
             return Err(ConfigError::Invalid("log.file: must not be empty".into()));
         }
 
+        let admin = self.admin.resolve()?;
+
         if self.hooks.is_empty() {
             return Err(ConfigError::Invalid(
                 "hooks: at least one [[hooks]] entry is needed".into(),
@@ -143,7 +157,58 @@ impl RawConfig {
             trusted_proxies,
             client_ip_header: self.client_ip_header.unwrap_or_default(),
             log,
+            admin,
             hooks,
+        })
+    }
+}
+
+impl RawAdmin {
+    fn resolve(self) -> Result<AdminConfig, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(format!("admin.{m}"));
+        let text = self.listen.as_deref().unwrap_or(defaults::ADMIN_LISTEN);
+        let listen = match text.trim() {
+            "" => None,
+            t => Some(t.parse::<std::net::SocketAddr>().map_err(|_| {
+                invalid(format!(
+                    "listen: {text:?} is not an address like 127.0.0.1:9000 (or \"\" for off)"
+                ))
+            })?),
+        };
+        let token = match &self.token {
+            None => None,
+            Some(r) if !(r.starts_with("env:") || r.starts_with("file:")) => {
+                return Err(invalid(
+                    "token: must be env:NAME or file:/path, so the token is not in the config file"
+                        .into(),
+                ))
+            }
+            Some(r) => {
+                let t = resolve_secret(r)
+                    .map_err(|e| invalid(format!("token: {}: {e}", describe_reference(r))))?;
+                if t.expose().len() < MIN_KEY_BYTES {
+                    return Err(invalid(format!(
+                        "token: {} is shorter than {MIN_KEY_BYTES} bytes",
+                        describe_reference(r)
+                    )));
+                }
+                Some(t)
+            }
+        };
+        if let Some(addr) = listen {
+            if !addr.ip().is_loopback() && token.is_none() {
+                return Err(invalid(format!(
+                    "token: required when admin.listen ({addr}) is not a loopback address: set token = \"env:ADMIN_TOKEN\" or listen on 127.0.0.1"
+                )));
+            }
+        }
+        let recent = self.recent.unwrap_or(defaults::ADMIN_RECENT);
+        positive("admin.recent", recent as u64)?;
+        Ok(AdminConfig {
+            listen,
+            token,
+            recent,
+            public_metrics: self.public_metrics.unwrap_or(defaults::PUBLIC_METRICS),
         })
     }
 }

@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::ApiError;
+use super::observe::Seen;
 use super::AppState;
 use crate::client_ip::{client_ip, Client};
 use crate::live_config::Hook;
@@ -71,11 +72,13 @@ pub struct HookRequest {
 }
 
 impl HookRequest {
-    /// Runs every check for a request whose [`HookTarget`] is already resolved.
+    /// Runs every check for a request whose [`HookTarget`] is already resolved; hands the body,
+    /// once read, to `seen` (for an observer) whatever the signature says.
     pub async fn read(
         req: Request,
         state: &AppState,
         target: &HookTarget,
+        seen: Option<&mut Seen>,
     ) -> Result<Self, ApiError> {
         let received_at = Utc::now();
         let hook = target.hook.clone().ok_or(ApiError::NotFound)?;
@@ -121,6 +124,9 @@ impl HookRequest {
             Ok(Err(e)) => return Err(ApiError::BodyRead(e.to_string())),
             Ok(Ok(collected)) => collected.to_bytes(),
         };
+        if let Some(seen) = seen {
+            seen.body = Some(body.clone());
+        }
 
         let verified = hook
             .verifier

@@ -10,6 +10,7 @@ use axum::Json;
 
 use super::error::ApiError;
 use super::extract::HookRequest;
+use super::observe::Seen;
 use super::AppState;
 use crate::dedupe::Claim;
 use crate::event_log::{EventRecord, Payload};
@@ -36,6 +37,15 @@ impl Accepted {
             Accepted::Duplicate => Outcome::duplicate,
         }
     }
+
+    /// What the operator's page says beyond the outcome.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Accepted::Event => None,
+            Accepted::Duplicate => Some("duplicate of an accepted delivery (not logged again)"),
+            Accepted::Challenge(_) => Some("Slack url_verification handshake, answered"),
+        }
+    }
 }
 
 impl IntoResponse for Accepted {
@@ -57,8 +67,13 @@ impl IntoResponse for Accepted {
     }
 }
 
-/// The hook endpoint, after [`HookRequest::read`] checked everything up to the signature.
-pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, ApiError> {
+/// The hook endpoint, after [`HookRequest::read`] checked everything up to the signature. Tells
+/// `seen` (for an observer) the ids and event type it finds.
+pub async fn receive(
+    state: &AppState,
+    req: HookRequest,
+    mut seen: Option<&mut Seen>,
+) -> Result<Accepted, ApiError> {
     let hook = &req.hook;
     let body = req.verified.body();
 
@@ -66,6 +81,9 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
     let payload = match hook.payload {
         PayloadKind::Netbox => {
             netbox = payload::netbox(body)?;
+            if let Some(s) = seen.as_deref_mut() {
+                s.event_id = netbox.request_id().map(|id| id.to_string());
+            }
             Payload::Netbox(&netbox, body)
         }
         PayloadKind::Json => {
@@ -79,6 +97,11 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
     }
 
     let delivery_id = delivery_id(hook, &req.verified);
+    let event = event_type(hook, &req.verified, &payload);
+    if let Some(s) = seen {
+        s.delivery_id = delivery_id.as_deref().map(str::to_owned);
+        s.event = event.as_deref().map(str::to_owned);
+    }
     let claim = match &delivery_id {
         Some(id) => match state.dedupe.claim(&hook.path, id).await {
             Claim::Duplicate => return Ok(Accepted::Duplicate),
@@ -87,7 +110,6 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         None => None,
     };
 
-    let event = event_type(hook, &req.verified, &payload);
     let mut line = Vec::with_capacity(body.len() + 320);
     EventRecord {
         received_at: req.received_at,
