@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::admin::Admin;
 use crate::config::{Config, ConfigError};
 use crate::event_log::{stall_bound, EventLog, WriterThread};
 use crate::http::linger::Lingering;
@@ -45,6 +46,8 @@ pub struct App {
     config: Config,
     /// The file SIGHUP re-reads; `None` when running on the embedded default.
     config_path: Option<PathBuf>,
+    /// The operator's listener, bound; `None` when `[admin] listen` is off.
+    admin: Option<Admin>,
 }
 
 impl App {
@@ -68,18 +71,28 @@ impl App {
                     addr: config.listen,
                     source,
                 })?;
-        let state = Arc::new(AppState::new(&config, log, metrics));
+        let admin = Admin::bind(&config.admin)
+            .await
+            .map_err(|(addr, source)| StartError::Bind { addr, source })?;
+        let mut state = AppState::new(&config, log, metrics);
+        state.observer = admin.as_ref().map(Admin::observer);
         Ok(App {
             listener,
-            state,
+            state: Arc::new(state),
             writer,
             config,
             config_path,
+            admin,
         })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin listener's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
     /// Serves until SIGTERM or ctrl-c; SIGHUP reloads the config and reopens the event log.
@@ -96,7 +109,12 @@ impl App {
             writer,
             config,
             config_path,
+            admin,
         } = self;
+        let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+        // Serves until this guard drops at the end of `run`.
+        let public = listener.local_addr()?;
+        let _admin = admin.map(|a| a.spawn(state.clone(), public));
         let router = router(state.clone());
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -108,6 +126,7 @@ impl App {
         tokio::pin!(shutdown);
         tracing::info!(
             listen = %listener.local_addr()?,
+            admin = %admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
             hooks = ?state.live.load().hooks.keys().collect::<Vec<_>>(),
             log = %config.log.file.display(),
             "webhook-listener serving"
@@ -238,6 +257,7 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
             for (key, changed) in [
                 ("listen", new.listen != running.listen),
                 ("log", new.log != running.log),
+                ("admin", new.admin != running.admin),
                 (
                     "max_concurrent_requests",
                     new.max_concurrent_requests != running.max_concurrent_requests,

@@ -13,6 +13,7 @@ const FLOORS: &[&[&str]] = &[
     &["config"],
     &["live_config"],
     &["http"],
+    &["admin"],
     &["app"],
     &["cli"],
 ];
