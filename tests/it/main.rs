@@ -4,6 +4,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
+mod admin_browser;
 mod client_addr;
 mod dedupe_attacks;
 mod durability;
