@@ -117,9 +117,10 @@ impl Admin {
                     }
                 };
                 let router = router.clone();
-                let svc = hyper::service::service_fn(move |req: axum::extract::Request<Incoming>| {
-                    router.clone().oneshot(req)
-                });
+                let svc =
+                    hyper::service::service_fn(move |req: axum::extract::Request<Incoming>| {
+                        router.clone().oneshot(req)
+                    });
                 let conn = http.serve_connection(TokioIo::new(tcp), svc);
                 tokio::spawn(async move {
                     let _ = conn.await;

@@ -197,7 +197,9 @@ fn sign_command(scheme: &Scheme) -> String {
     } = scheme
     {
         let (a, e): (&str, &str) = ((*algorithm).into(), (*encoding).into());
-        cmd.push_str(&format!(" --header {header} --algorithm {a} --encoding {e}"));
+        cmd.push_str(&format!(
+            " --header {header} --algorithm {a} --encoding {e}"
+        ));
         if !prefix.is_empty() {
             cmd.push_str(&format!(" --prefix '{}'", prefix.replace('\'', r"'\''")));
         }

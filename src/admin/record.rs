@@ -154,7 +154,10 @@ pub fn mask(value: &[u8]) -> String {
     const SCHEMES: [&str; 11] = [
         "bearer", "basic", "token", "sha1", "sha256", "sha512", "md5", "v0", "v1", "v1a", "t",
     ];
-    let word = value.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+    let word = value
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
     let scheme = match value.get(word) {
         Some(b'=' | b',' | b' ')
             if SCHEMES
@@ -209,10 +212,17 @@ mod tests {
 
     #[test]
     fn every_scheme_names_its_signature_header() {
-        for scheme in [Scheme::Netbox, Scheme::Github, Scheme::Stripe, Scheme::Slack] {
+        for scheme in [
+            Scheme::Netbox,
+            Scheme::Github,
+            Scheme::Stripe,
+            Scheme::Slack,
+        ] {
             let names = signature_headers(&scheme);
             assert!(
-                names.iter().any(|n| is_credential(&n.to_ascii_lowercase(), Some(&scheme))),
+                names
+                    .iter()
+                    .any(|n| is_credential(&n.to_ascii_lowercase(), Some(&scheme))),
                 "{scheme:?}: {names:?}"
             );
         }

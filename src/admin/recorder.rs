@@ -75,10 +75,7 @@ impl Recorder {
         let id = ring.next_id;
         ring.next_id += 1;
         record.summary.id = id;
-        let stats = ring
-            .stats
-            .entry(record.summary.hook.clone())
-            .or_default();
+        let stats = ring.stats.entry(record.summary.hook.clone()).or_default();
         *stats.counts.entry(record.summary.outcome).or_default() += 1;
         if record.summary.outcome == Outcome::accepted.as_str() {
             stats.last_accepted = Some(record.summary.received_at);

@@ -65,10 +65,7 @@ async fn assert_recorded(server: &Server, hook: &str, outcome: &str, reason: &st
     assert!(page.contains(&shown), "detail page lacks {shown:?}");
     let (_, list) = admin_get(
         server,
-        &format!(
-            "/?hook={}&outcome={outcome}",
-            hook.replace('/', "%2F")
-        ),
+        &format!("/?hook={}&outcome={outcome}", hook.replace('/', "%2F")),
     )
     .await;
     assert!(list.contains(&shown), "list page lacks {shown:?}");
@@ -82,8 +79,18 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
     let hooks = format!(
         "{}{}{}{}",
         netbox_hook("/webhook/"),
-        hook(Provider::Stripe, "/stripe", std::slice::from_ref(&stripe), ""),
-        hook(Provider::Github, "/github", std::slice::from_ref(&github), ""),
+        hook(
+            Provider::Stripe,
+            "/stripe",
+            std::slice::from_ref(&stripe),
+            ""
+        ),
+        hook(
+            Provider::Github,
+            "/github",
+            std::slice::from_ref(&github),
+            ""
+        ),
         format!("{}allow_ips = [\"192.0.2.1\"]\n", netbox_hook("/allowed")),
     );
     let server = Server::start_with(Options {
@@ -95,7 +102,12 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
     let body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
 
     // No signature header.
-    let (status, _) = post(&url("/webhook/"), &Vec::<(&str, String)>::new(), body.clone()).await;
+    let (status, _) = post(
+        &url("/webhook/"),
+        &Vec::<(&str, String)>::new(),
+        body.clone(),
+    )
+    .await;
     assert_eq!(status, 401);
     assert_recorded(
         &server,
@@ -108,14 +120,25 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
     // Signature mismatch.
     let forged = [("x-hook-signature", "ab".repeat(64))];
     assert_eq!(post(&url("/webhook/"), &forged, body.clone()).await.0, 401);
-    assert_recorded(&server, "/webhook/", "rejected_signature", "signature mismatch").await;
+    assert_recorded(
+        &server,
+        "/webhook/",
+        "rejected_signature",
+        "signature mismatch",
+    )
+    .await;
 
     // A timestamp 912 s old against the 300 s window.
     let event = br#"{"id":"evt_1","type":"invoice.paid"}"#.to_vec();
     let old = signed(Provider::Stripe, &stripe, &event, now() - 912, "");
     assert_eq!(post(&url("/stripe"), &old, event.clone()).await.0, 401);
-    let r = assert_recorded(&server, "/stripe", "rejected_signature", "outside the 300 s window")
-        .await;
+    let r = assert_recorded(
+        &server,
+        "/stripe",
+        "rejected_signature",
+        "outside the 300 s window",
+    )
+    .await;
     let reason = r["reason"].as_str().unwrap();
     // The clock may tick between signing and checking.
     assert!(
@@ -136,15 +159,32 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
     // Larger than the cap (declared Content-Length: refused before the body is read).
     let big = vec![b'x'; 3000];
     let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &big);
-    assert_eq!(post(&url("/webhook/"), &[("x-hook-signature", sig)], big).await.0, 413);
-    let r = assert_recorded(&server, "/webhook/", "too_large", "body larger than the cap (2000 bytes)").await;
+    assert_eq!(
+        post(&url("/webhook/"), &[("x-hook-signature", sig)], big)
+            .await
+            .0,
+        413
+    );
+    let r = assert_recorded(
+        &server,
+        "/webhook/",
+        "too_large",
+        "body larger than the cap (2000 bytes)",
+    )
+    .await;
     assert!(r["size"].is_null(), "never read: {r}");
 
     // Not JSON, with where parsing stopped.
     let broken = br#"{"event": "created", "timestamp": }"#.to_vec();
     assert_eq!(post_netbox(&url("/webhook/"), &broken).await.0, 400);
     assert_recorded(&server, "/webhook/", "invalid_payload", "not JSON").await;
-    assert_recorded(&server, "/webhook/", "invalid_payload", "at line 1 column 35").await;
+    assert_recorded(
+        &server,
+        "/webhook/",
+        "invalid_payload",
+        "at line 1 column 35",
+    )
+    .await;
 
     // A field that is not what NetBox sends.
     let not_uuid = netbox_body("not-a-uuid");
@@ -166,7 +206,13 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
     assert!(first["reason"].is_null());
     let (status, json) = post(&url("/github"), &headers, push).await;
     assert_eq!((status, json["duplicate"].as_bool()), (200, Some(true)));
-    assert_recorded(&server, "/github", "duplicate", "duplicate of an accepted delivery").await;
+    assert_recorded(
+        &server,
+        "/github",
+        "duplicate",
+        "duplicate of an accepted delivery",
+    )
+    .await;
 
     // An accepted NetBox event carries its request id as the event id.
     assert_eq!(post_netbox(&url("/webhook/"), &body).await.0, 200);
@@ -230,7 +276,10 @@ async fn signatures_are_masked_and_hostile_text_is_escaped() {
     let (status, page) = admin_get(&server, &format!("/deliveries/{}", r["id"])).await;
     assert_eq!(status, 200);
     assert!(!page.contains(&sig) && !page.contains("hunter2"));
-    assert!(!page.contains("<img") && !page.contains("<script>alert"), "{page}");
+    assert!(
+        !page.contains("<img") && !page.contains("<script>alert"),
+        "{page}"
+    );
     assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
     assert!(page.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
 }
@@ -239,20 +288,37 @@ async fn signatures_are_masked_and_hostile_text_is_escaped() {
 async fn pages_carry_a_strict_csp_and_load_nothing_from_elsewhere() {
     let server = Server::start(&netbox_hook("/webhook/"));
     let resp = client().get(server.admin_url("/")).send().await.unwrap();
-    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe-inline"));
     let page = resp.text().await.unwrap();
     // Nothing loaded from elsewhere: every src and href is a path on this listener.
     for attr in ["src=\"", "href=\""] {
         for (at, _) in page.match_indices(attr) {
             let value = &page[at + attr.len()..];
-            assert!(value.starts_with('/'), "{attr}{}", &value[..value.len().min(40)]);
+            assert!(
+                value.starts_with('/'),
+                "{attr}{}",
+                &value[..value.len().min(40)]
+            );
         }
     }
     assert!(page.contains("<script src=\"/assets/app.js\" integrity=\"sha256-"));
-    let js = client().get(server.admin_url("/assets/app.js")).send().await.unwrap();
-    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    let js = client()
+        .get(server.admin_url("/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
     assert!(!js.text().await.unwrap().contains("innerHTML"));
 }
 
@@ -335,7 +401,11 @@ async fn a_stream_resumes_after_last_event_id_without_losing_or_repeating() {
     assert_eq!(ids, [2, 3, 4]);
 
     // Without an id, a stream starts with what comes next.
-    let resp = client().get(server.admin_url("/api/stream")).send().await.unwrap();
+    let resp = client()
+        .get(server.admin_url("/api/stream"))
+        .send()
+        .await
+        .unwrap();
     let url = server.url("/webhook/");
     tokio::spawn(async move { netbox_status(&url, "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a20").await });
     assert_eq!(read_ids(resp, 1).await, [5]);
@@ -393,7 +463,10 @@ async fn a_non_loopback_admin_needs_a_token_and_checks_it() {
         &[],
     );
     assert!(matches!(status, Some(c) if c != 0), "{err}");
-    assert!(!err.contains("not-a-reference"), "a literal token is never echoed: {err}");
+    assert!(
+        !err.contains("not-a-reference"),
+        "a literal token is never echoed: {err}"
+    );
 
     let server = Server::start_with(Options {
         hooks: &netbox_hook("/webhook/"),
@@ -402,16 +475,33 @@ async fn a_non_loopback_admin_needs_a_token_and_checks_it() {
         ..Default::default()
     });
     let c = client();
-    for path in ["/", "/api/deliveries", "/api/deliveries/1", "/api/stream", "/metrics", "/deliveries/1"] {
+    for path in [
+        "/",
+        "/api/deliveries",
+        "/api/deliveries/1",
+        "/api/stream",
+        "/metrics",
+        "/deliveries/1",
+    ] {
         let url = server.admin_url(path);
         let none = c.get(&url).send().await.unwrap();
         assert_eq!(none.status(), 401, "{path} without a token");
         assert!(none.headers().contains_key("www-authenticate"));
-        let wrong = c.get(&url).bearer_auth("admin-token-0123456789abcdeX").send().await.unwrap();
+        let wrong = c
+            .get(&url)
+            .bearer_auth("admin-token-0123456789abcdeX")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), 401, "{path} with a wrong token");
     }
     for path in ["/", "/api/deliveries", "/metrics"] {
-        let right = c.get(server.admin_url(path)).bearer_auth(TOKEN).send().await.unwrap();
+        let right = c
+            .get(server.admin_url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(right.status(), 200, "{path} with the token");
     }
 
@@ -435,10 +525,18 @@ async fn a_non_loopback_admin_needs_a_token_and_checks_it() {
         .unwrap();
     assert_eq!(ok.status(), 303);
     let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains(TOKEN), "the cookie is not the token");
     let pair = cookie.split(';').next().unwrap().to_owned();
-    let page = c.get(server.admin_url("/")).header("cookie", &pair).send().await.unwrap();
+    let page = c
+        .get(server.admin_url("/"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let forged = c
         .get(server.admin_url("/"))

@@ -70,6 +70,8 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
         .no_sandbox()
         .args(["--disable-gpu", "--disable-background-networking"])
         .window_size(1400, 900)
+        // The window's size, not chromiumoxide's 800x600 emulated viewport.
+        .viewport(None)
         .launch_timeout(Duration::from_secs(60))
         .request_timeout(Duration::from_secs(30))
         .build()
@@ -91,12 +93,20 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
     assert!(live.is_some(), "the live stream never opened");
 
     let signed_body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
-    let forged_body = br#"{"event": "created", "data": {"name": "<img src=x onerror=\"window.__pwned=1\">"}}"#.to_vec();
+    let forged_body =
+        br#"{"event": "created", "data": {"name": "<img src=x onerror=\"window.__pwned=1\">"}}"#
+            .to_vec();
     let forged_sig = "ab".repeat(64);
     let t0 = Instant::now();
-    assert_eq!(post_netbox(&server.url("/webhook/"), &signed_body).await.0, 200);
+    assert_eq!(
+        post_netbox(&server.url("/webhook/"), &signed_body).await.0,
+        200
+    );
     let forged = [("x-hook-signature", forged_sig.clone())];
-    assert_eq!(post(&server.url("/webhook/"), &forged, forged_body).await.0, 401);
+    assert_eq!(
+        post(&server.url("/webhook/"), &forged, forged_body).await.0,
+        401
+    );
     let rows = wait_for(
         &page,
         "(() => { const r = [...document.querySelectorAll('#rows tr')]; \
@@ -110,12 +120,18 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
     let (forged_row, signed_row) = (&rows[0], &rows[1]);
     assert_eq!(forged_row[5], "rejected_signature", "{rows}");
     assert!(
-        forged_row[6].as_str().unwrap().contains("signature mismatch"),
+        forged_row[6]
+            .as_str()
+            .unwrap()
+            .contains("signature mismatch"),
         "{rows}"
     );
     assert_eq!(signed_row[5], "accepted", "{rows}");
     assert_eq!(signed_row[8], "dcim.site.created", "{rows}");
-    assert_eq!(eval(&page, "document.querySelectorAll('img').length").await, 0);
+    assert_eq!(
+        eval(&page, "document.querySelectorAll('img').length").await,
+        0
+    );
     page.save_screenshot(
         ScreenshotParams::builder().full_page(true).build(),
         artifact("admin-page.png"),
@@ -138,7 +154,10 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
     .await;
     assert!(opened.is_some(), "the detail page did not open");
     let reason = eval(&page, "document.getElementById('reason').textContent").await;
-    assert!(reason.as_str().unwrap().contains("signature mismatch"), "{reason}");
+    assert!(
+        reason.as_str().unwrap().contains("signature mismatch"),
+        "{reason}"
+    );
     let sig = eval(
         &page,
         "[...document.querySelectorAll('#headers tr')] \
@@ -147,10 +166,19 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
     .await;
     assert_eq!(sig, "‹masked, 128 bytes›");
     let html = eval(&page, "document.documentElement.outerHTML").await;
-    assert!(!html.as_str().unwrap().contains(&forged_sig), "signature value on the page");
+    assert!(
+        !html.as_str().unwrap().contains(&forged_sig),
+        "signature value on the page"
+    );
     let body = eval(&page, "document.getElementById('body').textContent").await;
-    assert!(body.as_str().unwrap().contains("<img src=x onerror="), "{body}");
-    assert_eq!(eval(&page, "document.querySelectorAll('img').length").await, 0);
+    assert!(
+        body.as_str().unwrap().contains("<img src=x onerror="),
+        "{body}"
+    );
+    assert_eq!(
+        eval(&page, "document.querySelectorAll('img').length").await,
+        0
+    );
     assert_eq!(eval(&page, "window.__pwned === undefined").await, true);
     page.save_screenshot(
         ScreenshotParams::builder().full_page(true).build(),
