@@ -77,7 +77,7 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
     let stripe = secret(Provider::Stripe, 1);
     let github = secret(Provider::Github, 1);
     let hooks = format!(
-        "{}{}{}{}",
+        "{}{}{}{}allow_ips = [\"192.0.2.1\"]\n",
         netbox_hook("/webhook/"),
         hook(
             Provider::Stripe,
@@ -91,7 +91,7 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
             std::slice::from_ref(&github),
             ""
         ),
-        format!("{}allow_ips = [\"192.0.2.1\"]\n", netbox_hook("/allowed")),
+        netbox_hook("/allowed"),
     );
     let server = Server::start_with(Options {
         top: "max_body_bytes = 2000",
