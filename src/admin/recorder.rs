@@ -171,3 +171,85 @@ impl Observer for Recorder {
         self.push(Record::new(request));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::record::Summary;
+
+    fn record(hook: &str, outcome: Outcome) -> Record {
+        Record {
+            summary: Summary {
+                id: 0,
+                received_at: Utc::now(),
+                hook: hook.into(),
+                provider: Some("netbox"),
+                client: "192.0.2.1".into(),
+                outcome: outcome.as_str(),
+                status: 200,
+                reason: None,
+                size: Some(2),
+                event: None,
+                delivery_id: None,
+                event_id: None,
+                latency_ms: 1.0,
+            },
+            method: "POST".into(),
+            headers: Vec::new(),
+            body: Some("{}".into()),
+            body_truncated: false,
+            expected: None,
+        }
+    }
+
+    fn ids(records: &[Arc<Record>]) -> Vec<u64> {
+        records.iter().map(|r| r.summary.id).collect()
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_and_counts_everything() {
+        let rec = Recorder::new(3);
+        for _ in 0..5 {
+            rec.push(record("/a", Outcome::accepted));
+        }
+        rec.push(record("/a", Outcome::rejected_signature));
+        assert_eq!(ids(&rec.list(10, |_| true)), [6, 5, 4]);
+        assert!(rec.get(3).is_none(), "evicted");
+        assert_eq!(rec.get(5).unwrap().summary.id, 5);
+        assert!(rec.get(7).is_none());
+        let stats = &rec.stats()["/a"];
+        assert_eq!(stats.counts["accepted"], 5, "counts outlive the ring");
+        assert_eq!(stats.counts["rejected_signature"], 1);
+        assert!(stats.last_accepted.is_some());
+    }
+
+    #[test]
+    fn a_resumed_subscription_gets_what_is_kept_and_is_told_what_is_not() {
+        let rec = Recorder::new(3);
+        for _ in 0..5 {
+            rec.push(record("/a", Outcome::accepted));
+        }
+        let sub = rec.subscribe(Some(1));
+        assert_eq!(ids(&sub.backlog), [3, 4, 5]);
+        assert_eq!(sub.missed, 1, "record 2 left the ring");
+        let sub = rec.subscribe(Some(4));
+        assert_eq!((ids(&sub.backlog), sub.missed), (vec![5], 0));
+        // An id from before a restart: everything kept.
+        assert_eq!(ids(&rec.subscribe(Some(99)).backlog), [3, 4, 5]);
+        assert!(rec.subscribe(None).backlog.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_never_blocks_a_push_and_learns_it_lagged() {
+        let rec = Recorder::new(10);
+        let mut sub = rec.subscribe(None);
+        for _ in 0..STREAM_BUFFER + 5 {
+            rec.push(record("/a", Outcome::accepted));
+        }
+        match sub.live.recv().await {
+            Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n, 5),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert_eq!(sub.live.recv().await.unwrap().summary.id, 6);
+    }
+}
