@@ -342,7 +342,7 @@ async fn stream(
         .or(q.after);
     let sub = s.recorder.subscribe(after);
     let q = Arc::new(q);
-    let mut last = sub
+    let last = sub
         .backlog
         .last()
         .map(|r| r.summary.id)
@@ -355,7 +355,7 @@ async fn stream(
         .into_iter()
         .filter(move |r| keep.keeps(r))
         .map(delivery);
-    let live = stream::unfold(sub.live, move |mut rx| {
+    let live = stream::unfold((sub.live, last), move |(mut rx, mut last)| {
         let q = q.clone();
         async move {
             loop {
@@ -365,10 +365,10 @@ async fn stream(
                     Ok(r) => {
                         last = r.summary.id;
                         if q.keeps(&r) {
-                            return Some((delivery(r), rx));
+                            return Some((delivery(r), (rx, last)));
                         }
                     }
-                    Err(RecvError::Lagged(n)) => return Some((lagged(n), rx)),
+                    Err(RecvError::Lagged(n)) => return Some((lagged(n), (rx, last))),
                     Err(RecvError::Closed) => return None,
                 }
             }
