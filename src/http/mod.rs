@@ -132,8 +132,8 @@ pub fn metrics_text(state: &AppState) -> Response {
 }
 
 /// Every request that is not a reserved path: reads and verifies it ([`HookRequest::read`]), hands
-/// it to [`handler::receive`], then counts and logs how it ended, in this one place, before
-/// turning the result into a response. Observing here rather than in a middleware layer keeps
+/// it to [`handler::receive`], then counts, logs and (for the admin page's [`Observer`]) records
+/// how it ended, in this one place, before turning the result into a response. Observing here rather than in a middleware layer keeps
 /// the hot path to one router dispatch and no boxed layer future.
 async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let start = Instant::now();
