@@ -15,7 +15,8 @@
 # the NetBox fixture tests/fixtures/netbox/v4.6.8-created.json with a valid X-Hook-Signature. Prints
 # req/s, p50, p99 and peak RSS per run and the ratios ours/ref, and checks after each of our runs that
 # the event log holds one line per acknowledged request. Takes about 1.5 minutes after the build.
-# Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), TMPDIR (where the logs go:
+# Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), BENCH_LIVE_PAGE (1: an SSE
+# client reads the admin stream during the recording runs; 0: none), TMPDIR (where the logs go:
 # put it on the disk you care about; a tmpfs makes fsync free).
 set -euo pipefail
 
@@ -251,9 +252,11 @@ start_ours norec off
 OFF_PID=$PID OFF_URL=$URL
 start_ours rec on
 REC_PID=$PID REC_URL=$URL
-# One browser's worth of live page: an SSE client reading every record.
-curl -sN "$ADMIN_URL/api/stream" >/dev/null &
-PIDS+=("$!")
+# One browser's worth of live page: an SSE client reading every record (BENCH_LIVE_PAGE=0: none).
+if [[ ${BENCH_LIVE_PAGE:-1} != 0 ]]; then
+    curl -sN "$ADMIN_URL/api/stream" >/dev/null &
+    PIDS+=("$!")
+fi
 for run in 1 2 3; do
     drive recording off "$run" "$OFF_URL"
     drive recording rec "$run" "$REC_URL"
