@@ -23,7 +23,8 @@ RUN find . -name '*.rs' -type f -exec sh -c \
       -type f -exec cp --parents {} /skeleton/ \;
 
 # ---------------------------------------------------------------------------------------------------
-# Builder.
+# Builder. The full image, not -slim: it has gcc, which mimalloc's C sources need (libmimalloc-sys
+# compiles them with the cc crate).
 FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
 

@@ -34,10 +34,15 @@ fn git_describe() -> Option<String> {
         println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
         if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
             let common = git(&["rev-parse", "--git-common-dir"]).unwrap_or_default();
-            println!(
-                "cargo:rerun-if-changed={}",
-                Path::new(&common).join(head_ref).display()
-            );
+            let loose = Path::new(&common).join(head_ref);
+            // A path that does not exist makes cargo rerun this script on every build; a branch
+            // that `git gc` packed lives in packed-refs instead.
+            let watched = if loose.exists() {
+                loose
+            } else {
+                Path::new(&common).join("packed-refs")
+            };
+            println!("cargo:rerun-if-changed={}", watched.display());
         }
     }
     git(&["describe", "--always", "--tags"]).filter(|d| !d.is_empty())

@@ -103,7 +103,11 @@ fn bench_verify(c: &mut Criterion) {
         .sample_size(30);
     for (label, body) in bodies() {
         g.throughput(Throughput::Bytes(body.len() as u64));
-        for p in Provider::iter() {
+        // Discord verifies with public keys, Linear needs its stamp in the body and Twilio a form
+        // body or a signed URL: none of them fits a NetBox fixture signed with a secret.
+        let fits =
+            |p: &Provider| !matches!(p, Provider::Discord | Provider::Linear | Provider::Twilio);
+        for p in Provider::iter().filter(fits) {
             let name = match p {
                 Provider::Hmac => "hmac-sha1",
                 p => p.name(),
@@ -159,6 +163,7 @@ fn bench_parse_and_format(c: &mut Criterion) {
                     let mut line = Vec::with_capacity(body.len() + 320);
                     EventRecord {
                         received_at,
+                        event_id: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
                         hook: "/webhook/",
                         provider: "netbox",
                         delivery_id: None,

@@ -17,7 +17,9 @@
 # the event log holds one line per acknowledged request. Takes about 1.5 minutes after the build.
 # Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), BENCH_LIVE_PAGE (1: an SSE
 # client reads the admin stream during the recording runs; 0: none), TMPDIR (where the logs go:
-# put it on the disk you care about; a tmpfs makes fsync free).
+# put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
+# runs only the recording and forwarding modes), BENCH_IN_FLIGHT (the sinks' max_in_flight in the
+# forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -213,7 +215,9 @@ hwm_mb() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 lines_in() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
 
 declare -A RSS
-for mode in fsync nofsync; do
+# BENCH_PAIRS="" skips the comparisons with the reference servers (to run only the forwarding mode).
+PAIRS=${BENCH_PAIRS-fsync nofsync}
+for mode in $PAIRS; do
     log "mode $mode"
     start_ref "$mode"
     REF_PID=$PID REF_URL=$URL
@@ -267,6 +271,7 @@ kill "$OFF_PID" "$REC_PID"
 wait "$OFF_PID" "$REC_PID" 2>/dev/null || true
 
 # --- report ------------------------------------------------------------------------------------
+if [[ -n $PAIRS ]]; then
 REF_NAME_fsync=durable_limit
 REF_NAME_nofsync=bare_limit
 echo
@@ -284,7 +289,7 @@ while IFS=$'\t' read -r mode server run rps p50 p99; do
 done <"$RESULTS"
 echo
 printf '%-8s %22s %22s\n' mode 'throughput ours/ref' 'p99 ours/ref'
-for mode in fsync nofsync; do
+for mode in $PAIRS; do
     awk -F'\t' -v m="$mode" '
         $1 == m { rps[$2] += $4; p99[$2] += $6; n[$2]++ }
         END {
@@ -294,6 +299,7 @@ for mode in fsync nofsync; do
         }' "$RESULTS"
 done
 echo "(ratios of the means over the two runs; throughput > 1 and p99 < 1 favour ours)"
+fi
 awk -F'\t' '
     $1 == "recording" { rps[$2] += $4; p99[$2] += $6; n[$2]++ }
     END {
@@ -301,3 +307,93 @@ awk -F'\t' '
             (p99["rec"] / n["rec"]) / (p99["off"] / n["off"])
     }' "$RESULTS"
 echo "(record: recording on / off, means over three alternate runs each)"
+
+# --- forwarding: intake with a NATS and a Redis sink attached vs none ----------------------------
+# Both ours, fsync = true, driven alternately. After each run with sinks the script times how long
+# the sinks take to drain the burst (lag_events back to 0 in /healthz) and reports the events/s
+# delivered into each broker over the run plus the drain. Skipped when either broker is missing.
+# Knob: BENCH_IN_FLIGHT (the sinks' max_in_flight, default 1: in order).
+NATS_BIN=$(command -v nats-server || ls /usr/sbin/nats-server /usr/bin/nats-server 2>/dev/null | head -1 || true)
+REDIS_BIN=$(command -v redis-server || ls /usr/sbin/redis-server /usr/bin/redis-server 2>/dev/null | head -1 || true)
+if [[ -z ${NATS_BIN:-} || -z ${REDIS_BIN:-} ]]; then
+    echo
+    echo "forwarding: skipped (apt-get install nats-server redis-server)"
+    exit 0
+fi
+log "mode forward"
+IN_FLIGHT=${BENCH_IN_FLIGHT:-1}
+NATS_PORT=$(free_port)
+REDIS_PORT=$(free_port)
+mkdir -p "$WORK/js" "$WORK/redis"
+"$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/js" >"$WORK/nats.out" 2>&1 &
+PIDS+=("$!")
+"$REDIS_BIN" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --appendonly yes \
+    --appendfsync always --save "" >"$WORK/redis.out" 2>&1 &
+PIDS+=("$!")
+for ((i = 0; i < 300; i++)); do
+    grep -q "Server is ready" "$WORK/nats.out" && grep -q "Ready to accept" "$WORK/redis.out" && break
+    sleep 0.1
+done
+
+# start_fwd NAME SINKS_TOML: ours with fsync and the given sinks; sets PID, URL, HEALTH.
+start_fwd() {
+    local name=$1 port
+    port=$(free_port)
+    {
+        # No admin listener: its default port would be taken by the second server.
+        printf 'listen = "127.0.0.1:%s"\n\n[admin]\nlisten = ""\n\n[log]\nfile = "%s"\nformat = "json"\n\n' "$port" "$WORK/fwd-$name.log"
+        printf '[[hooks]]\npath = "/webhook/"\nprovider = "netbox"\nsecrets = ["literal:%s"]\n%s\n' "$SECRET" "$2"
+    } >"$WORK/fwd-$name.toml"
+    RUST_LOG=warn "$OURS" --config "$WORK/fwd-$name.toml" >"$WORK/fwd-$name.out" 2>"$WORK/fwd-$name.err" &
+    started "$port" "http://127.0.0.1:$port/healthz"
+    HEALTH=http://127.0.0.1:$port/healthz
+}
+
+SINKS_TOML=$(printf '[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "nats://127.0.0.1:%s"\nstream = "WEBHOOKS"\nmax_in_flight = %s\n\n[[sinks]]\nname = "cache"\nkind = "redis"\nurl = "redis://127.0.0.1:%s/0"\nmax_in_flight = %s\n' \
+    "$NATS_PORT" "$IN_FLIGHT" "$REDIS_PORT" "$IN_FLIGHT")
+start_fwd none ""
+NONE_URL=$URL
+start_fwd sinks "$SINKS_TOML"
+SINKS_URL=$URL SINKS_HEALTH=$HEALTH
+
+# delivered: the fewest events any sink has delivered so far.
+delivered() {
+    python3 -c 'import json,sys,urllib.request; h=json.load(urllib.request.urlopen(sys.argv[1])); print(min(s["delivered"] for s in h["sinks"]))' "$SINKS_HEALTH"
+}
+# lag_zero: seconds until every sink's lag_events is 0 ("timeout" after 120 s).
+lag_zero() {
+    python3 -c '
+import json, sys, time, urllib.request
+url, t0 = sys.argv[1], time.monotonic()
+while time.monotonic() - t0 < 120:
+    h = json.load(urllib.request.urlopen(url))
+    if all(s["lag_events"] == 0 for s in h["sinks"]):
+        print("%.2f" % (time.monotonic() - t0))
+        sys.exit(0)
+    time.sleep(0.05)
+print("timeout")' "$SINKS_HEALTH"
+}
+
+FWD=$WORK/forward.tsv # run server rps p50 p99 drain_s events_per_s
+: >"$FWD"
+for run in 1 2; do
+    drive forward none "$run" "$NONE_URL"
+    printf '%s\tnone\t%s\t%s\t%s\t-\t-\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
+    before=$(delivered)
+    t0=$(date +%s.%N)
+    drive forward sinks "$run" "$SINKS_URL"
+    drained=$(lag_zero)
+    t2=$(date +%s.%N)
+    after=$(delivered)
+    rate=$(awk -v n=$((after - before)) -v a="$t0" -v c="$t2" 'BEGIN { printf "%.0f", n / (c - a) }')
+    printf '   forward sinks run %s: lag 0 %s s after wrk stopped; %d events into each broker at %s events/s\n' \
+        "$run" "$drained" $((after - before)) "$rate" >&2
+    printf '%s\tsinks\t%s\t%s\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" "$drained" "$rate" >>"$FWD"
+done
+echo
+echo "forwarding: webhook-listener fsync=true, no sink vs a NATS and a Redis sink (max_in_flight $IN_FLIGHT); wrk -t1 -c$CONNS -d$DURATION"
+printf '%-4s %-6s %10s %9s %9s %18s %16s\n' run sinks 'req/s' 'p50 ms' 'p99 ms' 'lag 0 after (s)' 'delivered ev/s'
+while IFS=$'\t' read -r run server rps p50 p99 drain rate; do
+    printf '%-4s %-6s %10s %9s %9s %18s %16s\n' "$run" "$server" "$rps" "$p50" "$p99" "$drain" "$rate"
+done <"$FWD"
+awk -F'\t' '{ rps[$2] += $3; n[$2]++ } END { printf "intake with sinks / without: %.2f (mean of %d runs each)\n", (rps["sinks"] / n["sinks"]) / (rps["none"] / n["none"]), n["none"] }' "$FWD"

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +17,11 @@ use tower::ServiceExt;
 use crate::admin::Admin;
 use crate::config::{Config, ConfigError};
 use crate::event_log::{stall_bound, EventLog, WriterThread};
+use crate::forward::{ForwardError, Forwarding, Spool, SpoolError};
 use crate::http::linger::Lingering;
 use crate::http::{router, AppState};
 use crate::live_config::LiveConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, COMMIT, VERSION};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +30,22 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot use the listening socket passed in LISTEN_FDS: {source}")]
+    Inherited { source: io::Error },
+    #[error("cannot write pid file {path}: {source}")]
+    PidFile { path: PathBuf, source: io::Error },
     #[error("cannot open event log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
+    #[error("cannot open the spool: {0}")]
+    Spool(#[from] SpoolError),
+    #[error("cannot start forwarding: {0}")]
+    Forward(#[from] ForwardError),
 }
+
+/// hyper's per-connection read buffer grows up to this while a body streams in (its default is
+/// ~400 KiB, which 64 connections reading 1 MB bodies at once turned into ~25 MB outside the
+/// memory budget). It also bounds a request head; 64 KiB is 2x nginx's largest header buffers.
+const READ_BUF_MAX: usize = 64 * 1024;
 
 /// A bound, ready-to-run server. Tests build one on `127.0.0.1:0` and read [`App::local_addr`].
 pub struct App {
@@ -48,33 +62,101 @@ pub struct App {
     config_path: Option<PathBuf>,
     /// The operator's listener, bound; `None` when `[admin] listen` is off.
     admin: Option<Admin>,
+    /// Written once the server can serve, removed when it stops.
+    pid_file: Option<PidFile>,
+}
+
+/// `pid_file` while the server runs, so logrotate's `kill -HUP "$(cat …)"` finds this process.
+struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Writes this process's id, replacing the file whole (a reader never sees a partial pid).
+    fn create(path: &Path) -> io::Result<PidFile> {
+        let pid = std::process::id();
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{pid}.tmp"));
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, format!("{pid}\n"))?;
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    /// Removes the file, unless another process has written its own pid there since.
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.path)
+            .is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the pid file");
+            }
+        }
+    }
 }
 
 impl App {
-    /// Binds the listener and opens the event log; fails with a message naming what is wrong.
-    pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<App, StartError> {
-        let metrics = Arc::new(Metrics::new());
+    /// Binds the listener (or adopts `inherited`, a socket systemd passed) and opens the event log;
+    /// fails with a message naming what is wrong.
+    pub async fn build(
+        config: Config,
+        config_path: Option<PathBuf>,
+        inherited: Option<std::net::TcpListener>,
+    ) -> Result<App, StartError> {
+        let mut metrics = Metrics::new();
+        let (spool, forward) = start_forwarding(&config).await?;
+        if let Some(f) = &forward {
+            metrics.register_sinks(f.clone());
+        }
+        let metrics = Arc::new(metrics);
         let (log, writer) = EventLog::start(
             &config.log.file,
             config.log.fsync,
             stall_bound(config.request_timeout),
             metrics.clone(),
+            spool,
         )
         .map_err(|source| StartError::Log {
             path: config.log.file.clone(),
             source,
         })?;
-        let listener =
-            TcpListener::bind(config.listen)
+        let listener = match inherited {
+            Some(l) => {
+                let adopted = l
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(l));
+                let listener = adopted.map_err(|source| StartError::Inherited { source })?;
+                tracing::info!(
+                    "serving on the socket passed by the service manager (LISTEN_FDS); `listen` is not used"
+                );
+                listener
+            }
+            None => TcpListener::bind(config.listen)
                 .await
                 .map_err(|source| StartError::Bind {
                     addr: config.listen,
                     source,
-                })?;
+                })?,
+        };
         let admin = Admin::bind(&config.admin)
             .await
             .map_err(|(addr, source)| StartError::Bind { addr, source })?;
-        let mut state = AppState::new(&config, log, metrics);
+        // Last: a pid file promises a process that serves.
+        let pid_file = match &config.pid_file {
+            Some(path) => Some(PidFile::create(path).map_err(|source| StartError::PidFile {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let mut state = AppState::new(&config, log, metrics).with_forwarding(forward);
         state.observer = admin.as_ref().map(Admin::observer);
         Ok(App {
             listener,
@@ -83,6 +165,7 @@ impl App {
             config,
             config_path,
             admin,
+            pid_file,
         })
     }
 
@@ -110,6 +193,7 @@ impl App {
             config,
             config_path,
             admin,
+            pid_file,
         } = self;
         let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
         // Serves until this guard drops at the end of `run`.
@@ -119,6 +203,7 @@ impl App {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(config.request_timeout)
+            .max_buf_size(READ_BUF_MAX)
             .keep_alive(true);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -129,6 +214,8 @@ impl App {
             admin = %admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
             hooks = ?state.live.load().hooks.keys().collect::<Vec<_>>(),
             log = %config.log.file.display(),
+            version = %VERSION,
+            commit = %COMMIT,
             "webhook-listener serving"
         );
 
@@ -191,20 +278,30 @@ impl App {
                 "requests still in flight at the shutdown timeout were cut off (not acknowledged)"
             );
         }
+        if let Some(forward) = &state.forward {
+            // In-flight deliveries finish (or are abandoned at the deadline: they stay spooled and
+            // go again at the next start, where the broker de-duplicates them).
+            let sinks_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+            if tokio::time::timeout_at(sinks_deadline, forward.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("sinks still delivering at the shutdown timeout; what is left stays in the spool");
+            }
+        }
         let log_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
         if !state.log.stop(writer, log_deadline).await {
             // Every 2xx was sent only after its line was written (and synced with fsync), so none
             // is lost here; lines still queued were never acknowledged and their senders retry.
             let refused = state.log.health().refused();
             let why = state.log.health().error().unwrap_or_default();
-            tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused, %why,
-                "event log writer did not stop by the shutdown timeout; exiting without it");
-            eprintln!(
-                "webhook-listener: event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall"
-            );
+            tracing::error!(acknowledged_unsynced = 0, refused_during_stall = refused,
+                "event log writer stuck ({why}); exiting: 0 events acknowledged but unsynced, {refused} refused (503) during the stall");
+            drop(pid_file); // exit runs no destructors
             std::process::exit(2);
         }
         drop(state);
+        drop(pid_file);
         tracing::info!("stopped");
         Ok(())
     }
@@ -249,6 +346,12 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
         }
     };
     match loaded {
+        Ok(new) if new.max_body_bytes > state.budget.total() => {
+            state.metrics.reload(false);
+            tracing::error!(config = %path.display(), max_body_bytes = new.max_body_bytes,
+                running_max_buffered_bytes = state.budget.total(),
+                "config reload refused: max_body_bytes is larger than the running max_buffered_bytes (which changes only at a restart); the previous config stays in force");
+        }
         Ok(new) => {
             for w in new.warnings() {
                 tracing::warn!("{w}");
@@ -258,9 +361,16 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
                 ("listen", new.listen != running.listen),
                 ("log", new.log != running.log),
                 ("admin", new.admin != running.admin),
+                ("pid_file", new.pid_file != running.pid_file),
+                ("spool", !new.sinks.is_empty() && new.spool != running.spool),
+                ("sinks", state.forward.is_none() && !new.sinks.is_empty()),
                 (
                     "max_concurrent_requests",
                     new.max_concurrent_requests != running.max_concurrent_requests,
+                ),
+                (
+                    "max_buffered_bytes",
+                    new.max_buffered_bytes != running.max_buffered_bytes,
                 ),
             ] {
                 if changed {
@@ -268,6 +378,11 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
                         key,
                         "changed in the config file; takes effect after a restart"
                     );
+                }
+            }
+            if let Some(forward) = &state.forward {
+                for e in forward.reload(&new.sinks).await {
+                    tracing::error!(error = %e, "sink not started by the reload");
                 }
             }
             let hooks: Vec<String> = live.hooks.keys().cloned().collect();
@@ -278,9 +393,45 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
         }
         Err(e) => {
             state.metrics.reload(false);
-            tracing::error!(config = %path.display(), error = %e, "config reload refused; the previous config stays in force");
+            // One line per problem, each naming file, line and key (never a value).
+            for line in e.lines() {
+                tracing::error!("config reload refused: {line}");
+            }
+            tracing::error!(config = %path.display(), "config reload refused; the previous config stays in force");
         }
     }
+}
+
+/// Opens the spool and starts every sink, when any is configured: before the writer takes its first
+/// line, so every sink is registered before the first append.
+async fn start_forwarding(
+    config: &Config,
+) -> Result<(Option<Spool>, Option<Arc<Forwarding>>), StartError> {
+    if config.sinks.is_empty() {
+        return Ok((None, None));
+    }
+    let (spool, report) = Spool::open(config.spool.clone())?;
+    if let Some(t) = &report.torn_tail {
+        let (segment, damage) = (t.segment.display(), &t.damage);
+        if t.records_cut > 1 {
+            tracing::error!(%segment, offset = t.offset, bytes_cut = t.bytes_cut,
+                records_cut = t.records_cut, %damage,
+                "spool: torn tail cut, with intact records after the damage (out-of-order writes or media damage)");
+        } else {
+            tracing::warn!(%segment, offset = t.offset, bytes_cut = t.bytes_cut,
+                records_cut = t.records_cut, %damage,
+                "spool: torn tail cut (an unacknowledged write interrupted by a crash)");
+        }
+    }
+    tracing::info!(dir = %config.spool.dir.display(), segments = report.segments,
+        used_bytes = report.used_bytes, next_seq = report.next_seq, "spool opened");
+    let token = tokio_util::sync::CancellationToken::new();
+    let forward = Forwarding::start(spool.handle(), &config.sinks, token).await?;
+    for s in config.sinks.iter() {
+        tracing::info!(sink = %s.name, kind = s.kind.as_str(), required = s.required_timeout.is_some(),
+            "sink started");
+    }
+    Ok((Some(spool), Some(Arc::new(forward))))
 }
 
 /// Resolves on ctrl-c or SIGTERM.

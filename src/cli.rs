@@ -12,46 +12,69 @@ use strum::VariantNames;
 
 use crate::app::App;
 use crate::config::{resolve_secret, Config};
-use crate::event_log::LogFormat;
+use crate::diagnostics::{self, DiagFormat};
+use crate::http::SERVICE;
 use crate::signature::{self, Algorithm, Encoding, Provider, Scheme};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "webhook-listener",
-    version,
-    about = "Receives webhooks, verifies their signatures over the raw body, and appends each accepted event durably to a log file."
+    version = VERSION,
+    about = "Receives webhooks, verifies their signatures over the raw body, and appends each accepted event durably to a log file.",
+    // `webhook-listener --config X check-config Y` is refused rather than `--config` ignored:
+    // serving flags belong to serving, and each subcommand has its own.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// Configuration file (TOML). Without it, the embedded default: one NetBox hook at /webhook/
-    /// with the secret from WEBHOOK_SECRET, listening on 0.0.0.0:8000.
-    #[arg(
-        long,
-        short,
-        global = true,
-        env = "WEBHOOK_LISTENER_CONFIG",
-        value_name = "FILE"
-    )]
-    pub config: Option<PathBuf>,
-    /// Address to listen on, overriding the config's `listen` (e.g. 127.0.0.1:9000).
-    #[arg(
-        long,
-        global = true,
-        env = "WEBHOOK_LISTENER_LISTEN",
-        value_name = "ADDR"
-    )]
-    pub listen: Option<String>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--version`: the package version and the commit it was built from (build.rs); the same two
+/// values as [`crate::metrics::VERSION`] and [`crate::metrics::COMMIT`].
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WEBHOOK_LISTENER_COMMIT"),
+    ")"
+);
+
+/// What serving reads; the same flags with and without the `serve` word.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Without it, the embedded default: one NetBox hook at /webhook/
+    /// with the secret from WEBHOOK_SECRET, listening on 0.0.0.0:8000.
+    #[arg(long, short, env = "WEBHOOK_LISTENER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding the config's `listen` (e.g. 127.0.0.1:9000).
+    #[arg(long, env = "WEBHOOK_LISTENER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// How diagnostics are written to stderr: text lines, or one JSON object per line.
+    #[arg(
+        long,
+        env = "WEBHOOK_LISTENER_LOG_FORMAT",
+        value_enum,
+        default_value_t = DiagFormat::Text
+    )]
+    pub log_format: DiagFormat,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve webhooks (the default when no command is given).
-    Serve,
+    Serve(ServeArgs),
     /// Parse and validate a config file and resolve every secret; start nothing.
     CheckConfig {
         /// The config file to check.
         file: PathBuf,
+        /// Check the file only: no env:/file: secret resolved, no directory looked at (for CI).
+        #[arg(long, conflicts_with = "connect")]
+        syntax_only: bool,
+        /// Also reach every sink's broker once.
+        #[arg(long)]
+        connect: bool,
     },
     /// Print the header(s) a sender would send for a body, to test a setup with curl.
     Sign {
@@ -79,13 +102,27 @@ pub enum Command {
         /// hmac provider: text before the signature, e.g. sha256=.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// twilio: the webhook URL as configured in Twilio (append ?bodySHA256=<hex> for a JSON body).
+        #[arg(long)]
+        public_url: Option<String>,
         /// The body to sign, exactly as it will be sent; - for standard input.
         file: PathBuf,
     },
-    /// Exit 0 if the server answers its health endpoint (for a container HEALTHCHECK).
+    /// Exit 0 only if a webhook-listener answers its /healthz with "ok" (for a container
+    /// HEALTHCHECK); non-zero when nothing answers, the answer is "degraded", or it is not ours.
     Healthcheck {
-        #[arg(long, default_value = "http://127.0.0.1:8000/healthz")]
-        url: String,
+        /// The health URL to ask (http only; IPv6 as http://[::1]:8000/healthz). Default: /healthz
+        /// at the address the server would listen on, from --listen, else --config, else the
+        /// built-in default, with 0.0.0.0 and [::] asked on loopback. Wins over both (their
+        /// environment variables may be set for the server).
+        #[arg(long)]
+        url: Option<String>,
+        /// The server's config file: its `listen` is the address asked (secrets are not read).
+        #[arg(long, short, env = "WEBHOOK_LISTENER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The address the server listens on, as given to the server's --listen.
+        #[arg(long, env = "WEBHOOK_LISTENER_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 3)]
         timeout: u64,
@@ -100,22 +137,18 @@ where
     PossibleValuesParser::new(T::VARIANTS).try_map(|s| s.parse::<T>())
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 /// Runs the command line; the process exit code.
 pub fn main() -> ExitCode {
+    return_freed_memory_promptly();
     let cli = Cli::parse();
     match cli.command {
-        None | Some(Command::Serve) => serve(cli.config, cli.listen),
-        Some(Command::CheckConfig { file }) => check_config(file),
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::CheckConfig {
+            file,
+            syntax_only,
+            connect,
+        }) => crate::config::check::main(&file, syntax_only, connect),
         Some(Command::Sign {
             provider,
             secret,
@@ -125,6 +158,7 @@ pub fn main() -> ExitCode {
             algorithm,
             encoding,
             prefix,
+            public_url,
             file,
         }) => {
             let scheme = match provider {
@@ -136,21 +170,60 @@ pub fn main() -> ExitCode {
                     delivery_id_header: None,
                     event_header: None,
                 },
+                Provider::Twilio => Scheme::Twilio {
+                    public_url: public_url.unwrap_or_default(),
+                },
                 p => Scheme::from_provider(p),
             };
             sign(&scheme, &secret, timestamp, id, file)
         }
-        Some(Command::Healthcheck { url, timeout }) => healthcheck(&url, timeout),
+        Some(Command::Healthcheck {
+            url,
+            config,
+            listen,
+            timeout,
+        }) => match health_url(url, config, listen) {
+            Ok(url) => healthcheck(&url, timeout),
+            Err(e) => {
+                eprintln!("healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
-    init_tracing();
+/// Serves until stopped. Every error is printed once, as a diagnostic, so `--log-format json`
+/// output stays one JSON object per line.
+fn serve(args: ServeArgs) -> ExitCode {
+    let ServeArgs {
+        config: config_path,
+        listen,
+        log_format,
+    } = args;
+    // First, while the process has one thread: listenfd removes LISTEN_FDS/LISTEN_PID from the
+    // environment (so children do not inherit them), which is only sound before threads start.
+    let (inherited, passed) = inherited_listener();
+    diagnostics::init(log_format);
+    if passed > 1 {
+        tracing::warn!(
+            passed,
+            "several sockets passed in LISTEN_FDS; serving on the first only"
+        );
+    }
+    let inherited = match inherited {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot use the listening socket passed in LISTEN_FDS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("webhook-listener: {e}");
+            // One diagnostic per problem, so each stays one line (and one JSON object).
+            for line in e.lines() {
+                tracing::error!("{line}");
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -161,9 +234,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
         match addr.parse() {
             Ok(a) => config.listen = a,
             Err(_) => {
-                eprintln!(
-                    "webhook-listener: --listen {addr:?} is not an address like 127.0.0.1:8000"
-                );
+                tracing::error!("--listen {addr:?} is not an address like 127.0.0.1:8000");
                 return ExitCode::FAILURE;
             }
         }
@@ -174,94 +245,85 @@ fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> ExitCode {
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(collect_when_idle)
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("webhook-listener: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     rt.block_on(async move {
-        let app = match App::build(config, config_path).await {
+        let app = match App::build(config, config_path, inherited).await {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!("{e}");
-                eprintln!("webhook-listener: {e}");
                 return ExitCode::FAILURE;
             }
         };
         match app.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("webhook-listener: {e}");
+                tracing::error!("{e}");
                 ExitCode::FAILURE
             }
         }
     })
 }
 
-fn check_config(file: PathBuf) -> ExitCode {
-    let config = match Config::load(Some(&file)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{}: {e}", file.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    // Written at once and without panicking: `check-config … | head` must not print a backtrace.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), summary(&file, &config).as_bytes());
-    ExitCode::SUCCESS
+/// The first socket of systemd's socket activation (`LISTEN_FDS`, with `LISTEN_PID` naming this
+/// process), if any was passed, and how many were passed.
+fn inherited_listener() -> (std::io::Result<Option<std::net::TcpListener>>, usize) {
+    let mut fds = listenfd::ListenFd::from_env();
+    let passed = fds.len();
+    if passed == 0 {
+        return (Ok(None), 0);
+    }
+    (fds.take_tcp_listener(0), passed)
 }
 
-/// What `check-config` prints: every setting that matters, never a secret.
-fn summary(file: &std::path::Path, config: &Config) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "{}: OK", file.display());
-    let _ = writeln!(
-        out,
-        "listen {}  max_body_bytes {}  request_timeout {} s  max_concurrent_requests {}",
-        config.listen,
-        config.max_body_bytes,
-        config.request_timeout.as_secs(),
-        config.max_concurrent_requests
-    );
-    let _ = writeln!(
-        out,
-        "log {} (format {}, fsync {})",
-        config.log.file.display(),
-        match config.log.format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        },
-        if config.log.fsync { "on" } else { "off" }
-    );
-    for w in config.warnings() {
-        let _ = writeln!(out, "warning: {w}");
+/// mimalloc's `mi_option_purge_delay` (the `mimalloc.h` enum, the same in v2 and v3; libmimalloc-sys
+/// does not name it). A unit test checks it against the option's default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Makes mimalloc give freed memory back to the OS at once. It purges lazily, on a later
+/// allocation, `purge_delay` (1 s) after the free: once a flood of large bodies ends the process
+/// goes quiet, nothing allocates, and the memory stayed resident (1.7 GB after 1,024 stalled 1 MB
+/// bodies; tens of MB with 0, see README). `MIMALLOC_PURGE_DELAY` in the environment still wins.
+/// Must run before any other thread exists: `mi_option_set` is not thread-safe.
+fn return_freed_memory_promptly() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain store into mimalloc's option table, index in range; single-threaded here.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
-    let _ = writeln!(out, "{} hook(s):", config.hooks.len());
-    for h in &config.hooks {
-        let _ = writeln!(
-            out,
-            "  {:<24} provider={:<17} payload={} secrets={}{}{}",
-            h.path,
-            h.verifier.scheme().provider().name(),
-            format!("{:?}", h.payload).to_lowercase(),
-            h.verifier.key_count(),
-            if h.verifier.allows_unsigned() {
-                " UNSIGNED REQUESTS ACCEPTED"
-            } else {
-                ""
-            },
-            if h.allow_ips.is_empty() {
-                String::new()
-            } else {
-                format!(" allow_ips={}", h.allow_ips.len())
-            }
-        );
-    }
-    out
+}
+
+/// How often at most a worker thread about to sleep collects its mimalloc heap.
+const COLLECT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Run by each runtime worker as it goes to sleep (nothing left to run): takes back the blocks
+/// other threads freed into its heap (tokio moves tasks between workers, so a connection's buffers
+/// are often freed on another thread) and returns empty pages to the OS. mimalloc does this only
+/// when the owning thread allocates again, which an idle worker after a flood never does: the
+/// memory stayed resident. At most once per [`COLLECT_INTERVAL`] per thread, so a busy worker that
+/// parks thousands of times a second does not pay for it each time.
+fn collect_when_idle() {
+    use std::cell::Cell;
+    use std::time::Instant;
+    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    let now = Instant::now();
+    LAST.with(|last| {
+        let due = match last.get() {
+            None => true,
+            Some(t) => now.duration_since(t) >= COLLECT_INTERVAL,
+        };
+        if due {
+            last.set(Some(now));
+            // SAFETY: collects the calling thread's own heap; no pointers are passed.
+            unsafe { libmimalloc_sys::mi_collect(false) };
+        }
+    });
 }
 
 /// C0, DEL, C1 and the Unicode line and paragraph separators.
@@ -324,6 +386,55 @@ fn sign(
     }
 }
 
+/// The URL `healthcheck` asks: `--url`, else `/healthz` at the address the server would listen on.
+fn health_url(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    listen: Option<String>,
+) -> Result<String, String> {
+    if let Some(url) = url {
+        return Ok(url);
+    }
+    let (text, from) = match (listen, config) {
+        (Some(l), _) => (l, "--listen".to_owned()),
+        (None, Some(path)) => {
+            // Only `listen` is read: resolving secrets (or validating hooks) is not the health
+            // check's business, and the file may name secrets this process cannot read.
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|_| format!("{} is not valid TOML", path.display()))?;
+            let listen = match table.get("listen") {
+                None => crate::config::defaults::LISTEN.to_owned(),
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(_) => return Err(format!("{}: listen is not a string", path.display())),
+            };
+            (listen, path.display().to_string())
+        }
+        (None, None) => (
+            crate::config::defaults::LISTEN.to_owned(),
+            "the built-in default".to_owned(),
+        ),
+    };
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{from}: {text:?} is not an address like 127.0.0.1:8000"))?;
+    Ok(format!("http://{}/healthz", loopback_if_unspecified(addr)))
+}
+
+/// A server on 0.0.0.0 or [::] is asked on the loopback address of the same family.
+fn loopback_if_unspecified(mut addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    addr
+}
+
 fn healthcheck(url: &str, timeout: u64) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -340,7 +451,7 @@ fn healthcheck(url: &str, timeout: u64) -> ExitCode {
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {timeout} s")))
     });
-    match result {
+    match result.and_then(|body| judge_health(&body).map(|()| body)) {
         Ok(body) => {
             println!("{body}");
             ExitCode::SUCCESS
@@ -349,6 +460,30 @@ fn healthcheck(url: &str, timeout: u64) -> ExitCode {
             eprintln!("healthcheck {url}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Healthy only when the answer is ours (`"service": "webhook-listener"`) and says `ok`: another
+/// program on the port, or a degraded event log, is not healthy.
+fn judge_health(body: &str) -> Result<(), String> {
+    let shown: String = body
+        .chars()
+        .take(512)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Err(format!(
+            "the answer is not webhook-listener's (not JSON): {shown}"
+        ));
+    };
+    if json.get("service").and_then(|s| s.as_str()) != Some(SERVICE) {
+        return Err(format!("the answer is not webhook-listener's: {shown}"));
+    }
+    match json.get("result").and_then(|s| s.as_str()) {
+        Some("ok") => Ok(()),
+        Some("degraded") => Err(format!("degraded: {shown}")),
+        _ => Err(format!("unexpected answer: {shown}")),
     }
 }
 
@@ -397,6 +532,17 @@ async fn health_get(url: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_purge_delay_option_index_names_purge_delay() {
+        // The only option whose default is 1000 (ms) in mimalloc v3; a shifted enum would read
+        // another option's default here.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads mimalloc's option table.
+            let v = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+            assert_eq!(v, 1000);
+        }
+    }
+
     use clap::CommandFactory;
 
     use super::*;

@@ -167,7 +167,7 @@ impl Table {
         }
         let due = inner
             .last_warning
-            .map_or(true, |t| now.duration_since(t) >= EVICTION_WARNING_INTERVAL);
+            .is_none_or(|t| now.duration_since(t) >= EVICTION_WARNING_INTERVAL);
         if inner.unreported_evictions > 0 && due {
             tracing::warn!(
                 hook = %self.hook,

@@ -6,7 +6,8 @@
 //! `tests/it/layers.rs` keeps it so):
 //! - pure cores: [`signature`] (schemes, verification, signing), [`payload`] (typed bodies);
 //! - services: [`event_log`] (group-committed, fsynced log and its line formats), [`dedupe`],
-//!   [`metrics`], [`forward`], [`client_ip`] (the client address through trusted proxies);
+//!   [`metrics`], [`forward`], [`client_ip`] (the client address through trusted proxies),
+//!   [`diagnostics`] (stderr, escaped);
 //! - [`config`]: the file, validated, with every hook's verifier built;
 //! - [`live_config`]: what a SIGHUP swaps;
 //! - [`http`]: the public listener (router, extractor, handler, errors);
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod dedupe;
+pub mod diagnostics;
 pub mod event_log;
 pub mod forward;
 pub mod http;

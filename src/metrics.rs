@@ -9,7 +9,17 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+/// The package version, as `--version`, the start-up line, `/healthz` and `/metrics` say it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit the binary was built from (`git describe`, stamped by build.rs; "unknown" without git).
+pub const COMMIT: &str = env!("WEBHOOK_LISTENER_COMMIT");
+
+use crate::forward::Forwarding;
+
+mod sinks;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -22,6 +32,8 @@ pub enum Outcome {
     invalid_payload,
     unavailable,
     overloaded,
+    /// The body did not fit in `max_buffered_bytes`.
+    over_budget,
     timeout,
     forbidden,
     not_found,
@@ -38,6 +50,7 @@ impl Outcome {
             Outcome::invalid_payload => "invalid_payload",
             Outcome::unavailable => "unavailable",
             Outcome::overloaded => "overloaded",
+            Outcome::over_budget => "over_budget",
             Outcome::timeout => "timeout",
             Outcome::forbidden => "forbidden",
             Outcome::not_found => "not_found",
@@ -100,6 +113,7 @@ pub struct Metrics {
     log_sync: Histogram,
     log_bytes: Counter,
     in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
+    buffered_bytes: Gauge<i64, std::sync::atomic::AtomicI64>,
     reloads: Family<ReloadLabels, Counter>,
     dedupe_evictions: Family<HookLabel, Counter>,
     none: Arc<str>,
@@ -155,6 +169,12 @@ impl Metrics {
             "Hook requests being processed",
             in_flight.clone(),
         );
+        let buffered_bytes = Gauge::default();
+        registry.register(
+            "webhook_buffered_body_bytes",
+            "Request body bytes reserved from max_buffered_bytes",
+            buffered_bytes.clone(),
+        );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "webhook_config_reloads",
@@ -167,6 +187,12 @@ impl Metrics {
             "Delivery ids forgotten before their dedupe window ended (a replay of one is accepted)",
             dedupe_evictions.clone(),
         );
+        // `webhook_listener_build_info{version, commit} 1`: dashboards join on it to say what runs.
+        registry.register(
+            "webhook_listener_build",
+            "The version and commit of the running binary",
+            Info::new(vec![("version", VERSION), ("commit", COMMIT)]),
+        );
         Metrics {
             registry,
             requests,
@@ -175,6 +201,7 @@ impl Metrics {
             log_sync,
             log_bytes,
             in_flight,
+            buffered_bytes,
             reloads,
             dedupe_evictions,
             none: Arc::from("none"),
@@ -225,6 +252,10 @@ impl Metrics {
         &self.in_flight
     }
 
+    pub fn buffered_bytes(&self) -> &Gauge<i64, std::sync::atomic::AtomicI64> {
+        &self.buffered_bytes
+    }
+
     pub fn observe_log_write(&self, elapsed: Duration, bytes: usize) {
         self.log_write.observe(elapsed.as_secs_f64());
         self.log_bytes.inc_by(bytes as u64);
@@ -240,6 +271,13 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Per-sink series (delivered, retried, dead-lettered, lag, connected), read from each sink's
+    /// status at scrape time, so they cannot drift from `/healthz`.
+    pub fn register_sinks(&mut self, forward: Arc<Forwarding>) {
+        self.registry
+            .register_collector(Box::new(sinks::SinkCollector(forward)));
     }
 
     /// The OpenMetrics text exposition.

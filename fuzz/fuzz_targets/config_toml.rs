@@ -1,4 +1,5 @@
-//! `Config::from_toml` on any UTF-8 text: an error or a config, never a panic. A config it accepts
+//! `Config::from_toml` on any UTF-8 text: an error or a config, never a panic. An error is one
+//! inert line per problem. A config it accepts
 //! has every hook's verifier built, and builds the live config as a SIGHUP reload would.
 //!
 //! `WEBHOOK_SECRET` is set so the shipped configs (`env:WEBHOOK_SECRET`) resolve fully. Note that
@@ -18,8 +19,21 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(config) = Config::from_toml(text, "fuzz") else {
-        return;
+    let config = match Config::from_toml(text, "fuzz") {
+        Ok(c) => c,
+        Err(e) => {
+            // One line per problem, each naming the origin, none carrying a raw control character.
+            let lines = e.lines();
+            assert!(!lines.is_empty());
+            for l in &lines {
+                assert!(l.starts_with("fuzz:"), "{l:?}");
+                assert!(
+                    !l.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'),
+                    "{l:?}"
+                );
+            }
+            return;
+        }
     };
     assert!(!config.hooks.is_empty());
     for (i, h) in config.hooks.iter().enumerate() {

@@ -237,8 +237,8 @@ impl ListQuery {
         )
     }
     fn keeps(&self, r: &Record) -> bool {
-        self.hook().map_or(true, |h| r.summary.hook == h)
-            && self.outcome().map_or(true, |o| r.summary.outcome == o)
+        self.hook().is_none_or(|h| r.summary.hook == h)
+            && self.outcome().is_none_or(|o| r.summary.outcome == o)
     }
 }
 

@@ -4,8 +4,12 @@
 //! file as written (unknown keys are errors), and [`Config`] is the validated, resolved form the
 //! server runs with (secrets read from env/files, addresses parsed).
 
+pub mod check;
+mod de;
+mod error;
 mod raw;
 mod secrets;
+mod sinks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,9 +19,11 @@ use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
 use crate::signature::Verifier;
+pub use error::{ConfigError, Fault, KeyPath, LineCol, Problem, Syntax};
 use ipnet::IpNet;
 pub use raw::{parse_cidrs, BadCidr, RawAdmin, RawConfig, RawHook, RawLog};
 pub use secrets::{resolve_secret, SecretError};
+pub use sinks::{default_spool_dir, RawSink, RawSpool};
 
 /// The documented default configuration, compiled in so the binary runs with no file at all.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
@@ -36,6 +42,9 @@ pub mod defaults {
     pub const FSYNC: bool = true;
     /// 1,000,000 bytes: far above any NetBox/GitHub payload, small enough that a flood cannot exhaust memory.
     pub const MAX_BODY_BYTES: usize = 1_000_000;
+    /// 64 MiB of request bodies held at once: sized for a 256 MB container, with room for the
+    /// process itself (~20 MB), hyper's per-connection buffers and the allocator's slack.
+    pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
     /// Senders time out after 10-30 s; a client slower than this is stalling, not sending.
     pub const REQUEST_TIMEOUT_SECS: u64 = 10;
     /// Senders retry for minutes, not hours; ten minutes catches the retries of a slow acknowledgement.
@@ -54,33 +63,32 @@ pub mod defaults {
     pub const ADMIN_RECENT: usize = 1000;
     /// `/metrics` lists every hook path: not for strangers on the public port.
     pub const PUBLIC_METRICS: bool = false;
+    /// The spool's directory name, beside the event log unless `[spool] dir` says otherwise.
+    pub const SPOOL_DIR_NAME: &str = "webhook-listener.spool";
+    /// 1 GiB: hours of a busy sender's events while a broker is away.
+    pub const SPOOL_MAX_BYTES: u64 = 1_073_741_824;
+    /// 64 MiB: small enough that a caught-up spool frees space soon, large enough to roll rarely.
+    pub const SPOOL_SEGMENT_BYTES: u64 = 67_108_864;
+    /// A 2xx waits only for the local sync unless the operator asks for the broker too.
+    pub const SINK_REQUIRED: bool = false;
+    /// Senders time out after 10 s or more; five leaves room for the local sync and the answer.
+    pub const SINK_REQUIRED_TIMEOUT_SECS: u64 = 5;
+    /// One at a time keeps the spool's order in the stream.
+    pub const SINK_MAX_IN_FLIGHT: usize = 1;
+    /// The Redis stream key when `stream` is not set.
+    pub const REDIS_STREAM: &str = "webhooks";
 }
 
-/// Why a configuration was refused. Every variant names the key, file or variable at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("invalid config {origin}: {message}")]
-    Parse { origin: String, message: String },
-    #[error("invalid config: {0}")]
-    Invalid(String),
-    #[error("hooks[{index}] ({path}): {message}")]
-    Hook {
-        index: usize,
-        path: String,
-        message: String,
-    },
-    #[error("hooks[{index}] ({path}): secret {reference}: {source}")]
-    Secret {
-        index: usize,
-        path: String,
-        reference: String,
-        source: SecretError,
-    },
+/// What a load may look at besides the file itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Serving and reloading: every secret resolved.
+    Serve,
+    /// `check-config`: every secret resolved, and the event log's path and directory checked.
+    Check,
+    /// `check-config --syntax-only` (CI): nothing outside the file: `env:` and `file:` secrets are
+    /// not resolved, the log directory is not looked at. The result is for the summary only.
+    SyntaxOnly,
 }
 
 /// The validated configuration the server runs with.
@@ -90,6 +98,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The body cap, on the declared `Content-Length` and on the bytes read.
     pub max_body_bytes: usize,
+    /// Body bytes held across all requests at once (read at start only).
+    pub max_buffered_bytes: usize,
     /// For the headers (hyper's timeout, set at start) and then the body (per request).
     pub request_timeout: Duration,
     /// How long an accepted delivery id is remembered.
@@ -104,12 +114,20 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// The one forwarding header read from a trusted proxy; the other is never a fallback.
     pub client_ip_header: ClientIpHeader,
+    /// Where the server writes its pid at start and removes it at exit, for logrotate's SIGHUP
+    /// (read at start only).
+    pub pid_file: Option<PathBuf>,
     /// The event log (read at start only; SIGHUP reopens the same path).
     pub log: LogConfig,
     /// The operator's listener (read at start only).
     pub admin: AdminConfig,
     /// At least one; paths unique.
     pub hooks: Vec<HookConfig>,
+    /// Where accepted events wait for the sinks (opened only when `sinks` is not empty; read at
+    /// start only).
+    pub spool: crate::forward::SpoolConfig,
+    /// Where accepted events are forwarded; names unique.
+    pub sinks: Vec<crate::forward::SinkSpec>,
 }
 
 /// The `[log]` table.
@@ -150,6 +168,9 @@ pub struct HookConfig {
     /// The references (as [`secrets::describe_reference`] names them) of keys shorter than
     /// [`crate::signature::MIN_KEY_BYTES`]: loaded, but warned about.
     pub short_secrets: Vec<String>,
+    /// The `env:`/`file:` references [`Mode::SyntaxOnly`] left unresolved (empty otherwise): their
+    /// keys are not in `verifier`.
+    pub unresolved_secrets: Vec<String>,
 }
 
 /// The paths the server answers itself, whatever the method. The router registers exactly these
@@ -190,6 +211,11 @@ impl Config {
 
     /// Loads `path`, or the embedded default when `None`, and resolves every secret.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_as(path, Mode::Serve)
+    }
+
+    /// [`Config::load`] with what else to check (or not to look at) given by `mode`.
+    pub fn load_as(path: Option<&Path>, mode: Mode) -> Result<Config, ConfigError> {
         let (text, origin) = match path {
             Some(p) => (
                 std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -203,16 +229,115 @@ impl Config {
                 "(embedded default)".to_string(),
             ),
         };
-        Self::from_toml(&text, &origin)
+        Self::parse(&text, &origin, mode)
     }
 
     /// Parses and resolves TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Self::parse(text, origin, Mode::Serve)
+    }
+
+    /// Syntax (the first error stops it), then types (one error per hook and one for the rest at
+    /// most), then every validation rule on everything that deserialized; every problem mapped to
+    /// its line and column.
+    fn parse(text: &str, origin: &str, mode: Mode) -> Result<Config, ConfigError> {
+        use serde::Deserialize;
+        let invalid = |problems| ConfigError::Invalid {
             origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        raw.resolve()
+            problems,
+        };
+        let doc = match toml_edit::ImDocument::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => return Err(invalid(vec![syntax_problem(text, &e)])),
+        };
+        let root = doc.as_table();
+        let mut problems = Vec::new();
+        let raw = keep(
+            text,
+            RawConfig::deserialize(de::Node::table(root, KeyPath::root())),
+            &mut problems,
+        );
+        let hooks: Vec<Option<RawHook>> = match root.get("hooks").map(hook_nodes) {
+            None => Vec::new(),
+            Some(Some(nodes)) => nodes
+                .into_iter()
+                .map(|n| keep(text, RawHook::deserialize(n), &mut problems))
+                .collect(),
+            Some(None) => {
+                problems.push(Problem::new(
+                    KeyPath::root().key("hooks"),
+                    Fault::Rule("must be an array of tables, each written [[hooks]]"),
+                ));
+                Vec::new()
+            }
+        };
+        let config = match raw {
+            Some(mut raw) => {
+                raw.hooks = hooks;
+                raw.resolve(mode, &mut problems)
+            }
+            None => {
+                raw::resolve_hooks(hooks, mode, &mut problems);
+                None
+            }
+        };
+        for p in problems.iter_mut().filter(|p| p.at.is_none()) {
+            p.at = de::span_of(root, &p.key).map(|s| LineCol::of(text, s.start));
+        }
+        // In file order, as an editor walks them; those without a place last.
+        problems.sort_by_key(|p| p.at.map_or((usize::MAX, 0), |a| (a.line, a.column)));
+        match config {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(invalid(problems)),
+        }
+    }
+}
+
+/// The value, or `None` with its error added to `problems`.
+fn keep<T>(text: &str, r: Result<T, error::SchemaError>, problems: &mut Vec<Problem>) -> Option<T> {
+    r.map_err(|e| problems.push(e.into_problem(text))).ok()
+}
+
+/// The one problem of a file that is not TOML: where, and what kind of mistake. A duplicate key
+/// is named when it is a plain key (the parser's span points at it).
+fn syntax_problem(text: &str, e: &toml_edit::TomlError) -> Problem {
+    let kind = Syntax::classify(e.message());
+    let span = e.span();
+    let mut key = KeyPath::root();
+    if kind == Syntax::DuplicateKey {
+        // The span is the key's first character: the key is the bare-key run from there.
+        if let Some(rest) = span.as_ref().and_then(|s| text.get(s.start..)) {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .unwrap_or(rest.len());
+            if error::is_plain_key(&rest[..end]) {
+                key = key.key(&rest[..end]);
+            }
+        }
+    }
+    let mut p = Problem::new(key, Fault::Syntax(kind));
+    p.at = span.map(|s| LineCol::of(text, s.start));
+    p
+}
+
+/// The `[[hooks]]` entries (or an inline array of tables), each with its key path; `None` when
+/// `hooks` is something else.
+fn hook_nodes(item: &toml_edit::Item) -> Option<Vec<de::Node<'_>>> {
+    use toml_edit::{Item, Value};
+    match item {
+        Item::ArrayOfTables(a) => Some(
+            a.iter()
+                .enumerate()
+                .map(|(i, t)| de::Node::table(t, KeyPath::hook(i)))
+                .collect(),
+        ),
+        Item::Value(Value::Array(a)) => Some(
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| de::Node::value(v, KeyPath::hook(i)))
+                .collect(),
+        ),
+        _ => None,
     }
 }
 
@@ -274,6 +399,7 @@ mod tests {
         let c = Config::from_toml(MINIMAL, "test").unwrap();
         assert_eq!(c.listen, "0.0.0.0:8000".parse().unwrap());
         assert_eq!(c.max_body_bytes, 1_000_000);
+        assert_eq!(c.max_buffered_bytes, 64 << 20);
         assert_eq!(c.request_timeout, Duration::from_secs(10));
         assert_eq!(c.log.file, PathBuf::from("webhook-listener.log"));
         assert_eq!(c.log.format, LogFormat::Text);
@@ -299,6 +425,27 @@ mod tests {
     }
 
     #[test]
+    fn a_body_cap_the_memory_budget_could_never_hold_is_refused() {
+        let err = Config::from_toml(
+            &format!("max_body_bytes = 2000\nmax_buffered_bytes = 1000\n{MINIMAL}"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("max_buffered_bytes") && err.contains("max_body_bytes"),
+            "{err}"
+        );
+        let ok = Config::from_toml(
+            &format!("max_body_bytes = 1000\nmax_buffered_bytes = 1000\n{MINIMAL}"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(ok.max_buffered_bytes, 1000);
+        assert!(Config::from_toml(&format!("max_buffered_bytes = 0\n{MINIMAL}"), "t").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = Config::from_toml(&format!("lisen = \"x\"\n{MINIMAL}"), "t")
             .unwrap_err()
@@ -311,11 +458,83 @@ mod tests {
     }
 
     #[test]
-    fn unknown_provider_is_named() {
+    fn unknown_provider_is_named_by_key_never_by_value() {
         let err = Config::from_toml(&MINIMAL.replace("netbox", "netbux"), "t")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("netbux"), "{err}");
+        assert!(err.starts_with("t:4:20: hooks[0].provider: "), "{err}");
+        assert!(
+            err.contains("`standard-webhooks`"),
+            "the accepted names: {err}"
+        );
+        assert!(!err.contains("netbux"), "the value: {err}");
+    }
+
+    const NEAR_VALID: &str = "listen = \"127.0.0.1:0\"\n[log]\nfile = \"x.log\"\n[[hooks]]\npath = \"/nb\"\nprovider = \"netbox\"\nsecrets = [\"hunter2-literal-secret-value\", \"env:WL_PROPTEST_UNSET\"]\nallow_ips = [\"10.0.0.0/8\"]\ntolerance_secs = 5\n[[hooks]]\npath = \"/gh\"\nprovider = \"github\"\nsecrets = [\"hunter2-second-literal-secret\"]\npayload = \"json\"\n";
+
+    proptest::proptest! {
+        /// Typos, as a few characters deleted or inserted anywhere in a config that holds literal
+        /// secrets: whatever error results, no message holds a secret.
+        #[test]
+        fn no_typo_makes_an_error_print_a_secret(
+            edits in proptest::collection::vec(
+                (0usize..1000, proptest::sample::select(vec!["", "", "\"", "'", "[", "]", "=", "{", "}", ",", "\n", "#", "1", " ", "."])),
+                1..4,
+            )
+        ) {
+            let mut text = NEAR_VALID.to_string();
+            for (pos, insert) in edits {
+                let pos = pos % (text.len() + 1);
+                if insert.is_empty() {
+                    if pos < text.len() {
+                        text.remove(pos);
+                    }
+                } else {
+                    text.insert_str(pos, insert);
+                }
+            }
+            if let Err(e) = Config::from_toml(&text, "p") {
+                let msg = e.to_string();
+                proptest::prop_assert!(!msg.contains("hunter2"), "{}\n---\n{}", msg, text);
+                proptest::prop_assert!(!msg.is_empty());
+            }
+        }
+    }
+
+    /// Every problem in one error, each with its key and place: the serde and parser messages,
+    /// which quote values, never reach it.
+    #[test]
+    fn every_problem_is_listed_with_key_and_place_and_no_value() {
+        let text = "listen = \"hunter2\"\nmax_body_bytes = 0\n[[hooks]]\npath = \"hunter2\"\nprovider = \"netbox\"\nsecrets = [\"k\"]\nallow_ips = [\"hunter2\"]\n[[hooks]]\npath = \"/x\"\nprovider = \"netbox\"\nsecrets = 1\n";
+        let err = Config::from_toml(text, "f").unwrap_err();
+        let lines = err.lines();
+        assert_eq!(
+            lines,
+            [
+                "f:1:10: listen: not an address like 127.0.0.1:8000 or [::]:8000",
+                "f:2:18: max_body_bytes: must be greater than 0",
+                "f:4:8: hooks[0].path: must start with '/'",
+                "f:7:14: hooks[0].allow_ips[0]: not an address or CIDR like 10.0.0.0/8",
+                "f:11:11: hooks[1].secrets: expected an array, found an integer",
+            ],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"));
+        // A syntax error is the only one there can be; a duplicate key is named.
+        let err = Config::from_toml("a = 1\na = \"hunter2\"\n", "f").unwrap_err();
+        assert_eq!(err.lines(), ["f:2:1: a: TOML syntax error: duplicate key"]);
+        // A quoted key that is not a plain name is not shown.
+        let err = Config::from_toml("\"hunter2 x\" = 1\n", "f").unwrap_err();
+        assert!(
+            err.to_string().starts_with("f:1:1: <key>: unknown key"),
+            "{err}"
+        );
+        let err = Config::from_toml("listen = 1979-05-27\n", "f").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("listen: expected a string, found a date-time"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -469,6 +688,7 @@ mod tests {
         let raw: RawConfig = toml::from_str(text).unwrap();
         assert_eq!(raw.listen.as_deref(), Some(defaults::LISTEN));
         assert_eq!(raw.max_body_bytes, Some(defaults::MAX_BODY_BYTES));
+        assert_eq!(raw.max_buffered_bytes, Some(defaults::MAX_BUFFERED_BYTES));
         assert_eq!(
             raw.request_timeout_secs,
             Some(defaults::REQUEST_TIMEOUT_SECS)
@@ -485,6 +705,9 @@ mod tests {
         );
         assert!(raw.trusted_proxies.is_empty());
         assert_eq!(raw.client_ip_header, Some(ClientIpHeader::default()));
+        // No pid file unless asked for: documented as a commented-out example.
+        assert_eq!(raw.pid_file, None);
+        assert!(text.contains("\n# pid_file = \"/run/webhook-listener/webhook-listener.pid\"\n"));
         assert_eq!(raw.log.file.as_deref(), Some(Path::new(defaults::LOG_FILE)));
         assert_eq!(raw.log.format, Some(defaults::LOG_FORMAT));
         assert_eq!(raw.log.fsync, Some(defaults::FSYNC));
@@ -499,5 +722,51 @@ mod tests {
         assert!(text.contains(&providers), "{providers}");
         let algorithms = format!("# {}", crate::signature::Algorithm::VARIANTS.join(" | "));
         assert!(text.contains(&algorithms), "{algorithms}");
+        // The senders' own windows, stated as the schemes default them.
+        use crate::signature::{Provider, Scheme};
+        for p in [Provider::Twitch, Provider::Linear] {
+            let secs = Scheme::from_provider(p).default_tolerance_secs().unwrap();
+            let line = format!("#   {}: tolerance_secs = {secs}\n", p.name());
+            assert!(text.contains(&line), "{line}");
+        }
+        // The issue-17 keys: each documented example line loads for its provider. The key is
+        // RFC 8032's test 1 public key; only this test sets the variable.
+        std::env::set_var(
+            "DISCORD_PUBLIC_KEY_FOR_DOC_TEST",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        );
+        let documented = |key: &str| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("#   "))
+                .find(|l| l.starts_with(&format!("{key} = ")))
+                .map(|l| {
+                    l.replace(
+                        "env:DISCORD_PUBLIC_KEY",
+                        "env:DISCORD_PUBLIC_KEY_FOR_DOC_TEST",
+                    )
+                })
+                .unwrap_or_else(|| panic!("{key} documented"))
+        };
+        let discord = format!(
+            "[[hooks]]\npath = \"/d\"\nprovider = \"discord\"\n{}\n{}\n",
+            documented("public_keys"),
+            documented("discord_endpoint")
+        );
+        let twilio = format!(
+            "[[hooks]]\npath = \"/t\"\nprovider = \"twilio\"\nsecrets = [\"t\"]\n{}\n",
+            documented("public_url")
+        );
+        for hook in [discord, twilio] {
+            Config::from_toml(&hook, "doc").unwrap_or_else(|e| panic!("{hook}: {e}"));
+        }
+        let kinds = "discord_endpoint = \"interactions\"     # interactions | webhook-events";
+        assert!(text.contains(kinds), "{kinds}");
+        for kind in ["interactions", "webhook-events"] {
+            let t: toml::Value = toml::from_str(&format!("k = \"{kind}\"")).unwrap();
+            t["k"]
+                .clone()
+                .try_into::<crate::signature::EndpointKind>()
+                .unwrap();
+        }
     }
 }

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::forward::{Event, Spool};
 use crate::metrics::Metrics;
 
 mod file;
 pub mod record;
+mod spooled;
 
 use file::LogFile;
 
@@ -47,6 +49,12 @@ pub enum SinkError {
     /// which is the safe side (a duplicate, never a loss).
     #[error("event log write has not finished for {0:?}")]
     Stalled(Duration),
+    /// The spool is at `max_bytes` until the sinks catch up: this event is refused (503), never
+    /// dropped after a 2xx.
+    #[error("spool full: the sinks are behind")]
+    SpoolFull,
+    #[error("spool: {0}")]
+    Spool(Arc<str>),
 }
 
 /// The longest a request waits for its line before it is answered 503 (capped further at half the
@@ -60,8 +68,12 @@ pub fn stall_bound(request_timeout: Duration) -> Duration {
     MAX_WRITE_STALL.min(request_timeout / 2)
 }
 
+/// What a request gets back: the event's spool sequence number, when it was spooled.
+type Done = oneshot::Sender<Result<Option<u64>, SinkError>>;
+
 enum Command {
-    Append(Vec<u8>, oneshot::Sender<Result<(), SinkError>>),
+    /// The event boxed: it is large, and most commands in the queue are appends anyway.
+    Append(Vec<u8>, Option<Box<Event>>, Done),
     Reopen,
     Shutdown,
 }
@@ -174,6 +186,7 @@ impl EventLog {
         fsync: bool,
         stall_bound: Duration,
         metrics: Arc<Metrics>,
+        spool: Option<Spool>,
     ) -> io::Result<(EventLog, WriterThread)> {
         let file = LogFile::open(path, fsync)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -186,6 +199,7 @@ impl EventLog {
             rx,
             health: health.clone(),
             metrics,
+            spool,
         };
         let handle = std::thread::Builder::new()
             .name("event-log".into())
@@ -193,13 +207,19 @@ impl EventLog {
         Ok((EventLog { tx, health }, WriterThread(handle)))
     }
 
-    /// Appends one complete line (ending in `\n`) and waits until it is durable, or at most the
-    /// stall bound: then it answers [`SinkError::Stalled`] (see there for what becomes of the line).
-    pub async fn append(&self, line: Vec<u8>) -> Result<(), SinkError> {
+    /// Appends one complete line (ending in `\n`), and `event` to the spool when there is one, and
+    /// waits until both are durable, or at most the stall bound: then it answers
+    /// [`SinkError::Stalled`] (see there for what becomes of the line). `Ok` carries the event's
+    /// spool sequence number.
+    pub async fn append(
+        &self,
+        line: Vec<u8>,
+        event: Option<Event>,
+    ) -> Result<Option<u64>, SinkError> {
         let (done, wait) = oneshot::channel();
         let queued_and_written = async {
             self.tx
-                .send(Command::Append(line, done))
+                .send(Command::Append(line, event.map(Box::new), done))
                 .await
                 .map_err(|_| SinkError::Closed)?;
             wait.await.unwrap_or(Err(SinkError::Closed))
@@ -242,7 +262,8 @@ impl EventLog {
 #[derive(Default)]
 struct Group {
     buf: Vec<u8>,
-    waiters: Vec<oneshot::Sender<Result<(), SinkError>>>,
+    /// Each request, with its event's spool sequence number.
+    waiters: Vec<(Done, Option<u64>)>,
 }
 
 struct Writer {
@@ -255,6 +276,8 @@ struct Writer {
     rx: mpsc::Receiver<Command>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
+    /// With sinks configured: every event also goes here, in the same group and sync.
+    spool: Option<Spool>,
 }
 
 impl Writer {
@@ -302,13 +325,10 @@ impl Writer {
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
-                Command::Append(line, done) => {
-                    g.buf.extend_from_slice(&line);
-                    g.waiters.push(done);
-                }
+                Command::Append(line, event, done) => self.stage(line, event, done, g),
                 Command::Reopen => {
                     // Lines queued before the reopen belong in the old file.
-                    self.commit(&mut g.buf, &mut g.waiters);
+                    self.commit(g);
                     self.reopen();
                 }
                 Command::Shutdown => stop = true,
@@ -317,19 +337,18 @@ impl Writer {
                 next = self.rx.try_recv().ok();
             }
         }
-        self.commit(&mut g.buf, &mut g.waiters);
+        self.commit(g);
         stop
     }
 
     fn finish(&mut self, g: &mut Group) {
         // Whatever raced with the shutdown is still answered, never silently dropped.
         while let Ok(cmd) = self.rx.try_recv() {
-            if let Command::Append(line, done) = cmd {
-                g.buf.extend_from_slice(&line);
-                g.waiters.push(done);
+            if let Command::Append(line, event, done) = cmd {
+                self.stage(line, event, done, g);
             }
         }
-        self.commit(&mut g.buf, &mut g.waiters);
+        self.commit(g);
         if let Some(f) = &self.file {
             // A clean stop leaves everything on disk whatever the fsync setting.
             let _ = f.file.sync_data();
@@ -344,7 +363,7 @@ impl Writer {
         match opened {
             Ok(f) => {
                 self.file = Some(f);
-                tracing::info!(path = %self.path.display(), "event log reopened");
+                tracing::info!(path = %self.path.display(), why = "asked to (SIGHUP)", "event log reopened");
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot reopen event log");
@@ -354,36 +373,37 @@ impl Writer {
         }
     }
 
-    /// Writes and syncs `buf`, then answers every waiter with the outcome.
-    fn commit(
-        &mut self,
-        buf: &mut Vec<u8>,
-        waiters: &mut Vec<oneshot::Sender<Result<(), SinkError>>>,
-    ) {
-        if waiters.is_empty() {
-            buf.clear();
+    /// Writes and syncs the group (log and spool), then answers every waiter with the outcome.
+    fn commit(&mut self, g: &mut Group) {
+        if g.waiters.is_empty() {
+            g.buf.clear();
             return;
         }
         self.health.write_started();
-        let result = self.write_batch(buf);
+        let result = self.write_batch(&g.buf);
         self.health.write_ended();
-        match &result {
-            Ok(()) => self.health.set(None),
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, events = waiters.len(),
-                    "event log write failed; answering 503");
-                self.health.set(Some(e));
-                self.file = None;
+        let result = match result {
+            Ok(Ok(())) => {
+                self.health.set(None);
+                Ok(())
             }
+            Ok(Err(spool)) => Err(spool),
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, events = g.waiters.len(),
+                    "event log write failed; answering 503");
+                self.health.set(Some(&e));
+                self.file = None;
+                Err(SinkError::Io(Arc::new(e)))
+            }
+        };
+        for (w, seq) in g.waiters.drain(..) {
+            let _ = w.send(result.clone().map(|()| seq));
         }
-        let result = result.map_err(|e| SinkError::Io(Arc::new(e)));
-        for w in waiters.drain(..) {
-            let _ = w.send(result.clone());
-        }
-        buf.clear();
+        g.buf.clear();
     }
 
-    fn write_batch(&mut self, buf: &[u8]) -> io::Result<()> {
+    /// The log's result outside, the spool's inside (a spool failure leaves the log healthy).
+    fn write_batch(&mut self, buf: &[u8]) -> io::Result<Result<(), SinkError>> {
         let reopen = match &mut self.file {
             Some(f) => f
                 .is_stale(&self.path)
@@ -400,16 +420,16 @@ impl Writer {
         let t0 = Instant::now();
         let written = log.file.write_all(buf);
         self.metrics.observe_log_write(t0.elapsed(), buf.len());
-        let synced = written.and_then(|()| {
-            if self.fsync {
-                let t1 = Instant::now();
-                let r = log.file.sync_data();
-                self.metrics.observe_log_sync(t1.elapsed());
-                r
-            } else {
-                Ok(())
+        let (synced, spooled) = match written {
+            Ok(()) => spooled::sync_both(&log.file, self.fsync, self.spool.as_mut(), &self.metrics),
+            Err(e) => {
+                // The group is answered 503: none of its events may reach a sink.
+                if let Some(spool) = self.spool.as_mut() {
+                    spool.discard();
+                }
+                (Err(e), Ok(()))
             }
-        });
+        };
         match synced {
             Ok(()) => log.len += buf.len() as u64,
             Err(_) => {
@@ -420,7 +440,7 @@ impl Writer {
                 }
             }
         }
-        synced
+        synced.map(|()| spooled)
     }
 }
 
@@ -440,7 +460,7 @@ mod tests {
             tx,
             health: health.clone(),
         };
-        let r = tokio::time::timeout(Duration::from_secs(5), log.append(b"x\n".to_vec()))
+        let r = tokio::time::timeout(Duration::from_secs(5), log.append(b"x\n".to_vec(), None))
             .await
             .expect("answered, not left hanging");
         assert!(matches!(r, Err(SinkError::Stalled(_))), "{r:?}");

@@ -10,6 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use serde::Deserialize;
+use uuid::Uuid;
 
 use crate::client_ip::Client;
 use crate::payload::NetboxEvent;
@@ -27,6 +28,8 @@ pub enum LogFormat {
 /// An accepted event, borrowed from the request that carried it.
 pub struct EventRecord<'a> {
     pub received_at: DateTime<Utc>,
+    /// UUIDv7 given at intake; the same in the spool and every forwarded message.
+    pub event_id: Uuid,
     pub hook: &'a str,
     pub provider: &'static str,
     pub delivery_id: Option<&'a str>,
@@ -58,6 +61,13 @@ impl EventRecord<'_> {
         out.extend_from_slice(
             self.received_at
                 .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
+        out.extend_from_slice(b" event_id=");
+        out.extend_from_slice(
+            self.event_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
                 .as_bytes(),
         );
         text_field(out, "hook", Some(self.hook));
@@ -92,6 +102,13 @@ impl EventRecord<'_> {
         out.extend_from_slice(
             self.received_at
                 .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\",\"event_id\":\"");
+        out.extend_from_slice(
+            self.event_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
                 .as_bytes(),
         );
         out.push(b'"');
@@ -429,8 +446,10 @@ mod tests {
                 serde_json::to_vec(&sent).unwrap()
             };
             let ev = crate::payload::netbox(&body).unwrap();
+            let event_id = Uuid::now_v7();
             let record = |payload| EventRecord {
                 received_at: Utc::now(),
+                event_id,
                 hook: &hook,
                 provider: "netbox",
                 delivery_id: Some(&delivery_id),
@@ -444,6 +463,7 @@ mod tests {
             let line: serde_json::Value =
                 serde_json::from_str(assert_one_clean_line(&out)).unwrap();
             prop_assert_eq!(&line["hook"], &hook);
+            prop_assert_eq!(&line["event_id"], &event_id.to_string());
             prop_assert_eq!(&line["delivery_id"], &delivery_id);
             prop_assert_eq!(&line["event"], &event);
             prop_assert_eq!(&line["model"], &model);
@@ -456,6 +476,7 @@ mod tests {
             let (fields, payload) = text_fields(assert_one_clean_line(&out));
             let field = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
             prop_assert_eq!(field("hook"), Some(hook.clone()));
+            prop_assert_eq!(field("event_id"), Some(event_id.to_string()));
             prop_assert_eq!(field("delivery_id"), Some(delivery_id.clone()));
             prop_assert_eq!(field("event"), Some(event.clone()));
             prop_assert_eq!(field("model"), Some(model.clone()));

@@ -16,13 +16,13 @@ impl EventFilter {
         let hook_ok = self
             .hooks
             .as_ref()
-            .map_or(true, |hooks| hooks.iter().any(|h| h == &event.hook));
+            .is_none_or(|hooks| hooks.iter().any(|h| h == &event.hook));
         // An event without a type is the empty string: only `*` takes it.
         let ty = event.event_type.as_deref().unwrap_or("");
         let type_ok = self
             .events
             .as_ref()
-            .map_or(true, |pats| pats.iter().any(|p| wildcard_match(p, ty)));
+            .is_none_or(|pats| pats.iter().any(|p| wildcard_match(p, ty)));
         hook_ok && type_ok
     }
 }

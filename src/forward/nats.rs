@@ -34,7 +34,7 @@ pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the sink authenticates. Values are already resolved (from `env:`/`file:`); never logged.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum NatsAuth {
     #[default]
     None,
@@ -69,7 +69,7 @@ impl NatsAuth {
 }
 
 /// One `kind = "nats"` sink, with resolved values.
-#[derive(Debug, Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NatsConfig {
     pub name: String,
     /// `nats://host:port` or `tls://host:port` (TLS when the scheme says so); several
@@ -84,6 +84,19 @@ pub struct NatsConfig {
     /// Bound on one `deliver` (publish + ack) and on stream look-ups.
     pub publish_timeout: Duration,
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("name", &self.name)
+            .field("url", &self.redacted_url())
+            .field("auth", &self.auth)
+            .field("subject", &self.subject)
+            .field("stream", &self.stream)
+            .field("dedupe_window", &self.dedupe_window)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NatsConfig {

@@ -38,7 +38,7 @@ return id
 ";
 
 /// One `kind = "redis"` sink, with resolved values.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     pub name: String,
     /// `redis://host:port/db` or `rediss://` for TLS (system roots).

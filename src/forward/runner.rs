@@ -39,7 +39,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// How one sink is driven. Built by the config from the sink's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
     /// Deliveries at once. 1 keeps the spool's order; more pipelines them (order then not kept).
     pub max_in_flight: usize,

@@ -21,7 +21,7 @@ pub fn event_sized(n: u64, body_len: usize) -> Event {
         hook: "/github".into(),
         provider: "github".into(),
         event_type: Some(
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 "push"
             } else {
                 "pull_request.opened"

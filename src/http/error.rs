@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::budget::OverBudget;
 use crate::event_log::SinkError;
 use crate::metrics::Outcome;
 use crate::payload::PayloadError;
@@ -26,6 +27,9 @@ pub enum ApiError {
     ForbiddenUnknownClient,
     #[error("too many requests in flight; retry shortly")]
     Overloaded,
+    /// The body would not fit in `max_buffered_bytes` beside the bodies already held.
+    #[error("too many request bodies held in memory; retry shortly")]
+    OverBudget(#[from] OverBudget),
     #[error("body larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("request body not received within {secs} s")]
@@ -38,6 +42,10 @@ pub enum ApiError {
     Payload(#[from] PayloadError),
     #[error("event could not be stored; retry later")]
     Unavailable(#[from] SinkError),
+    /// A `required = true` sink did not confirm within its timeout; the event stays spooled and
+    /// is delivered later, where the sender's retry de-duplicates.
+    #[error("event not yet forwarded; retry later")]
+    NotForwarded { sink: String, waited_secs: u64 },
 }
 
 impl ApiError {
@@ -46,7 +54,10 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden | ApiError::ForbiddenUnknownClient => StatusCode::FORBIDDEN,
-            ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded
+            | ApiError::OverBudget(_)
+            | ApiError::Unavailable(_)
+            | ApiError::NotForwarded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
@@ -62,11 +73,12 @@ impl ApiError {
             ApiError::MethodNotAllowed => Outcome::method_not_allowed,
             ApiError::Forbidden | ApiError::ForbiddenUnknownClient => Outcome::forbidden,
             ApiError::Overloaded => Outcome::overloaded,
+            ApiError::OverBudget(_) => Outcome::over_budget,
             ApiError::TooLarge { .. } => Outcome::too_large,
             ApiError::Timeout { .. } => Outcome::timeout,
             ApiError::BodyRead(_) | ApiError::Payload(_) => Outcome::invalid_payload,
             ApiError::Signature(_) => Outcome::rejected_signature,
-            ApiError::Unavailable(_) => Outcome::unavailable,
+            ApiError::Unavailable(_) | ApiError::NotForwarded { .. } => Outcome::unavailable,
         }
     }
 
@@ -75,6 +87,10 @@ impl ApiError {
         match self {
             ApiError::Signature(e) => format!("invalid signature: {e}"),
             ApiError::Unavailable(e) => e.to_string(),
+            ApiError::OverBudget(e) => e.to_string(),
+            ApiError::NotForwarded { sink, waited_secs } => {
+                format!("required sink {sink} did not confirm within {waited_secs} s")
+            }
             ApiError::ForbiddenUnknownClient => "client address unknown: unparseable forwarding \
                  header from trusted proxy"
                 .into(),
@@ -95,6 +111,10 @@ impl ApiError {
                  (unparseable forwarding header from a trusted proxy)"
                 .into(),
             ApiError::Overloaded => "too many requests in flight (max_concurrent_requests)".into(),
+            ApiError::OverBudget(e) => format!("bodies held in memory at the cap: {e}"),
+            ApiError::NotForwarded { sink, waited_secs } => {
+                format!("required sink {sink} did not confirm within {waited_secs} s")
+            }
             ApiError::TooLarge { limit } => format!("body larger than the cap ({limit} bytes)"),
             ApiError::Timeout { secs } => format!("body not received within {secs} s"),
             ApiError::BodyRead(e) => format!("body could not be read: {e}"),
@@ -118,6 +138,7 @@ impl ApiError {
                         "in the future"
                     }
                 ),
+                SignatureError::Provider(r) => format!("refused by the provider's check: {r}"),
             },
             ApiError::Payload(PayloadError::Syntax(e)) => format!("not JSON: {e}"),
             ApiError::Payload(PayloadError::Shape(e)) => format!("does not fit the payload: {e}"),
@@ -139,8 +160,13 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            ApiError::Overloaded | ApiError::Unavailable(_) => {
+            ApiError::Overloaded | ApiError::Unavailable(_) | ApiError::NotForwarded { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The body was not read: the sender retries, on a new connection.
+            ApiError::OverBudget(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             // The body was not (fully) read: the connection cannot carry another request.
             ApiError::TooLarge { .. } | ApiError::Timeout { .. } | ApiError::BodyRead(_) => {

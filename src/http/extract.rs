@@ -1,6 +1,6 @@
 //! Reading a hook request: finds the hook, applies the address allowlist and the in-flight cap,
-//! enforces the body cap (declared `Content-Length` first, then the bytes actually read), and
-//! verifies the signature. The body leaves this module only inside [`Verified`], so the handler
+//! enforces the body cap (declared `Content-Length` first, then the bytes actually read) and the
+//! memory budget ([`super::budget`]), and verifies the signature. The body leaves this module only inside [`Verified`], so the handler
 //! that takes a [`HookRequest`] only ever sees a verified body.
 
 use std::net::SocketAddr;
@@ -10,9 +10,10 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, Method};
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::budget::BodyBuf;
 use super::error::ApiError;
 use super::observe::Seen;
 use super::AppState;
@@ -57,6 +58,9 @@ impl HookTarget {
     }
 }
 
+/// Longer `Content-Type` values are not forwarded; real ones are a few dozen bytes.
+const MAX_CONTENT_TYPE: usize = 256;
+
 /// A request to a hook whose body passed every check up to and including the signature.
 pub struct HookRequest {
     /// The hook of the config snapshot the request is served under.
@@ -67,6 +71,8 @@ pub struct HookRequest {
     pub client: Client,
     /// One clock read for the log line and the signature's time check.
     pub received_at: DateTime<Utc>,
+    /// The request's `Content-Type`, forwarded with the event (capped: it comes from outside).
+    pub content_type: Option<String>,
     /// Held until the response is built, so the in-flight cap counts the whole request.
     _permit: OwnedSemaphorePermit,
 }
@@ -110,33 +116,67 @@ impl HookRequest {
             return Err(ApiError::TooLarge { limit });
         }
 
+        // Reserved before a byte is read: a body that cannot be held is refused now, not after
+        // the client has made us buffer most of it.
+        let mut buf = state
+            .budget
+            .buffer(declared.map_or(0, |len| len as usize))?;
         let (parts, body) = req.into_parts();
-        let read = Limited::new(body, limit).collect();
-        let body = match tokio::time::timeout(target.request_timeout, read).await {
-            Err(_) => {
-                return Err(ApiError::Timeout {
-                    secs: target.request_timeout.as_secs(),
-                })
-            }
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(ApiError::TooLarge { limit })
-            }
-            Ok(Err(e)) => return Err(ApiError::BodyRead(e.to_string())),
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+        let body =
+            match tokio::time::timeout(target.request_timeout, read_body(body, &mut buf, limit))
+                .await
+            {
+                Err(_) => {
+                    return Err(ApiError::Timeout {
+                        secs: target.request_timeout.as_secs(),
+                    })
+                }
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) => buf.freeze(),
+            };
         if let Some(seen) = seen {
             seen.body = Some(body.clone());
         }
 
-        let verified = hook
-            .verifier
-            .verify(&parts.headers, body, received_at.timestamp())?;
+        let verified = hook.verifier.verify_request(
+            &parts.headers,
+            parts.uri.query(),
+            body,
+            received_at.timestamp_millis(),
+        )?;
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= MAX_CONTENT_TYPE)
+            .map(str::to_owned);
         Ok(HookRequest {
             hook,
             verified,
             client,
             received_at,
+            content_type,
             _permit: permit,
         })
     }
+}
+
+/// Copies the body's frames into `buf` as they arrive (each frame is dropped at once, so hyper's
+/// read buffer is free again), refusing it past `limit` or past the memory budget.
+async fn read_body(
+    mut body: axum::body::Body,
+    buf: &mut BodyBuf,
+    limit: usize,
+) -> Result<(), ApiError> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        buf.extend(&data)?;
+    }
+    Ok(())
 }

@@ -1,12 +1,12 @@
-//! What happens to a verified request: the Slack handshake is answered apart; any other body is
-//! parsed per the hook's payload kind, checked against recent delivery ids, appended to the event
-//! log, and accepted only once it is durable.
+//! What happens to a verified request: a handshake (a sender checking the endpoint: Slack, Twitch,
+//! Zoom, Discord) is answered apart, in [`handshake`]; any other body is parsed per the hook's
+//! payload kind, checked against recent delivery ids, appended to the event log, and accepted only
+//! once it is durable.
 
 use std::borrow::Cow;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::error::ApiError;
 use super::extract::HookRequest;
@@ -14,10 +14,11 @@ use super::observe::Seen;
 use super::AppState;
 use crate::dedupe::Claim;
 use crate::event_log::{EventRecord, Payload};
+use crate::forward::{Event, Forwarding};
 use crate::live_config::Hook;
 use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
-use crate::signature::{self, DeliveryIdSource, EventSource, Scheme, Verified};
+use crate::signature::{self, DeliveryIdSource, EventSource, Handshake, Scheme, Verified};
 
 /// How a hook request succeeded.
 #[derive(Debug)]
@@ -26,15 +27,23 @@ pub enum Accepted {
     Event,
     /// A delivery id already accepted within the dedupe window: not logged again.
     Duplicate,
-    /// Slack's `url_verification` handshake, answered with its challenge and not logged.
-    Challenge(String),
+    /// A sender checking the endpoint, answered as it expects and not logged.
+    Handshake(Handshake),
 }
 
 impl Accepted {
     pub fn outcome(&self) -> Outcome {
         match self {
-            Accepted::Event | Accepted::Challenge(_) => Outcome::accepted,
+            Accepted::Event | Accepted::Handshake(_) => Outcome::accepted,
             Accepted::Duplicate => Outcome::duplicate,
+        }
+    }
+
+    /// The answer's status code, as [`IntoResponse`] sends it.
+    pub fn status(&self) -> u16 {
+        match self {
+            Accepted::Handshake(Handshake::NoContent) => 204,
+            _ => 200,
         }
     }
 
@@ -43,7 +52,7 @@ impl Accepted {
         match self {
             Accepted::Event => None,
             Accepted::Duplicate => Some("duplicate of an accepted delivery (not logged again)"),
-            Accepted::Challenge(_) => Some("Slack url_verification handshake, answered"),
+            Accepted::Handshake(_) => Some("a sender checking the endpoint (handshake), answered"),
         }
     }
 }
@@ -52,12 +61,16 @@ impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
         // Constant bodies: building a serde_json::Value per request is measurable on this path.
         let body: &'static [u8] = match self {
-            Accepted::Challenge(challenge) => {
-                return (
-                    StatusCode::OK,
-                    Json(serde_json::json!({ "result": "ok", "challenge": challenge })),
-                )
-                    .into_response()
+            Accepted::Handshake(Handshake::PlainText(text)) => {
+                let plain = HeaderValue::from_static("text/plain");
+                return (StatusCode::OK, [(header::CONTENT_TYPE, plain)], text).into_response();
+            }
+            Accepted::Handshake(Handshake::Json(text)) => {
+                let json = HeaderValue::from_static("application/json");
+                return (StatusCode::OK, [(header::CONTENT_TYPE, json)], text).into_response();
+            }
+            Accepted::Handshake(Handshake::NoContent) => {
+                return StatusCode::NO_CONTENT.into_response()
             }
             Accepted::Duplicate => br#"{"result":"ok","duplicate":true}"#,
             Accepted::Event => br#"{"result":"ok"}"#,
@@ -76,14 +89,14 @@ pub async fn receive(
 ) -> Result<Accepted, ApiError> {
     let hook = &req.hook;
     let body = req.verified.body();
+    if let Some(answer) = handshake(hook, &req.verified) {
+        return Ok(Accepted::Handshake(answer));
+    }
 
     let netbox;
     let payload = match hook.payload {
         PayloadKind::Netbox => {
             netbox = payload::netbox(body)?;
-            if let Some(s) = seen.as_deref_mut() {
-                s.event_id = netbox.request_id().map(|id| id.to_string());
-            }
             Payload::Netbox(&netbox, body)
         }
         PayloadKind::Json => {
@@ -92,13 +105,10 @@ pub async fn receive(
         }
         PayloadKind::Raw => Payload::Raw(body),
     };
-    if let Some(challenge) = slack_challenge(hook, body) {
-        return Ok(Accepted::Challenge(challenge));
-    }
 
     let delivery_id = delivery_id(hook, &req.verified);
     let event = event_type(hook, &req.verified, &payload);
-    if let Some(s) = seen {
+    if let Some(s) = seen.as_deref_mut() {
         s.delivery_id = delivery_id.as_deref().map(str::to_owned);
         s.event = event.as_deref().map(str::to_owned);
     }
@@ -110,22 +120,69 @@ pub async fn receive(
         None => None,
     };
 
+    let event_id = uuid::Uuid::now_v7();
+    let provider = hook.verifier.scheme().provider().name();
+    if matches!(hook.verifier.scheme(), Scheme::Twitch) && event.as_deref() == Some("revocation") {
+        tracing::warn!(
+            hook = &*hook.path,
+            "twitch revoked an EventSub subscription (logged as event=revocation)"
+        );
+    }
     let mut line = Vec::with_capacity(body.len() + 320);
     EventRecord {
         received_at: req.received_at,
+        event_id,
         hook: &hook.path,
-        provider: hook.verifier.scheme().provider().name(),
+        provider,
         delivery_id: delivery_id.as_deref(),
         event: event.as_deref(),
         client: req.client,
         payload,
     }
     .write(state.log_format, &mut line);
-    state.log.append(line).await?;
+    let event = state.forward.as_ref().map(|_| Event {
+        id: event_id,
+        hook: hook.path.to_string(),
+        provider: provider.to_owned(),
+        event_type: event.as_deref().map(str::to_owned),
+        delivery_id: delivery_id.as_deref().map(str::to_owned),
+        received_at: req.received_at,
+        content_type: req.content_type.clone(),
+        client: Some(req.client.to_string()),
+        body: body.clone(),
+    });
+    let seq = state.log.append(line, event).await?;
+    if let Some(s) = seen {
+        // Once the line is written: the id the page shows is the one in the log and the sinks.
+        s.event_id = Some(event_id.to_string());
+    }
+    if let (Some(seq), Some(forward)) = (seq, &state.forward) {
+        // The claim is committed only once every required sink has the event, so a duplicate
+        // that arrives meanwhile waits for this outcome (and a 503 here lets the retry through).
+        required_sinks_confirm(forward, seq).await?;
+    }
     if let Some(guard) = claim {
         guard.commit();
     }
     Ok(Accepted::Event)
+}
+
+/// Waits, each within its own timeout, until every `required = true` sink is done with `seq`.
+async fn required_sinks_confirm(forward: &Forwarding, seq: u64) -> Result<(), ApiError> {
+    let sinks = forward.sinks();
+    let waits = sinks.iter().filter_map(|s| {
+        let timeout = s.required_timeout?;
+        Some(async move {
+            match tokio::time::timeout(timeout, s.status.wait_confirmed(seq)).await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(ApiError::NotForwarded {
+                    sink: s.name.clone(),
+                    waited_secs: timeout.as_secs(),
+                }),
+            }
+        })
+    });
+    futures_util::future::try_join_all(waits).await.map(|_| ())
 }
 
 /// The event type, one value per event for the log and every sink: the scheme's header (GitHub
@@ -149,6 +206,7 @@ pub fn event_type<'a>(
     let capped = |s: String| Cow::Owned(signature::cap_label(&s).to_owned());
     match hook.verifier.scheme().event_source() {
         EventSource::None => None,
+        EventSource::Verifier => verified.event_type().map(Cow::Borrowed),
         EventSource::Header { action, .. } => {
             let name = verified.event_header()?;
             let action = action
@@ -169,16 +227,25 @@ pub fn event_type<'a>(
     }
 }
 
-/// Slack checks a Request URL by sending a signed `url_verification` event and expecting its
-/// `challenge` back; it is a handshake, not an event. `None` for every other body (an event, or a
-/// handshake without a challenge, which goes the generic way as before).
-fn slack_challenge(hook: &Hook, body: &[u8]) -> Option<String> {
-    let is_handshake = matches!(hook.verifier.scheme(), Scheme::Slack)
+/// Every handshake, answered here and nowhere else. The provider verifiers recognise theirs
+/// (Twitch `webhook_callback_verification`, Zoom `endpoint.url_validation`, Discord PINGs), signed
+/// like any message; Slack checks a Request URL with a signed `url_verification` event and expects
+/// its `challenge` back. `None` for every other body (an event, or a Slack handshake without a
+/// challenge, which goes the generic way as before).
+fn handshake(hook: &Hook, verified: &Verified) -> Option<Handshake> {
+    if let Some(h) = verified.handshake() {
+        return Some(h.clone());
+    }
+    let body = verified.body();
+    let is_slack = matches!(hook.verifier.scheme(), Scheme::Slack)
         && hook.payload == PayloadKind::Json
         && payload::top_level_string(body, "type").as_deref() == Some("url_verification");
-    is_handshake
+    let challenge = is_slack
         .then(|| payload::top_level_string(body, "challenge"))
-        .flatten()
+        .flatten()?;
+    Some(Handshake::Json(
+        serde_json::json!({ "result": "ok", "challenge": challenge }).to_string(),
+    ))
 }
 
 /// The key for de-duplication: the scheme's delivery-id header when it sent one, else (Stripe,

@@ -1,5 +1,6 @@
 //! The public listener's router: `/healthz`, `/metrics`, and every configured hook path.
 
+pub mod budget;
 pub mod error;
 pub mod extract;
 pub mod handler;
@@ -22,8 +23,11 @@ use tokio::sync::Semaphore;
 use crate::config::{reserved, Config};
 use crate::dedupe::Dedupe;
 use crate::event_log::{EventLog, LogFormat};
-use crate::live_config::LiveConfig;
-use crate::metrics::{Metrics, Outcome};
+use crate::forward::Forwarding;
+use crate::live_config::{Hook, LiveConfig};
+use crate::metrics::{Metrics, Outcome, COMMIT, VERSION};
+use crate::payload::{PayloadError, PayloadKind};
+use budget::{Budget, RefusalLog};
 use error::{result, ApiError};
 use extract::{HookRequest, HookTarget};
 use handler::Accepted;
@@ -52,6 +56,13 @@ pub struct AppState {
     pub observer: Option<Arc<dyn Observer>>,
     /// Whether `/metrics` answers here too (`admin.public_metrics`); otherwise it is 404.
     pub public_metrics: bool,
+    /// Body bytes all requests may hold at once (`max_buffered_bytes`, read at start only).
+    pub budget: Budget,
+    /// Keeps a flood of refusals for memory to one diagnostic line per interval.
+    pub over_budget_log: RefusalLog,
+    /// The sinks and their spool, when any `[[sinks]]` are configured: every accepted event is
+    /// spooled with its line, and required sinks are waited for.
+    pub forward: Option<Arc<Forwarding>>,
 }
 
 impl AppState {
@@ -71,7 +82,16 @@ impl AppState {
             max_in_flight: config.max_concurrent_requests,
             observer: None,
             public_metrics: config.admin.public_metrics,
+            budget: Budget::new(config.max_buffered_bytes),
+            over_budget_log: RefusalLog::default(),
+            forward: None,
         }
+    }
+
+    /// The same state, forwarding through `forward`.
+    pub fn with_forwarding(mut self, forward: Option<Arc<Forwarding>>) -> AppState {
+        self.forward = forward;
+        self
     }
 }
 
@@ -95,13 +115,59 @@ async fn method_not_allowed() -> Response {
     r
 }
 
+/// The `service` field of `/healthz`: `healthcheck` believes only an answer that carries it.
+pub const SERVICE: &str = "webhook-listener";
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let body = match state.log.health().error() {
+    let log_error = state.log.health().error();
+    let mut body = match &log_error {
         None => serde_json::json!({ "result": "ok", "event_log": "ok" }),
         Some(e) => {
             serde_json::json!({ "result": "degraded", "event_log": format!("failing: {e}") })
         }
     };
+    body["service"] = SERVICE.into();
+    body["version"] = VERSION.into();
+    body["commit"] = COMMIT.into();
+    if let Some(forward) = &state.forward {
+        let spool = forward.spool();
+        let snapshots: Vec<_> = forward
+            .sinks()
+            .iter()
+            .map(|s| (s.clone(), s.status.snapshot()))
+            .collect();
+        // The full flag is cleared only by the next append; once every sink has caught up that
+        // append succeeds, so a quiet spool whose sinks are done is not reported full.
+        let full = spool.is_full() && snapshots.iter().any(|(_, st)| st.lag_events > 0);
+        body["spool"] = serde_json::json!({
+            "state": if full { "full" } else { "ok" },
+            "used_bytes": spool.used_bytes(),
+        });
+        if full {
+            // Senders get 503 until the sinks catch up: an operator must look.
+            body["result"] = "degraded".into();
+        }
+        // A sink that is behind does not make intake unhealthy (events wait in the spool): it is
+        // listed, not counted against the result.
+        let sinks: Vec<serde_json::Value> = snapshots
+            .iter()
+            .map(|(s, st)| {
+                serde_json::json!({
+                    "name": s.name,
+                    "kind": s.kind,
+                    "state": st.state.as_str(),
+                    "connected": s.connected(),
+                    "required": s.required_timeout.is_some(),
+                    "lag_events": st.lag_events,
+                    "lag_seconds": st.lag_seconds,
+                    "delivered": st.delivered,
+                    "dead_lettered": st.dead_lettered,
+                    "last_error": st.last_error,
+                })
+            })
+            .collect();
+        body["sinks"] = sinks.into();
+    }
     (StatusCode::OK, Json(body)).into_response()
 }
 
@@ -121,6 +187,8 @@ pub fn metrics_text(state: &AppState) -> Response {
         .max_in_flight
         .saturating_sub(state.permits.available_permits());
     state.metrics.in_flight().set(taken as i64);
+    let held = i64::try_from(state.budget.held()).unwrap_or(i64::MAX);
+    state.metrics.buffered_bytes().set(held);
     (
         [(
             header::CONTENT_TYPE,
@@ -165,7 +233,7 @@ async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     }
     if let (Some(observer), Some((seen, path, received_at))) = (&state.observer, seen) {
         let (outcome, status, reason) = match &result {
-            Ok(a) => (a.outcome(), 200, a.reason().map(str::to_owned)),
+            Ok(a) => (a.outcome(), a.status(), a.reason().map(str::to_owned)),
             Err(e) => (e.outcome(), e.status().as_u16(), Some(e.reason())),
         };
         observer.observe(Observed {
@@ -226,14 +294,59 @@ impl Ended<'_> {
         let status = e.status().as_u16();
         let path = self.unknown_path.unwrap_or(self.label());
         let reason = e.detail();
+        let hint = hint(state, hook, self.unknown_path, e);
+        let hint = hint.as_deref();
         match outcome {
             Outcome::not_found | Outcome::method_not_allowed => tracing::info!(
-                %method, path, client = %client, status, reason = %reason, "request refused"
+                %method, path, client = %client, status, reason = %reason, hint, "request refused"
             ),
+            Outcome::over_budget => {
+                if let Some(not_logged) = state.over_budget_log.admit(Instant::now()) {
+                    tracing::warn!(
+                        %method, path, client = %client, status, outcome = outcome.as_str(),
+                        reason = %reason, refused_unlogged_since_last = not_logged,
+                        "request refused (one line per {:?} at most)",
+                        budget::REFUSAL_LOG_INTERVAL
+                    );
+                }
+            }
             _ => tracing::warn!(
-                %method, path, client = ?client, status, outcome = outcome.as_str(),
-                reason = %reason, "request refused"
+                %method, path, client = %client, status, outcome = outcome.as_str(),
+                reason = %reason, hint, "request refused"
             ),
         }
+    }
+}
+
+/// What the operator likely got wrong, for the diagnostic only: the response never names a hook
+/// (hook paths are not for strangers) or the config.
+fn hint(
+    state: &AppState,
+    hook: Option<&Hook>,
+    unknown_path: Option<&str>,
+    e: &ApiError,
+) -> Option<String> {
+    match (e, hook, unknown_path) {
+        (ApiError::NotFound, _, Some(path)) => {
+            // The sender's URL and the hook's path differ only by the trailing slash.
+            let other = match path.strip_suffix('/') {
+                Some(bare) => bare.to_owned(),
+                None => format!("{path}/"),
+            };
+            state.live.load().hooks.contains_key(&other).then(|| {
+                format!("a hook is configured at {other}; the path must match exactly, trailing slash included")
+            })
+        }
+        (ApiError::Payload(PayloadError::Shape(why)), Some(h), _)
+            if h.payload == PayloadKind::Netbox
+                && (why.contains("missing field `event`")
+                    || why.contains("missing field `timestamp`")) =>
+        {
+            Some(format!(
+                "a NetBox webhook with a custom body template sends its own JSON: set payload = \"json\" on the hook at {}",
+                h.path
+            ))
+        }
+        _ => None,
     }
 }

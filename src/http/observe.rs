@@ -29,7 +29,7 @@ pub struct Seen {
     pub event: Option<String>,
     /// The delivery id the dedupe table keys on.
     pub delivery_id: Option<String>,
-    /// The payload's own id (NetBox's `request_id`).
+    /// The id the log line and every sink carry (UUIDv7), once the line is written.
     pub event_id: Option<String>,
 }
 

@@ -29,7 +29,7 @@ impl Harness {
         let config = Config::from_toml(&format!("[log]\nfile = {log:?}\n{hooks}"), "t").unwrap();
         let metrics = Arc::new(Metrics::new());
         let (event_log, writer) =
-            EventLog::start(&log, false, Duration::from_secs(5), metrics.clone()).unwrap();
+            EventLog::start(&log, false, Duration::from_secs(5), metrics.clone(), None).unwrap();
         let state = Arc::new(AppState::new(&config, event_log, metrics));
         Harness {
             state,

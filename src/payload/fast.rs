@@ -729,7 +729,7 @@ struct Nesting {
 impl Nesting {
     #[inline(always)]
     fn push(&mut self, object: bool) {
-        if self.depth % 64 == 0 && self.depth > 0 {
+        if self.depth.is_multiple_of(64) && self.depth > 0 {
             spill(&mut self.spill, self.word);
         }
         self.word = self.word << 1 | u64::from(object);
@@ -741,7 +741,7 @@ impl Nesting {
     fn pop(&mut self) {
         self.word >>= 1;
         self.depth -= 1;
-        if self.depth % 64 == 0 && self.depth > 0 {
+        if self.depth.is_multiple_of(64) && self.depth > 0 {
             self.word = unspill(&mut self.spill);
         }
     }

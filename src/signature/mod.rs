@@ -12,11 +12,15 @@ pub mod sign;
 pub mod verify;
 
 pub use parse::Malformed;
-pub use scheme::{Algorithm, DeliveryIdSource, Encoding, EventSource, Provider, Scheme};
+pub use providers::ed25519::PublicKey;
+pub use scheme::{
+    Algorithm, DeliveryIdSource, Encoding, EndpointKind, EventSource, Provider, Scheme,
+};
 pub use secret::{key_len, Key, KeyError, Secret, MIN_KEY_BYTES};
 pub use sign::sign;
 pub use verify::{
-    cap_label, delivery_key, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN, MAX_EVENT_LEN,
+    cap_label, delivery_key, Handshake, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN,
+    MAX_EVENT_LEN,
 };
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::str::FromStr;
 
+use super::providers;
+pub use super::providers::discord::EndpointKind;
 use serde::de::{self, Deserialize, Deserializer};
 use strum::{EnumDiscriminants, EnumIter, EnumString, IntoStaticStr, VariantNames};
 
@@ -64,6 +66,24 @@ pub enum Scheme {
     Stripe,
     Slack,
     Shopify,
+    /// Gitea, Forgejo and Gogs.
+    Gitea,
+    Bitbucket,
+    Pagerduty,
+    Linear,
+    Twitch,
+    Zoom,
+    Twilio {
+        /// The webhook URL as configured in Twilio (scheme, host, port, path): what Twilio signs,
+        /// which a receiver behind a proxy cannot see for itself.
+        public_url: String,
+    },
+    Discord {
+        /// Which of the application's URLs this is: it decides what a PING is and its answer.
+        endpoint: EndpointKind,
+        /// Discord documents no replay window; one applies only when the hook sets `tolerance_secs`.
+        replay_window: bool,
+    },
     Hmac {
         /// Lower-case header name.
         header: String,
@@ -89,6 +109,9 @@ pub enum EventSource<'a> {
     },
     /// The first string found at one of these paths of a JSON body.
     Body(&'static [&'static [&'static str]]),
+    /// The provider's own verifier finds it (several header families, the body, or the message
+    /// kind), and [`crate::signature::Verified::event_type`] carries it.
+    Verifier,
 }
 
 /// Where a scheme's delivery id (the key for de-duplication) comes from.
@@ -111,6 +134,19 @@ impl Scheme {
             Provider::Stripe => Scheme::Stripe,
             Provider::Slack => Scheme::Slack,
             Provider::Shopify => Scheme::Shopify,
+            Provider::Gitea => Scheme::Gitea,
+            Provider::Bitbucket => Scheme::Bitbucket,
+            Provider::Pagerduty => Scheme::Pagerduty,
+            Provider::Linear => Scheme::Linear,
+            Provider::Twitch => Scheme::Twitch,
+            Provider::Zoom => Scheme::Zoom,
+            Provider::Twilio => Scheme::Twilio {
+                public_url: String::new(),
+            },
+            Provider::Discord => Scheme::Discord {
+                endpoint: EndpointKind::Interactions,
+                replay_window: false,
+            },
             Provider::Hmac => Scheme::Hmac {
                 header: "x-signature".into(),
                 algorithm: Algorithm::Sha256,
@@ -130,8 +166,44 @@ impl Scheme {
     pub fn has_timestamp(&self) -> bool {
         matches!(
             self,
-            Scheme::StandardWebhooks | Scheme::Stripe | Scheme::Slack
+            Scheme::StandardWebhooks
+                | Scheme::Stripe
+                | Scheme::Slack
+                | Scheme::Linear
+                | Scheme::Twitch
+                | Scheme::Zoom
+                | Scheme::Discord {
+                    replay_window: true,
+                    ..
+                }
         )
+    }
+
+    /// Whether the sender signs a timestamp at all (Discord does, but documents no window, so one
+    /// applies only when the hook asks for it): where `tolerance_secs` may be set.
+    pub fn signs_timestamp(&self) -> bool {
+        self.has_timestamp() || matches!(self, Scheme::Discord { .. })
+    }
+
+    /// The sender's own documented window, where it differs from the global default: Twitch
+    /// documents 10 minutes, Linear's SDK allows one.
+    pub fn default_tolerance_secs(&self) -> Option<u64> {
+        match self {
+            Scheme::Twitch => Some(providers::twitch::DEFAULT_TOLERANCE_SECS),
+            Scheme::Linear => Some(providers::linear::DEFAULT_TOLERANCE_SECS),
+            _ => None,
+        }
+    }
+
+    /// Whether a hook of this scheme verifies with Ed25519 public keys (`public_keys`): Discord
+    /// only with them, Standard Webhooks (`v1a`) beside its secrets.
+    pub fn takes_public_keys(&self) -> bool {
+        matches!(self, Scheme::Discord { .. } | Scheme::StandardWebhooks)
+    }
+
+    /// Whether the hook holds a symmetric secret to verify (and so `sign` with).
+    pub fn takes_secrets(&self) -> bool {
+        !matches!(self, Scheme::Discord { .. })
     }
 
     pub fn delivery_id_source(&self) -> DeliveryIdSource {
@@ -158,6 +230,14 @@ impl Scheme {
                 event_header: Some(h),
                 ..
             } => header(h),
+            Scheme::Gitea
+            | Scheme::Bitbucket
+            | Scheme::Pagerduty
+            | Scheme::Linear
+            | Scheme::Twitch
+            | Scheme::Zoom
+            | Scheme::Twilio { .. }
+            | Scheme::Discord { .. } => EventSource::Verifier,
             // NetBox's event and model come from its typed payload.
             Scheme::Netbox | Scheme::Hmac { .. } => EventSource::None,
         }
@@ -167,6 +247,7 @@ impl Scheme {
         match self {
             Scheme::Netbox => Algorithm::Sha512,
             Scheme::Hmac { algorithm, .. } => *algorithm,
+            Scheme::Twilio { .. } => Algorithm::Sha1,
             _ => Algorithm::Sha256,
         }
     }

@@ -40,6 +40,17 @@ pub enum KeyError {
     /// HMAC pads a short key with zeros, so an all-zero key verifies exactly like the empty one.
     #[error("is all zero bytes, which HMAC treats as the empty key")]
     AllZero,
+    /// `sign` for a scheme that verifies with public keys (Discord): there is no secret to sign with.
+    #[error("cannot sign: this provider verifies with Ed25519 public keys, which cannot sign")]
+    PublicKeyOnly,
+    /// `sign` for Twilio without the URL it signs.
+    #[error(
+        "cannot sign: twilio signs the public URL of the hook; give it (sign --public-url URL)"
+    )]
+    NoPublicUrl,
+    /// `sign` for a body the scheme cannot carry (a Twilio form parameter that is not UTF-8).
+    #[error("cannot sign: {0}")]
+    Unsignable(String),
 }
 
 /// Below this a key is guessable offline from one signed request; warned about, not refused, since
@@ -47,9 +58,13 @@ pub enum KeyError {
 pub const MIN_KEY_BYTES: usize = 16;
 
 /// One secret made ready for a scheme: the HMAC state with the key already absorbed, so cloning it
-/// skips re-hashing the key on every request.
+/// skips re-hashing the key on every request, and the key bytes, for the provider verifiers that
+/// take them as they are (and for Zoom's answer, made with the secret that verified).
 #[derive(Clone)]
-pub struct Key(KeyState);
+pub struct Key {
+    state: KeyState,
+    bytes: Vec<u8>,
+}
 
 #[derive(Clone)]
 enum KeyState {
@@ -95,7 +110,7 @@ impl Key {
     pub fn new(scheme: &Scheme, secret: &Secret) -> Result<Key, KeyError> {
         let key = key_bytes(scheme, secret)?;
         // `new_from_slice` accepts keys of any length for HMAC, so the expects below cannot fire.
-        Ok(Key(match scheme {
+        let state = match scheme {
             Scheme::Gitlab => KeyState::Token(sha2::Sha256::digest(&key).into()),
             _ => match scheme.algorithm() {
                 Algorithm::Md5 => {
@@ -111,7 +126,13 @@ impl Key {
                     KeyState::Sha512(Mac::new_from_slice(&key).expect("hmac takes any key"))
                 }
             },
-        }))
+        };
+        Ok(Key { state, bytes: key })
+    }
+
+    /// The key bytes (a Standard Webhooks secret decoded from base64).
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// HMAC of the concatenated parts (GitLab: the token's digest).
@@ -123,7 +144,7 @@ impl Key {
             }
             m.finalize().into_bytes().to_vec()
         }
-        match &self.0 {
+        match &self.state {
             KeyState::Md5(m) => run(m, parts),
             KeyState::Sha1(m) => run(m, parts),
             KeyState::Sha256(m) => run(m, parts),

@@ -2,12 +2,14 @@
 
 use base64::Engine;
 
+use super::providers;
 use super::scheme::{Encoding, Scheme};
 use super::secret::{Key, KeyError, Secret};
 
 /// The headers a sender of `scheme` would send for `body`, signed with `secret`: for the `sign`
 /// command, so operators can test a setup with curl. `timestamp` and `id` are used where the scheme
-/// signs them.
+/// signs them. Bodies are signed as they will be sent: a Twilio body as a form, Gitea's as JSON.
+/// Schemes that verify with public keys (Discord) cannot sign.
 pub fn sign(
     scheme: &Scheme,
     secret: &Secret,
@@ -15,7 +17,11 @@ pub fn sign(
     timestamp: i64,
     id: &str,
 ) -> Result<Vec<(String, String)>, KeyError> {
+    if !scheme.takes_secrets() {
+        return Err(KeyError::PublicKeyOnly);
+    }
     let key = Key::new(scheme, secret)?;
+    let raw = key.bytes();
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let ts = timestamp.to_string();
     let h = |n: &str, v: String| (n.to_string(), v);
@@ -72,6 +78,22 @@ pub fn sign(
                 hex::encode(key.tag(&[ts.as_bytes(), b".", body]))
             ),
         )],
+        Scheme::Gitea => providers::gitea::sign(raw, body, id, "push"),
+        Scheme::Bitbucket => providers::bitbucket::sign(raw, body, id, "repo:push"),
+        Scheme::Pagerduty => providers::pagerduty::sign(&[raw], body),
+        Scheme::Linear => providers::linear::sign(raw, body, id, "Issue"),
+        Scheme::Twitch => providers::twitch::sign(raw, body, id, timestamp, "channel.follow"),
+        Scheme::Zoom => providers::zoom::sign(raw, body, timestamp),
+        Scheme::Twilio { public_url } => {
+            if public_url.is_empty() {
+                return Err(KeyError::NoPublicUrl);
+            }
+            // A form body's parameters are signed; a URL that carries `bodySHA256` (a JSON
+            // body, see `providers::twilio::with_body_sha256`) is signed alone.
+            providers::twilio::sign(raw, public_url, body)
+                .map_err(|r| KeyError::Unsignable(r.to_string()))?
+        }
+        Scheme::Discord { .. } => return Err(KeyError::PublicKeyOnly),
         Scheme::Slack => vec![
             h("X-Slack-Request-Timestamp", ts.clone()),
             h(

@@ -111,9 +111,12 @@ fn hmac_scheme(algorithm: Algorithm, encoding: Encoding, prefix: &str) -> Scheme
 }
 
 /// Every scheme, with the generic one in every algorithm × encoding and with/without a prefix.
+/// The schemes the core's own arms verify; those verified by a `providers` module (their event
+/// type comes from [`EventSource::Verifier`]) have their properties in `providers/proptests.rs`.
 fn all_schemes() -> Vec<Scheme> {
     let mut v: Vec<Scheme> = Provider::iter()
         .filter(|p| *p != Provider::Hmac)
+        .filter(|p| Scheme::from_provider(*p).event_source() != EventSource::Verifier)
         .map(Scheme::from_provider)
         .collect();
     for (i, algorithm) in Algorithm::iter().enumerate() {
@@ -1213,7 +1216,7 @@ proptest! {
                 Scheme::Slack => ("v0=", Encoding::Hex),
                 Scheme::Stripe => ("", Encoding::Hex),
                 Scheme::Hmac { prefix, encoding, .. } => (prefix.as_str(), *encoding),
-                Scheme::Gitlab => unreachable!(),
+                _ => unreachable!("not in all_schemes: {scheme:?}"),
             };
             let new_value = if scheme == Scheme::Stripe {
                 let (t, v1) = sig.1.split_once(",v1=").unwrap();

@@ -7,6 +7,8 @@ pub mod brokers;
 
 pub mod sign;
 
+pub mod ed25519;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,9 +67,15 @@ pub fn test_scheme(p: Provider) -> Scheme {
             delivery_id_header: Some("x-delivery-id".into()),
             event_header: Some("x-event-type".into()),
         },
+        Provider::Twilio => Scheme::Twilio {
+            public_url: TWILIO_PUBLIC_URL.into(),
+        },
         p => Scheme::from_provider(p),
     }
 }
+
+/// The URL Twilio is configured with in the tests: a proxy's, not the listener's own address.
+pub const TWILIO_PUBLIC_URL: &str = "https://hooks.example.com/twilio";
 
 /// Secret number `n` in the form the provider hands it out.
 pub fn secret(p: Provider, n: u32) -> String {
@@ -79,6 +87,8 @@ pub fn secret(p: Provider, n: u32) -> String {
         ),
         // Stripe secrets also start with whsec_, but are used as the key whole, as-is.
         Provider::Stripe => format!("whsec_stripe{n}Tx9sQ3kLmN0pR7vW2yZ4bC6dF8gH1jK"),
+        // Discord holds no secret: "secret" n is the public key of test signer n (see [`signed`]).
+        Provider::Discord => ed25519::Signer::numbered(n as u8).public_hex(),
         p => format!("{}-secret-{n}", p.name()),
     }
 }
@@ -90,10 +100,21 @@ pub fn hook(p: Provider, path: &str, secrets: &[String], extra: &str) -> String 
         Scheme::Hmac { prefix, .. } => format!(
             "header = \"X-Signature\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\nprefix = \"{prefix}\"\ndelivery_id_header = \"X-Delivery-Id\"\nevent_header = \"X-Event-Type\"\n"
         ),
+        Scheme::Twilio { public_url } if !extra.contains("public_url") => {
+            format!("public_url = \"{public_url}\"\n")
+        }
+        Scheme::Discord { .. } if !extra.contains("discord_endpoint") => {
+            "discord_endpoint = \"interactions\"\n".into()
+        }
         _ => String::new(),
     };
+    let keys = if p == Provider::Discord {
+        "public_keys"
+    } else {
+        "secrets"
+    };
     format!(
-        "[[hooks]]\npath = \"{path}\"\nprovider = \"{}\"\nsecrets = [{}]\n{generic}{extra}\n",
+        "[[hooks]]\npath = \"{path}\"\nprovider = \"{}\"\n{keys} = [{}]\n{generic}{extra}\n",
         p.name(),
         secrets.join(", ")
     )
@@ -101,6 +122,13 @@ pub fn hook(p: Provider, path: &str, secrets: &[String], extra: &str) -> String 
 
 /// What a sender of `p` sends for `body`, signed with `secret` at `ts` with delivery `id`.
 pub fn signed(p: Provider, secret: &str, body: &[u8], ts: i64, id: &str) -> Headers {
+    if p == Provider::Discord {
+        let signer = (0..=u8::MAX)
+            .map(ed25519::Signer::numbered)
+            .find(|s| s.public_hex() == secret)
+            .expect("a test signer's public key");
+        return signer.discord_headers(body, ts);
+    }
     sign::request_headers(&test_scheme(p), secret.as_bytes(), body, ts, id)
 }
 

@@ -124,7 +124,113 @@ pub fn signature_headers(
             let tag = mac(*algorithm, key, &[body]);
             vec![p(header, format!("{prefix}{}", encode(*encoding, &tag)))]
         }
+        // Gitea (docs "Webhooks": hex HMAC-SHA256 of the JSON payload, no prefix).
+        Scheme::Gitea => vec![p(
+            "x-gitea-signature",
+            hex::encode(mac(Algorithm::Sha256, key, &[body])),
+        )],
+        // Bitbucket Cloud: SHA-256 in the header GitHub uses for SHA-1.
+        Scheme::Bitbucket => vec![p(
+            "x-hub-signature",
+            format!(
+                "sha256={}",
+                hex::encode(mac(Algorithm::Sha256, key, &[body]))
+            ),
+        )],
+        Scheme::Pagerduty => vec![p(
+            "x-pagerduty-signature",
+            format!("v1={}", hex::encode(mac(Algorithm::Sha256, key, &[body]))),
+        )],
+        // Linear signs the body only; its replay stamp is the body's `webhookTimestamp`.
+        Scheme::Linear => vec![p(
+            "linear-signature",
+            hex::encode(mac(Algorithm::Sha256, key, &[body])),
+        )],
+        // Twitch: id + timestamp + body, no separators; the timestamp RFC 3339 with nanoseconds.
+        Scheme::Twitch => {
+            let stamp = twitch_timestamp(ts.parse().expect("ts"));
+            let tag = mac(
+                Algorithm::Sha256,
+                key,
+                &[id.as_bytes(), stamp.as_bytes(), body],
+            );
+            vec![
+                p("twitch-eventsub-message-id", id.to_string()),
+                p("twitch-eventsub-message-timestamp", stamp),
+                p(
+                    "twitch-eventsub-message-signature",
+                    format!("sha256={}", hex::encode(tag)),
+                ),
+                p("twitch-eventsub-message-type", "notification".into()),
+            ]
+        }
+        Scheme::Zoom => {
+            let tag = mac(Algorithm::Sha256, key, &[b"v0:", ts.as_bytes(), b":", body]);
+            vec![
+                p("x-zm-request-timestamp", ts.clone()),
+                p("x-zm-signature", format!("v0={}", hex::encode(tag))),
+            ]
+        }
+        Scheme::Twilio { public_url } => {
+            vec![p(
+                "x-twilio-signature",
+                twilio_signature(key, public_url, body),
+            )]
+        }
+        // Ed25519: not an HMAC; `tests/common/ed25519.rs` signs with a private key.
+        Scheme::Discord { .. } => Vec::new(),
     }
+}
+
+/// A unix time as Twitch writes `Twitch-Eventsub-Message-Timestamp` (docs example
+/// `2023-07-19T14:56:51.634234626Z`): always nine fractional digits.
+pub fn twitch_timestamp(unix: i64) -> String {
+    let t = chrono::DateTime::from_timestamp(unix, 0).expect("time in range");
+    format!("{}.123456789Z", t.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// `application/x-www-form-urlencoded` decoding by hand (`+` is a space, `%XX` a byte), so the
+/// signer shares no parser with the verifier.
+pub fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
+                out.push(u8::from_str_radix(h, 16).expect("%XX"));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).expect("utf-8")
+}
+
+/// Twilio's `X-Twilio-Signature` as twilio-python's `RequestValidator.compute_signature` makes it:
+/// base64 HMAC-SHA1 of the URL followed by each form parameter's name and value, by name (each
+/// name's values sorted); for a URL with `bodySHA256` the caller passes an empty `form`.
+pub fn twilio_signature(auth_token: &[u8], url: &str, form: &[u8]) -> String {
+    let form = std::str::from_utf8(form).expect("form is text");
+    let mut params: Vec<(String, String)> = form
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect();
+    params.sort();
+    params.dedup();
+    let mut signed = url.to_string();
+    for (k, v) in params {
+        signed.push_str(&k);
+        signed.push_str(&v);
+    }
+    b64(&mac(Algorithm::Sha1, auth_token, &[signed.as_bytes()]))
 }
 
 /// What a sender of `scheme` sends for `body` with the configured `secret`: the signature headers,
@@ -141,6 +247,10 @@ pub fn request_headers(
         Scheme::Github => Some("x-github-delivery"),
         Scheme::Gitlab => Some("x-gitlab-event-uuid"),
         Scheme::Shopify => Some("x-shopify-webhook-id"),
+        Scheme::Gitea => Some("x-gitea-delivery"),
+        Scheme::Bitbucket => Some("x-request-uuid"),
+        Scheme::Linear => Some("linear-delivery"),
+        Scheme::Twilio { .. } => Some("i-twilio-idempotency-token"),
         Scheme::Hmac {
             delivery_id_header, ..
         } => delivery_id_header.as_deref(),

@@ -214,10 +214,20 @@ async fn every_refusal_reason_is_in_the_api_and_the_page() {
     )
     .await;
 
-    // An accepted NetBox event carries its request id as the event id.
+    // An accepted event carries the event id its log line has (the one every sink gets too).
     assert_eq!(post_netbox(&url("/webhook/"), &body).await.0, 200);
     let ok = assert_recorded(&server, "/webhook/", "accepted", "").await;
-    assert_eq!(ok["event_id"], "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
+    let lines = server.log_lines();
+    let logged = lines
+        .last()
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("event_id="))
+        })
+        .expect("event_id in the log line");
+    assert_eq!(ok["event_id"], logged.trim_matches('"'));
+    let id = uuid::Uuid::parse_str(ok["event_id"].as_str().unwrap()).unwrap();
+    assert_eq!(id.get_version_num(), 7, "UUIDv7: {ok}");
     assert_eq!(ok["event"], "dcim.site.created");
     assert_eq!(ok["size"], body.len());
 
@@ -545,4 +555,82 @@ async fn a_non_loopback_admin_needs_a_token_and_checks_it() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
+}
+
+/// `check-config` on `[admin]` keys `admin` (plus `rest` and one NetBox hook).
+fn check_admin(args: &[&str], admin: &str, rest: &str) -> crate::config_errors::CliOut {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.toml");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n[admin]\n{admin}\n{}{rest}",
+        dir.path().join("events.log").display().to_string(),
+        netbox_hook("/webhook/")
+    );
+    std::fs::write(&f, text).unwrap();
+    let mut all = args.to_vec();
+    all.push(f.to_str().unwrap());
+    crate::config_errors::cli(&all)
+}
+
+#[test]
+fn admin_problems_are_listed_with_the_others_and_syntax_only_leaves_the_token_alone() {
+    let unset = "listen = \"0.0.0.0:0\"\ntoken = \"env:WL_ADMIN_TOKEN_UNSET\"";
+    // Every problem in one run: the token's reference, `recent`, and a hook's.
+    let out = check_admin(
+        &["check-config"],
+        &format!("{unset}\nrecent = 0"),
+        "allow_ips = [\"x/99\"]\n",
+    );
+    assert!(out.failed(), "{}", out.all());
+    for needle in [
+        "admin.token: secret env:WL_ADMIN_TOKEN_UNSET",
+        "admin.recent: must be greater than 0",
+        "hooks[0].allow_ips[0]",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.all());
+    }
+
+    // CI has not the machine's token: --syntax-only does not look it up, and counts it as set.
+    let out = check_admin(&["check-config", "--syntax-only"], unset, "");
+    assert!(out.ok(), "{}", out.all());
+    let out = check_admin(&["check-config"], "listen = \"0.0.0.0:0\"", "");
+    assert!(out.failed() && out.stderr.contains("admin.token: required"));
+    let out = check_admin(
+        &["check-config", "--syntax-only"],
+        "listen = \"0.0.0.0:0\"",
+        "",
+    );
+    assert!(out.failed() && out.stderr.contains("admin.token: required"));
+
+    // Values are never echoed: not a literal token, not a mistyped address.
+    let out = check_admin(
+        &["check-config", "--syntax-only"],
+        "listen = \"hunter2-address\"\ntoken = \"hunter2-literal-token-0123\"",
+        "",
+    );
+    assert!(out.failed(), "{}", out.all());
+    assert!(
+        out.stderr.contains("admin.listen") && out.stderr.contains("admin.token: must be env:"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains("hunter2"), "{}", out.all());
+
+    // A token shorter than a key may be: refused by its reference, not shown.
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("token");
+    std::fs::write(&short, "hunter2-short\n").unwrap();
+    let admin = format!("token = \"file:{}\"", short.display());
+    let out = check_admin(&["check-config"], &admin, "");
+    assert!(
+        out.failed()
+            && out
+                .stderr
+                .contains("admin.token: the token is shorter than 16 bytes"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains("hunter2"), "{}", out.all());
+    std::fs::write(&short, "long-enough-token-0123456789\n").unwrap();
+    assert!(check_admin(&["check-config"], &admin, "").ok());
 }

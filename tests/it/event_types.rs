@@ -13,6 +13,24 @@ type Delivery = (
     &'static str,
 );
 
+/// The providers whose test hook [`hooks`] configures (Twilio sends no event type).
+const PROVIDERS: [Provider; 14] = [
+    Provider::Github,
+    Provider::Gitlab,
+    Provider::Shopify,
+    Provider::Stripe,
+    Provider::StandardWebhooks,
+    Provider::Slack,
+    Provider::Hmac,
+    Provider::Gitea,
+    Provider::Bitbucket,
+    Provider::Pagerduty,
+    Provider::Linear,
+    Provider::Twitch,
+    Provider::Zoom,
+    Provider::Discord,
+];
+
 fn deliveries() -> Vec<Delivery> {
     vec![
         (
@@ -64,6 +82,53 @@ fn deliveries() -> Vec<Delivery> {
             vec![("x-event-type", "build.finished")],
             "build.finished",
         ),
+        // Forgejo alone: its own header family.
+        (
+            Provider::Gitea,
+            br#"{"ref":"refs/heads/main"}"#.to_vec(),
+            vec![("x-forgejo-event", "push")],
+            "push",
+        ),
+        (
+            Provider::Bitbucket,
+            br#"{"push":{"changes":[]}}"#.to_vec(),
+            vec![("x-event-key", "repo:push")],
+            "repo:push",
+        ),
+        (
+            Provider::Pagerduty,
+            br#"{"event":{"id":"01PD","event_type":"incident.triggered"}}"#.to_vec(),
+            vec![],
+            "incident.triggered",
+        ),
+        (
+            Provider::Linear,
+            format!(
+                r#"{{"type":"Issue","action":"create","webhookTimestamp":{}}}"#,
+                chrono::Utc::now().timestamp_millis()
+            )
+            .into_bytes(),
+            vec![("linear-event", "Issue")],
+            "Issue",
+        ),
+        (
+            Provider::Twitch,
+            br#"{"subscription":{"type":"channel.follow"},"event":{"user_id":"1"}}"#.to_vec(),
+            vec![("twitch-eventsub-subscription-type", "channel.follow")],
+            "channel.follow",
+        ),
+        (
+            Provider::Zoom,
+            br#"{"event":"meeting.started","payload":{"object":{"id":"1"}}}"#.to_vec(),
+            vec![],
+            "meeting.started",
+        ),
+        (
+            Provider::Discord,
+            br#"{"type":3,"id":"int_7","data":{"custom_id":"b"}}"#.to_vec(),
+            vec![],
+            "MESSAGE_COMPONENT",
+        ),
         // A header value that would break `key=value` parsing if written raw.
         (
             Provider::Hmac,
@@ -76,15 +141,7 @@ fn deliveries() -> Vec<Delivery> {
 
 fn hooks() -> String {
     let mut hooks = String::new();
-    for p in [
-        Provider::Github,
-        Provider::Gitlab,
-        Provider::Shopify,
-        Provider::Stripe,
-        Provider::StandardWebhooks,
-        Provider::Slack,
-        Provider::Hmac,
-    ] {
+    for p in PROVIDERS {
         hooks += &hook(p, &format!("/{}", p.name()), &[secret(p, 1)], "");
     }
     hooks += &netbox_hook("/netbox");

@@ -9,7 +9,14 @@ use std::path::Path;
 /// that sibling does not import it back; on floor 0, from nothing but itself.
 const FLOORS: &[&[&str]] = &[
     &["signature", "payload"],
-    &["event_log", "dedupe", "metrics", "forward", "client_ip"],
+    &[
+        "event_log",
+        "dedupe",
+        "metrics",
+        "forward",
+        "client_ip",
+        "diagnostics",
+    ],
     &["config"],
     &["live_config"],
     &["http"],

@@ -91,6 +91,12 @@ fn sign_case(p: Provider) -> (String, String, Vec<String>) {
     );
     match p {
         Provider::Netbox => hook.push_str("payload = \"json\"\n"),
+        // The JSON body goes to a URL with its bodySHA256, which is what Twilio signs.
+        Provider::Twilio => {
+            hook.push_str("public_url = \"https://hooks.example.com/twilio\"\n");
+            let url = format!("https://hooks.example.com/twilio?{}", body_sha256_query());
+            args.extend(["--public-url".to_string(), url]);
+        }
         Provider::Hmac => {
             let flags = [
                 ("header", "X-Signature"),
@@ -108,16 +114,40 @@ fn sign_case(p: Provider) -> (String, String, Vec<String>) {
     (hook, secret, args)
 }
 
+/// The body every `sign` case signs; it carries Linear's signed stamp (fresh for a minute).
+fn sign_body() -> &'static [u8] {
+    static BODY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| {
+        format!(
+            r#"{{"id": "evt_123", "event_id": "Ev123", "hello": "world", "webhookTimestamp": {}}}"#,
+            chrono::Utc::now().timestamp_millis()
+        )
+        .into_bytes()
+    })
+}
+
+fn body_sha256_query() -> String {
+    use sha2::Digest;
+    format!(
+        "bodySHA256={}",
+        hex::encode(sha2::Sha256::digest(sign_body()))
+    )
+}
+
 #[tokio::test]
 async fn sign_output_is_accepted_by_the_running_server_for_every_provider() {
-    let cases: Vec<_> = Provider::iter().map(|p| (p, sign_case(p))).collect();
+    // Discord verifies with a public key: nothing to sign with (see the next test).
+    let cases: Vec<_> = Provider::iter()
+        .filter(|p| *p != Provider::Discord)
+        .map(|p| (p, sign_case(p)))
+        .collect();
     let hooks: String = cases
         .iter()
         .map(|(_, (hook, _, _))| hook.as_str())
         .collect();
     let server = Server::start(&hooks);
     let body_file = server.dir.path().join("body.json");
-    let body = br#"{"id": "evt_123", "event_id": "Ev123", "hello": "world"}"#;
+    let body = sign_body();
     std::fs::write(&body_file, body).unwrap();
     for (p, (_, secret, args)) in &cases {
         let path = format!("/{}", p.name());
@@ -134,10 +164,36 @@ async fn sign_output_is_accepted_by_the_running_server_for_every_provider() {
             })
             .collect();
         assert!(!headers.is_empty());
-        let (status, json) = post(&server.url(&path), &headers, body.to_vec()).await;
+        let url = match p {
+            Provider::Twilio => format!("{}?{}", server.url(&path), body_sha256_query()),
+            _ => server.url(&path),
+        };
+        let (status, json) = post(&url, &headers, body.to_vec()).await;
         assert_eq!(status, 200, "{path}: {json} with {headers:?}");
     }
     assert_eq!(server.log_lines().len(), cases.len());
+}
+
+/// `sign` refuses, saying why, what it cannot sign: Discord (a public key cannot sign) and Twilio
+/// without the URL it signs.
+#[test]
+fn sign_refuses_public_key_schemes_and_twilio_without_a_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("b.json");
+    std::fs::write(&body, b"{}").unwrap();
+    let file = body.to_str().unwrap();
+    let (ok, out, err) = run(
+        &["sign", "--provider", "discord", "--secret", "x", file],
+        &[],
+    );
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("public keys"), "{err}");
+    let (ok, out, err) = run(
+        &["sign", "--provider", "twilio", "--secret", "x", file],
+        &[],
+    );
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("public URL"), "{err}");
 }
 
 fn metric(text: &str, prefix: &str) -> f64 {

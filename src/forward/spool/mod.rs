@@ -38,7 +38,7 @@ pub use segment::Damage;
 const WRITE_AT: usize = 1 << 20;
 
 /// The `[spool]` settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
     pub dir: PathBuf,
     /// Bound on all segment files together; over it, `append` answers [`SpoolError::Full`].
@@ -376,6 +376,12 @@ impl Spool {
         });
         self.collect();
         Ok(())
+    }
+
+    /// Drops every record appended since the last sync (the event log refused the group, so its
+    /// requests are answered 503 and must not be forwarded).
+    pub fn discard(&mut self) {
+        self.rollback();
     }
 
     /// The last durable sequence number.

@@ -1,0 +1,291 @@
+//! The running set of sinks: built from the validated `[[sinks]]` entries, one [`Runner`] each over
+//! the shared spool, changed in place by a reload and drained on shutdown. Intake, `/healthz` and
+//! the metrics read [`Forwarding::sinks`]; only the app starts, reloads and stops it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+
+use super::nats::{NatsConfig, NatsSink};
+use super::redis::{RedisConfig, RedisSink};
+use super::spool::{SpoolError, SpoolHandle};
+use super::status::SinkStatus;
+use super::{DeliveryError, Event, Runner, RunnerConfig, Sink};
+
+/// What a sink talks to, with resolved settings (credentials included, never logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkKind {
+    Nats(NatsConfig),
+    Redis(RedisConfig),
+}
+
+impl SinkKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SinkKind::Nats(_) => "nats",
+            SinkKind::Redis(_) => "redis",
+        }
+    }
+}
+
+/// One `[[sinks]]` entry, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkSpec {
+    /// Checked with [`super::spool::validate_sink_name`]: it names the checkpoint file.
+    pub name: String,
+    pub kind: SinkKind,
+    pub runner: RunnerConfig,
+    /// `required = true`: how long a 2xx waits for this sink's confirmation; `None` otherwise.
+    pub required_timeout: Option<Duration>,
+}
+
+/// Why forwarding could not start a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("sink {name}: {source}")]
+    Spool { name: String, source: SpoolError },
+    #[error("sink {name}: {message}")]
+    Build { name: String, message: String },
+}
+
+/// Either broker sink, so one runner type drives both; the `Arc` keeps a handle for `connected`.
+#[derive(Clone)]
+enum AnySink {
+    Nats(Arc<NatsSink>),
+    Redis(Arc<RedisSink>),
+}
+
+impl Sink for AnySink {
+    fn name(&self) -> &str {
+        match self {
+            AnySink::Nats(s) => s.name(),
+            AnySink::Redis(s) => s.name(),
+        }
+    }
+
+    async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {
+        match self {
+            AnySink::Nats(s) => s.deliver(event).await,
+            AnySink::Redis(s) => s.deliver(event).await,
+        }
+    }
+}
+
+/// A sink as intake and `/healthz` see it.
+pub struct ActiveSink {
+    pub name: String,
+    pub kind: &'static str,
+    pub status: Arc<SinkStatus>,
+    pub required_timeout: Option<Duration>,
+    sink: AnySink,
+}
+
+impl ActiveSink {
+    /// Whether the client holds a connection now (NATS), or the last call reached the server (Redis).
+    pub fn connected(&self) -> bool {
+        match &self.sink {
+            AnySink::Nats(s) => s.is_connected(),
+            AnySink::Redis(s) => s.is_connected(),
+        }
+    }
+}
+
+/// A started sink: what it was built from, its runner, and its public face.
+struct Running {
+    spec: SinkSpec,
+    runner: Runner,
+    active: Arc<ActiveSink>,
+}
+
+/// Every configured sink, running.
+pub struct Forwarding {
+    spool: SpoolHandle,
+    shutdown: CancellationToken,
+    /// What requests read: swapped whole by a reload.
+    sinks: ArcSwap<Vec<Arc<ActiveSink>>>,
+    running: tokio::sync::Mutex<BTreeMap<String, Running>>,
+}
+
+impl Forwarding {
+    /// Registers every sink with the spool and starts its runner. Call before the first append,
+    /// so no segment a sink needs is collected before it registered.
+    pub async fn start(
+        spool: SpoolHandle,
+        specs: &[SinkSpec],
+        shutdown: CancellationToken,
+    ) -> Result<Forwarding, ForwardError> {
+        let mut running = BTreeMap::new();
+        for spec in specs {
+            let r = start_one(&spool, spec, &shutdown).await?;
+            running.insert(spec.name.clone(), r);
+        }
+        let f = Forwarding {
+            spool,
+            shutdown,
+            sinks: ArcSwap::from_pointee(Vec::new()),
+            running: tokio::sync::Mutex::new(running),
+        };
+        f.publish(&*f.running.lock().await);
+        Ok(f)
+    }
+
+    pub fn spool(&self) -> &SpoolHandle {
+        &self.spool
+    }
+
+    /// The sinks now running, in name order.
+    pub fn sinks(&self) -> arc_swap::Guard<Arc<Vec<Arc<ActiveSink>>>> {
+        self.sinks.load()
+    }
+
+    fn publish(&self, running: &BTreeMap<String, Running>) {
+        let list = running.values().map(|r| r.active.clone()).collect();
+        self.sinks.store(Arc::new(list));
+    }
+
+    /// A reload: sinks no longer configured are stopped and unregistered, changed ones restarted
+    /// from their checkpoint, new ones started, and every paused one resumed. A sink that cannot be
+    /// built is reported and left out; the others go on.
+    pub async fn reload(&self, specs: &[SinkSpec]) -> Vec<ForwardError> {
+        let mut running = self.running.lock().await;
+        let mut errors = Vec::new();
+        let gone: Vec<String> = running
+            .iter()
+            .filter(|(name, r)| !specs.iter().any(|s| &s.name == *name && s.eq(&r.spec)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(r) = running.remove(&name) {
+                r.runner.stop();
+                r.runner.join().await;
+                self.spool.unregister(&name);
+                if !specs.iter().any(|s| s.name == name) {
+                    tracing::info!(sink = %name, "sink removed by reload; its checkpoint stays");
+                }
+            }
+        }
+        for r in running.values() {
+            r.runner.resume();
+        }
+        for spec in specs {
+            if running.contains_key(&spec.name) {
+                continue;
+            }
+            match start_one(&self.spool, spec, &self.shutdown).await {
+                Ok(r) => {
+                    tracing::info!(sink = %spec.name, kind = spec.kind.as_str(), "sink started by reload");
+                    running.insert(spec.name.clone(), r);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        self.publish(&running);
+        errors
+    }
+
+    /// Stops every runner (in-flight deliveries get their `shutdown_timeout`) and waits for their
+    /// last checkpoints; what is left stays in the spool for the next start.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let mut running = self.running.lock().await;
+        let all = std::mem::take(&mut *running);
+        let joins = all.into_values().map(|r| r.runner.join());
+        futures_util::future::join_all(joins).await;
+    }
+}
+
+async fn start_one(
+    spool: &SpoolHandle,
+    spec: &SinkSpec,
+    shutdown: &CancellationToken,
+) -> Result<Running, ForwardError> {
+    let build = |message: String| ForwardError::Build {
+        name: spec.name.clone(),
+        message,
+    };
+    let sink = match &spec.kind {
+        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
+            NatsSink::new(c.clone())
+                .await
+                .map_err(|e| build(e.to_string()))?,
+        )),
+        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
+            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
+        )),
+    };
+    let spool_err = |source| ForwardError::Spool {
+        name: spec.name.clone(),
+        source,
+    };
+    let checkpoint = spool.register(&spec.name).map_err(spool_err)?;
+    let runner = Runner::spawn(
+        sink.clone(),
+        spool,
+        checkpoint,
+        spec.runner.clone(),
+        shutdown,
+    )
+    .map_err(|e| {
+        spool.unregister(&spec.name);
+        spool_err(e)
+    })?;
+    let active = Arc::new(ActiveSink {
+        name: spec.name.clone(),
+        kind: spec.kind.as_str(),
+        status: runner.status().clone(),
+        required_timeout: spec.required_timeout,
+        sink,
+    });
+    Ok(Running {
+        spec: spec.clone(),
+        runner,
+        active,
+    })
+}
+
+/// For `check-config --connect`: reaches the sink's broker once (bounded by its connect timeout)
+/// and says what it found. Errors carry no credentials.
+pub async fn check(spec: &SinkSpec) -> Result<String, String> {
+    match &spec.kind {
+        SinkKind::Nats(c) => super::nats::check(c).await,
+        SinkKind::Redis(c) => super::redis::check(c).await,
+    }
+}
+
+/// One line about a sink for `check-config`: kind, where, and what it takes; no credentials.
+pub fn describe(spec: &SinkSpec) -> String {
+    let filter = &spec.runner.filter;
+    let list = |l: &Option<Vec<String>>| l.as_ref().map_or("all".to_owned(), |v| v.join(","));
+    let target = match &spec.kind {
+        SinkKind::Nats(c) => format!(
+            "url={} subject={} stream={}",
+            c.url
+                .split(',')
+                .map(|u| super::redact::redact_url(u.trim()))
+                .collect::<Vec<_>>()
+                .join(","),
+            c.subject,
+            c.stream.as_deref().unwrap_or("(none)")
+        ),
+        SinkKind::Redis(c) => format!(
+            "url={} stream={} maxlen={}",
+            super::redact::redact_url(&c.url),
+            c.stream,
+            c.maxlen
+        ),
+    };
+    let required = match spec.required_timeout {
+        Some(t) => format!(" required (waits {} s)", t.as_secs()),
+        None => String::new(),
+    };
+    format!(
+        "{:<16} kind={:<5} {target} hooks={} events={}{required}",
+        spec.name,
+        spec.kind.as_str(),
+        list(&filter.hooks),
+        list(&filter.events)
+    )
+}

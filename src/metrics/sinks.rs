@@ -1,0 +1,84 @@
+//! The sinks' series, built from their live status on every scrape.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+use crate::forward::{Forwarding, StatusSnapshot};
+
+pub(super) struct SinkCollector(pub(super) Arc<Forwarding>);
+
+impl std::fmt::Debug for SinkCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SinkCollector")
+    }
+}
+
+type Value = fn(&StatusSnapshot, bool) -> f64;
+
+/// (name, help, type, value): one family each, one series per sink.
+const FAMILIES: &[(&str, &str, MetricType, Value)] = &[
+    (
+        "webhook_sink_delivered",
+        "Events a sink's destination confirmed",
+        MetricType::Counter,
+        |s, _| s.delivered as f64,
+    ),
+    (
+        "webhook_sink_retried",
+        "Deliveries that failed with a retryable error and were tried again",
+        MetricType::Counter,
+        |s, _| s.retried as f64,
+    ),
+    (
+        "webhook_sink_dead_lettered",
+        "Events written to the sink's dead-letter file",
+        MetricType::Counter,
+        |s, _| s.dead_lettered as f64,
+    ),
+    (
+        "webhook_sink_lag_events",
+        "Durable events the sink has not finished",
+        MetricType::Gauge,
+        |s, _| s.lag_events as f64,
+    ),
+    (
+        "webhook_sink_lag_seconds",
+        "Age of the oldest event the sink is working on",
+        MetricType::Gauge,
+        |s, _| s.lag_seconds,
+    ),
+    (
+        "webhook_sink_connected",
+        "1 while the sink holds a connection to its destination",
+        MetricType::Gauge,
+        |_, connected| f64::from(u8::from(connected)),
+    ),
+];
+
+impl Collector for SinkCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sinks = self.0.sinks();
+        let snaps: Vec<(String, StatusSnapshot, bool)> = sinks
+            .iter()
+            .map(|s| (s.name.clone(), s.status.snapshot(), s.connected()))
+            .collect();
+        for (name, help, kind, value) in FAMILIES {
+            let mut family = encoder.encode_descriptor(name, help, None, *kind)?;
+            for (sink, snap, connected) in &snaps {
+                let labels = [("sink", sink.as_str())];
+                let v = value(snap, *connected);
+                let series = family.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => ConstCounter::new(v as u64).encode(series)?,
+                    _ => ConstGauge::new(v).encode(series)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}

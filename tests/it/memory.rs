@@ -1,0 +1,326 @@
+//! Issue 11, hole 3: body memory is bounded across all requests (`max_buffered_bytes`, reserved
+//! against the declared `Content-Length` before a byte is read, and as a chunked body grows), a
+//! request that does not fit is answered 503 + `Retry-After` at once, small requests keep passing,
+//! and the memory of a flood comes back once it ends. Ported from the contract in
+//! the independent issue-11 attack suite (hole 3; removed once every hole was ported, see git history of `tests/pending/`). Every wait is bounded.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::common::*;
+
+const MIB: u64 = 1 << 20;
+/// Bound on one small request.
+const T: Duration = Duration::from_secs(5);
+
+/// Floods are run one at a time: two at once would starve each other of the two cores and turn
+/// "answered at once" into a timing accident.
+async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
+/// A field of `/proc/<pid>/status` in bytes (`VmRSS`, `VmHWM` are given in KiB).
+fn status_bytes(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    kib * 1024
+}
+
+/// Polls VmRSS until it is at most `bound`; the last reading either way.
+fn rss_settles_below(pid: i32, bound: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let rss = status_bytes(pid, "VmRSS");
+        if rss <= bound || Instant::now() > deadline {
+            return rss;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A response read off a raw socket: its status and lower-cased header names.
+#[derive(Debug)]
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response head from `rd` within `timeout`.
+async fn read_head(rd: &mut OwnedReadHalf, timeout: Duration) -> Result<RawResponse, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match tokio::time::timeout_at(deadline, rd.read(&mut chunk)).await {
+            Err(_) => return Err(format!("no response head within {timeout:?}")),
+            Ok(Err(e)) => return Err(format!("read error before the response head: {e}")),
+            Ok(Ok(0)) => return Err("connection closed before the response head".into()),
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(RawResponse { status, headers })
+}
+
+/// What one flooding connection saw.
+struct Flooded {
+    response: Result<RawResponse, String>,
+    /// Kept open (not half-closed) until the test drops it: the attacker waits.
+    _conn: Option<(OwnedReadHalf, OwnedWriteHalf)>,
+}
+
+impl Flooded {
+    fn refused_with_retry_after(&self) -> bool {
+        self.response
+            .as_ref()
+            .is_ok_and(|r| r.status == 503 && r.header("retry-after").is_some())
+    }
+}
+
+/// Sends `head`, then `body` in 64 KiB pieces while reading the answer; neither side waits longer
+/// than `timeout`. The connection is never half-closed: it stays open in the result.
+async fn stream_request(
+    addr: SocketAddr,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Flooded {
+    let conn = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(c)) => c,
+        other => {
+            return Flooded {
+                response: Err(format!("connect: {other:?}")),
+                _conn: None,
+            }
+        }
+    };
+    let (mut rd, mut wr) = conn.into_split();
+    let write = async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if tokio::time::timeout_at(deadline, wr.write_all(&head))
+            .await
+            .is_ok()
+        {
+            for piece in body.chunks(64 * 1024) {
+                match tokio::time::timeout_at(deadline, wr.write_all(piece)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+        }
+    };
+    let (_, response) = tokio::join!(write, read_head(&mut rd, timeout));
+    Flooded {
+        response,
+        _conn: Some((rd, wr)),
+    }
+}
+
+/// A request head declaring `len` body bytes, with a bogus signature.
+fn declared_head(path: &str, len: usize) -> Vec<u8> {
+    format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-Hook-Signature: 00\r\nContent-Length: {len}\r\n\r\n").into_bytes()
+}
+
+/// A chunked request whose body is `total` bytes in 64 KiB chunks, with a bogus signature.
+fn chunked_request(path: &str, total: usize) -> (Vec<u8>, Vec<u8>) {
+    let head = format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-Hook-Signature: 00\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    let mut body = Vec::new();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(64 * 1024);
+        body.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        body.extend_from_slice(&vec![b' '; n]);
+        body.extend_from_slice(b"\r\n");
+        left -= n;
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    (head, body)
+}
+
+/// `clients` connections that each declare 1,000,000 bytes, send all but one of them with a bogus
+/// signature, and wait (up to `timeout` for an answer).
+async fn stalled_flood(addr: SocketAddr, clients: usize, timeout: Duration) -> Vec<Flooded> {
+    let flood: Vec<_> = (0..clients)
+        .map(|_| {
+            tokio::spawn(stream_request(
+                addr,
+                declared_head("/nb", 1_000_000),
+                vec![b' '; 999_999],
+                timeout,
+            ))
+        })
+        .collect();
+    let mut conns = Vec::new();
+    for f in flood {
+        conns.push(f.await.unwrap());
+    }
+    conns
+}
+
+async fn signed_small_status(server: &Server) -> Result<u16, String> {
+    let body = netbox_body(&uuid::Uuid::new_v4().to_string());
+    tokio::time::timeout(T, post_netbox(&server.url("/nb"), &body))
+        .await
+        .map(|(status, _)| status)
+        .map_err(|_| format!("no answer within {T:?}"))
+}
+
+/// The value of the `webhook_requests_total` series with `outcome`, summed over hooks.
+fn requests_with_outcome(metrics: &str, outcome: &str) -> u64 {
+    let label = format!("outcome=\"{outcome}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("webhook_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass() {
+    let _heavy = heavy().await;
+    let budget: u64 = 4 * MIB;
+    let top = format!(
+        "max_buffered_bytes = {budget}\nmax_body_bytes = 1000000\nrequest_timeout_secs = 30"
+    );
+    let server = Server::start_with(Options {
+        top: &top,
+        hooks: &netbox_hook("/nb"),
+        ..Default::default()
+    });
+    assert_eq!(signed_small_status(&server).await, Ok(200), "warm-up");
+    let baseline = status_bytes(server.pid(), "VmRSS");
+
+    // 64 clients declare 1,000,000 bytes, send all but one byte with a bogus signature, and wait.
+    let conns = stalled_flood(server.addr, 64, Duration::from_secs(8)).await;
+    let refused = conns
+        .iter()
+        .filter(|c| c.refused_with_retry_after())
+        .count();
+    let seen: Vec<String> = conns
+        .iter()
+        .map(|c| match &c.response {
+            Ok(r) => r.status.to_string(),
+            Err(e) => e.clone(),
+        })
+        .collect();
+
+    // Meanwhile (the budget is held by the clients that fit): a small signed request gets through,
+    // and a chunked body that grows past what is left is refused.
+    let small = signed_small_status(&server).await;
+    let (head, body) = chunked_request("/nb", 600_000);
+    let chunked = stream_request(server.addr, head, body, Duration::from_secs(8)).await;
+    let peak = status_bytes(server.pid(), "VmHWM");
+
+    assert!(
+        refused >= 48,
+        "at most ~4 of 64 fit a 4 MiB budget; the rest must get 503 + Retry-After within 8 s, \
+         got {refused} such answers: {seen:?}"
+    );
+    assert_eq!(small, Ok(200), "small requests pass");
+    match &chunked.response {
+        Ok(r) => {
+            assert_eq!(r.status, 503, "chunked body past the budget: {r:?}");
+            assert!(r.header("retry-after").is_some(), "{r:?}");
+        }
+        Err(e) => panic!("chunked body past the budget got no answer: {e}"),
+    }
+    let bound = baseline + 4 * budget + 32 * MIB;
+    assert!(
+        peak <= bound,
+        "peak RSS {} MiB over the bound {} MiB (baseline {} MiB)",
+        peak / MIB,
+        bound / MIB,
+        baseline / MIB
+    );
+
+    // Every refusal is counted under its own outcome; the diagnostics are rate-limited, not one
+    // line per refused request.
+    let text = metrics(&server).await;
+    let counted = requests_with_outcome(&text, "over_budget");
+    assert!(
+        counted as usize > refused,
+        "over_budget counted {counted}, but {refused} floods and the chunked body were refused"
+    );
+    let lines = server
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("max_buffered_bytes"))
+        .count();
+    assert!(
+        (1..=10).contains(&lines),
+        "{lines} diagnostic lines for {counted} refusals:\n{}",
+        server.stderr()
+    );
+
+    drop(conns);
+    drop(chunked);
+    let after = rss_settles_below(server.pid(), baseline + 32 * MIB, Duration::from_secs(10));
+    assert!(
+        after <= baseline + 32 * MIB,
+        "RSS {} MiB 10 s after the clients left (baseline {} MiB)",
+        after / MIB,
+        baseline / MIB
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_comes_back_after_a_flood_of_stalled_bodies() {
+    let _heavy = heavy().await;
+    // The default budget (64 MiB): these 48 MB fit in it and are really buffered.
+    let server = Server::start_with(Options {
+        top: "request_timeout_secs = 30",
+        hooks: &netbox_hook("/nb"),
+        ..Default::default()
+    });
+    assert_eq!(signed_small_status(&server).await, Ok(200), "warm-up");
+    let baseline = status_bytes(server.pid(), "VmRSS");
+
+    let conns = stalled_flood(server.addr, 48, Duration::from_secs(6)).await;
+    let peak = status_bytes(server.pid(), "VmHWM");
+    assert!(
+        peak >= baseline + 40 * MIB,
+        "the 48 stalled bodies were not buffered (peak {} MiB, baseline {} MiB): the test measures nothing",
+        peak / MIB,
+        baseline / MIB
+    );
+    drop(conns);
+    let bound = baseline + 16 * MIB;
+    let after = rss_settles_below(server.pid(), bound, Duration::from_secs(10));
+    assert!(
+        after <= bound,
+        "RSS {} MiB 10 s after 48 stalled 1 MB bodies were dropped (baseline {} MiB, peak {} MiB)",
+        after / MIB,
+        baseline / MIB,
+        peak / MIB
+    );
+}
