@@ -3,6 +3,8 @@
 #
 #   mode fsync:   ours with [log] fsync = true   vs  examples/durable_limit.rs (verify, append, fdatasync)
 #   mode nofsync: ours with [log] fsync = false  vs  examples/bare_limit.rs    (verify, answer; no log)
+#   recording:    ours (fsync = false) with the admin listener recording every delivery, one live
+#                 page (an SSE client) open  vs  ours with [admin] listen = "" (nothing recorded)
 #
 # Usage, from anywhere in a clone (installs wrk from Debian's packages if it is missing; needs root
 # for that, plus curl, openssl and python3):
@@ -13,9 +15,11 @@
 # the NetBox fixture tests/fixtures/netbox/v4.6.8-created.json with a valid X-Hook-Signature. Prints
 # req/s, p50, p99 and peak RSS per run and the ratios ours/ref, and checks after each of our runs that
 # the event log holds one line per acknowledged request. Takes about 1.5 minutes after the build.
-# Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), TMPDIR (where the logs go:
+# Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), BENCH_LIVE_PAGE (1: an SSE
+# client reads the admin stream during the recording runs; 0: none), TMPDIR (where the logs go:
 # put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
-# runs only the forwarding mode), BENCH_IN_FLIGHT (the sinks' max_in_flight in the forwarding mode).
+# runs only the recording and forwarding modes), BENCH_IN_FLIGHT (the sinks' max_in_flight in the
+# forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -131,13 +135,22 @@ started() {
     check_post "$URL"
 }
 
-# start_ours MODE: sets PID and URL.
+# start_ours MODE [ADMIN]: sets PID and URL (and ADMIN_URL). ADMIN "off" turns the admin
+# listener (and so the recording) off; otherwise it runs on a free port, as by default.
 start_ours() {
-    local mode=$1 port fsync=true
-    [[ $mode == nofsync ]] && fsync=false
+    local mode=$1 port fsync=true admin=${2:-on} admin_listen
+    [[ $mode != fsync ]] && fsync=false
     port=$(free_port)
+    admin_listen=""
+    if [[ $admin != off ]]; then
+        admin_listen=127.0.0.1:$(free_port)
+    fi
+    ADMIN_URL=http://$admin_listen
     cat >"$WORK/ours-$mode.toml" <<EOF
 listen = "127.0.0.1:$port"
+
+[admin]
+listen = "$admin_listen"
 
 [log]
 file = "$WORK/ours-$mode.log"
@@ -237,6 +250,26 @@ for mode in $PAIRS; do
     wait "$REF_PID" "$OURS_PID" 2>/dev/null || true
 done
 
+# --- recording: the same server with and without the admin listener, alternately ---------------
+log "mode recording (fsync = false; admin listener on with one live page open, vs off)"
+start_ours norec off
+OFF_PID=$PID OFF_URL=$URL
+start_ours rec on
+REC_PID=$PID REC_URL=$URL
+# One browser's worth of live page: an SSE client reading every record (BENCH_LIVE_PAGE=0: none).
+if [[ ${BENCH_LIVE_PAGE:-1} != 0 ]]; then
+    curl -sN "$ADMIN_URL/api/stream" >/dev/null &
+    PIDS+=("$!")
+fi
+for run in 1 2 3; do
+    drive recording off "$run" "$OFF_URL"
+    drive recording rec "$run" "$REC_URL"
+done
+RSS[recording,off]=$(hwm_mb "$OFF_PID")
+RSS[recording,rec]=$(hwm_mb "$REC_PID")
+kill "$OFF_PID" "$REC_PID"
+wait "$OFF_PID" "$REC_PID" 2>/dev/null || true
+
 # --- report ------------------------------------------------------------------------------------
 if [[ -n $PAIRS ]]; then
 REF_NAME_fsync=durable_limit
@@ -246,6 +279,8 @@ echo "webhook-listener vs reference; body $(wc -c <"$BODY") bytes; wrk -t1 -c$CO
 printf '%-8s %-16s %-4s %10s %9s %9s %12s\n' mode server run 'req/s' 'p50 ms' 'p99 ms' 'peak RSS MB'
 while IFS=$'\t' read -r mode server run rps p50 p99; do
     name=webhook-listener
+    [[ $server == off ]] && name=ours-no-admin
+    [[ $server == rec ]] && name=ours-recording
     if [[ $server == ref ]]; then
         name_var=REF_NAME_$mode
         name=${!name_var}
@@ -265,6 +300,13 @@ for mode in $PAIRS; do
 done
 echo "(ratios of the means over the two runs; throughput > 1 and p99 < 1 favour ours)"
 fi
+awk -F'\t' '
+    $1 == "recording" { rps[$2] += $4; p99[$2] += $6; n[$2]++ }
+    END {
+        printf "%-8s %22.2f %22.2f\n", "record", (rps["rec"] / n["rec"]) / (rps["off"] / n["off"]),
+            (p99["rec"] / n["rec"]) / (p99["off"] / n["off"])
+    }' "$RESULTS"
+echo "(record: recording on / off, means over three alternate runs each)"
 
 # --- forwarding: intake with a NATS and a Redis sink attached vs none ----------------------------
 # Both ours, fsync = true, driven alternately. After each run with sinks the script times how long
@@ -298,7 +340,8 @@ start_fwd() {
     local name=$1 port
     port=$(free_port)
     {
-        printf 'listen = "127.0.0.1:%s"\n\n[log]\nfile = "%s"\nformat = "json"\n\n' "$port" "$WORK/fwd-$name.log"
+        # No admin listener: its default port would be taken by the second server.
+        printf 'listen = "127.0.0.1:%s"\n\n[admin]\nlisten = ""\n\n[log]\nfile = "%s"\nformat = "json"\n\n' "$port" "$WORK/fwd-$name.log"
         printf '[[hooks]]\npath = "/webhook/"\nprovider = "netbox"\nsecrets = ["literal:%s"]\n%s\n' "$SECRET" "$2"
     } >"$WORK/fwd-$name.toml"
     RUST_LOG=warn "$OURS" --config "$WORK/fwd-$name.toml" >"$WORK/fwd-$name.out" 2>"$WORK/fwd-$name.err" &

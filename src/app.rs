@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::admin::Admin;
 use crate::config::{Config, ConfigError};
 use crate::event_log::{stall_bound, EventLog, WriterThread};
 use crate::forward::{ForwardError, Forwarding, Spool, SpoolError};
@@ -59,6 +60,8 @@ pub struct App {
     config: Config,
     /// The file SIGHUP re-reads; `None` when running on the embedded default.
     config_path: Option<PathBuf>,
+    /// The operator's listener, bound; `None` when `[admin] listen` is off.
+    admin: Option<Admin>,
     /// Written once the server can serve, removed when it stops.
     pid_file: Option<PidFile>,
 }
@@ -142,6 +145,9 @@ impl App {
                     source,
                 })?,
         };
+        let admin = Admin::bind(&config.admin)
+            .await
+            .map_err(|(addr, source)| StartError::Bind { addr, source })?;
         // Last: a pid file promises a process that serves.
         let pid_file = match &config.pid_file {
             Some(path) => Some(PidFile::create(path).map_err(|source| StartError::PidFile {
@@ -150,19 +156,26 @@ impl App {
             })?),
             None => None,
         };
-        let state = Arc::new(AppState::new(&config, log, metrics).with_forwarding(forward));
+        let mut state = AppState::new(&config, log, metrics).with_forwarding(forward);
+        state.observer = admin.as_ref().map(Admin::observer);
         Ok(App {
             listener,
-            state,
+            state: Arc::new(state),
             writer,
             config,
             config_path,
+            admin,
             pid_file,
         })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin listener's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
     /// Serves until SIGTERM or ctrl-c; SIGHUP reloads the config and reopens the event log.
@@ -179,8 +192,13 @@ impl App {
             writer,
             config,
             config_path,
+            admin,
             pid_file,
         } = self;
+        let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+        // Serves until this guard drops at the end of `run`.
+        let public = listener.local_addr()?;
+        let _admin = admin.map(|a| a.spawn(state.clone(), public));
         let router = router(state.clone());
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -193,6 +211,7 @@ impl App {
         tokio::pin!(shutdown);
         tracing::info!(
             listen = %listener.local_addr()?,
+            admin = %admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
             hooks = ?state.live.load().hooks.keys().collect::<Vec<_>>(),
             log = %config.log.file.display(),
             version = %VERSION,
@@ -341,6 +360,7 @@ async fn reload(state: &AppState, running: &Config, path: Option<PathBuf>) {
             for (key, changed) in [
                 ("listen", new.listen != running.listen),
                 ("log", new.log != running.log),
+                ("admin", new.admin != running.admin),
                 ("pid_file", new.pid_file != running.pid_file),
                 ("spool", !new.sinks.is_empty() && new.spool != running.spool),
                 ("sinks", state.forward.is_none() && !new.sinks.is_empty()),

@@ -11,9 +11,11 @@
 //! - [`config`]: the file, validated, with every hook's verifier built;
 //! - [`live_config`]: what a SIGHUP swaps;
 //! - [`http`]: the public listener (router, extractor, handler, errors);
+//! - [`admin`]: the operator's listener (every delivery and why, live; fed by `http`'s observer);
 //! - [`app`]: build, serve, reload, stop;
 //! - [`cli`]: the subcommands.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod client_ip;

@@ -21,7 +21,7 @@ use crate::payload::PayloadKind;
 use crate::signature::Verifier;
 pub use error::{ConfigError, Fault, KeyPath, LineCol, Problem, Syntax};
 use ipnet::IpNet;
-pub use raw::{parse_cidrs, BadCidr, RawConfig, RawHook, RawLog};
+pub use raw::{parse_cidrs, BadCidr, RawAdmin, RawConfig, RawHook, RawLog};
 pub use secrets::{resolve_secret, SecretError};
 pub use sinks::{default_spool_dir, RawSink, RawSpool};
 
@@ -57,6 +57,12 @@ pub mod defaults {
     pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
     /// Standard Webhooks, Stripe and Slack all document five minutes.
     pub const TOLERANCE_SECS: u64 = 300;
+    /// Loopback: the operator's page shows every delivery, so it is private unless a token is set.
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9000";
+    /// At most 64 KiB of body each, so the ring stays under ~64 MiB whatever is sent.
+    pub const ADMIN_RECENT: usize = 1000;
+    /// `/metrics` lists every hook path: not for strangers on the public port.
+    pub const PUBLIC_METRICS: bool = false;
     /// The spool's directory name, beside the event log unless `[spool] dir` says otherwise.
     pub const SPOOL_DIR_NAME: &str = "webhook-listener.spool";
     /// 1 GiB: hours of a busy sender's events while a broker is away.
@@ -113,6 +119,8 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
     /// The event log (read at start only; SIGHUP reopens the same path).
     pub log: LogConfig,
+    /// The operator's listener (read at start only).
+    pub admin: AdminConfig,
     /// At least one; paths unique.
     pub hooks: Vec<HookConfig>,
     /// Where accepted events wait for the sinks (opened only when `sinks` is not empty; read at
@@ -131,6 +139,19 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Whether a 2xx waits for `fdatasync`.
     pub fsync: bool,
+}
+
+/// The `[admin]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// `None`: no operator listener, and nothing is recorded.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token (also what the login form checks); always set for a non-loopback `listen`.
+    pub token: Option<crate::signature::Secret>,
+    /// Deliveries kept in memory, newest first.
+    pub recent: usize,
+    /// Whether `/metrics` is also served on the public listener.
+    pub public_metrics: bool,
 }
 
 /// One hook, validated: its verifier is built, so nothing about it can fail later.
@@ -690,6 +711,11 @@ mod tests {
         assert_eq!(raw.log.file.as_deref(), Some(Path::new(defaults::LOG_FILE)));
         assert_eq!(raw.log.format, Some(defaults::LOG_FORMAT));
         assert_eq!(raw.log.fsync, Some(defaults::FSYNC));
+        assert_eq!(raw.admin.listen.as_deref(), Some(defaults::ADMIN_LISTEN));
+        assert_eq!(raw.admin.recent, Some(defaults::ADMIN_RECENT));
+        assert_eq!(raw.admin.public_metrics, Some(defaults::PUBLIC_METRICS));
+        assert_eq!(raw.admin.token, None, "no token by default");
+        assert!(text.contains("#   token = \"env:ADMIN_TOKEN\""));
         let tolerance = format!("tolerance_secs = {}", defaults::TOLERANCE_SECS);
         assert!(text.contains(&tolerance), "{tolerance}");
         let providers = format!("# {}\n", crate::signature::Provider::VARIANTS.join(" | "));

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::{Fault, KeyPath, Problem};
 use super::secrets::{describe_reference, resolve_secret};
 use super::sinks::{RawSink, RawSpool, SinkDefaults};
-use super::{defaults, reserved, Config, HookConfig, LogConfig, Mode};
+use super::{defaults, reserved, AdminConfig, Config, HookConfig, LogConfig, Mode};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
@@ -45,9 +45,21 @@ pub struct RawConfig {
     #[serde(skip)]
     pub hooks: Vec<Option<RawHook>>,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub spool: RawSpool,
     #[serde(default)]
     pub sinks: Vec<RawSink>,
+}
+
+/// The `[admin]` table: the operator's listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+    pub recent: Option<usize>,
+    pub public_metrics: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +173,8 @@ impl RawConfig {
             }
         }
 
+        let admin = self.admin.resolve(mode, problems);
+
         if self.hooks.is_empty() {
             problems.push(Problem::new(
                 KeyPath::root().key("hooks"),
@@ -235,9 +249,93 @@ impl RawConfig {
             client_ip_header: self.client_ip_header.unwrap_or_default(),
             pid_file: self.pid_file,
             log,
+            admin: admin?,
             hooks,
             spool: spool?,
             sinks,
+        })
+    }
+}
+
+impl RawAdmin {
+    /// Like a hook's secrets, the token is a reference (`env:`/`file:`), resolved only when `mode`
+    /// allows; a problem names `admin.<key>` and the reference, never the address or the token.
+    fn resolve(self, mode: Mode, problems: &mut Vec<Problem>) -> Option<AdminConfig> {
+        let before = problems.len();
+        let key = |name: &str| KeyPath::root().key("admin").key(name);
+        let text = self.listen.as_deref().unwrap_or(defaults::ADMIN_LISTEN);
+        let listen = match text.trim() {
+            "" => Some(None),
+            t => match t.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => {
+                    problems.push(Problem::new(
+                        key("listen"),
+                        Fault::Rule("not an address like 127.0.0.1:9000 (or \"\" for off)"),
+                    ));
+                    None
+                }
+            },
+        };
+        // The words below say 16.
+        const _: () = assert!(MIN_KEY_BYTES == 16);
+        let token = match &self.token {
+            None => None,
+            Some(r) if !(r.starts_with("env:") || r.starts_with("file:")) => {
+                problems.push(Problem::new(
+                    key("token"),
+                    Fault::Rule(
+                        "must be env:NAME or file:/path, so the token is not in the config file",
+                    ),
+                ));
+                None
+            }
+            // Nothing outside the file is looked at: a token reference counts as set.
+            Some(_) if mode == Mode::SyntaxOnly => None,
+            Some(r) => match resolve_secret(r) {
+                Err(source) => {
+                    problems.push(Problem::new(
+                        key("token"),
+                        Fault::Secret {
+                            reference: describe_reference(r),
+                            source,
+                        },
+                    ));
+                    None
+                }
+                Ok(t) if t.expose().len() < MIN_KEY_BYTES => {
+                    problems.push(Problem::new(
+                        key("token"),
+                        Fault::Rule("the token is shorter than 16 bytes"),
+                    ));
+                    None
+                }
+                Ok(t) => Some(t),
+            },
+        };
+        if let Some(Some(addr)) = listen {
+            if !addr.ip().is_loopback() && self.token.is_none() {
+                problems.push(Problem::new(
+                    key("token"),
+                    Fault::Rule("required when admin.listen is not a loopback address: set token = \"env:ADMIN_TOKEN\" or listen on 127.0.0.1"),
+                ));
+            }
+        }
+        let recent = self.recent.unwrap_or(defaults::ADMIN_RECENT);
+        if recent == 0 {
+            problems.push(Problem::new(
+                key("recent"),
+                Fault::Rule("must be greater than 0"),
+            ));
+        }
+        if problems.len() > before {
+            return None;
+        }
+        Some(AdminConfig {
+            listen: listen?,
+            token,
+            recent,
+            public_metrics: self.public_metrics.unwrap_or(defaults::PUBLIC_METRICS),
         })
     }
 }

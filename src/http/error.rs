@@ -99,6 +99,54 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The reason in the operator's words, for the admin page and API (never sent to the client):
+    /// the one mapping from a refusal to what an operator reads.
+    pub fn reason(&self) -> String {
+        match self {
+            ApiError::NotFound => "no hook at this path".into(),
+            ApiError::MethodNotAllowed => "method not allowed (hooks accept POST)".into(),
+            ApiError::Forbidden => "client not allowed (not in the hook's allow_ips)".into(),
+            ApiError::ForbiddenUnknownClient => "client not allowed: its address is unknown \
+                 (unparseable forwarding header from a trusted proxy)"
+                .into(),
+            ApiError::Overloaded => "too many requests in flight (max_concurrent_requests)".into(),
+            ApiError::OverBudget(e) => format!("bodies held in memory at the cap: {e}"),
+            ApiError::NotForwarded { sink, waited_secs } => {
+                format!("required sink {sink} did not confirm within {waited_secs} s")
+            }
+            ApiError::TooLarge { limit } => format!("body larger than the cap ({limit} bytes)"),
+            ApiError::Timeout { secs } => format!("body not received within {secs} s"),
+            ApiError::BodyRead(e) => format!("body could not be read: {e}"),
+            ApiError::Signature(e) => match e {
+                SignatureError::Missing(h) => format!("no signature header ({h})"),
+                SignatureError::Malformed { header, reason } => {
+                    format!("malformed signature header {header}: {reason}")
+                }
+                SignatureError::Mismatch => {
+                    "signature mismatch (no configured secret matches)".into()
+                }
+                SignatureError::OutsideTolerance {
+                    skew_secs,
+                    tolerance_secs,
+                } => format!(
+                    "timestamp {} s {}, outside the {tolerance_secs} s window",
+                    skew_secs.unsigned_abs(),
+                    if *skew_secs >= 0 {
+                        "in the past"
+                    } else {
+                        "in the future"
+                    }
+                ),
+                SignatureError::Provider(r) => format!("refused by the provider's check: {r}"),
+            },
+            ApiError::Payload(PayloadError::Syntax(e)) => format!("not JSON: {e}"),
+            ApiError::Payload(PayloadError::Shape(e)) => format!("does not fit the payload: {e}"),
+            ApiError::Unavailable(e) => format!("event log unavailable: {e}"),
+        }
+    }
+}
+
 /// `{"result": message}` with `status`.
 pub fn result(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "result": message }))).into_response()

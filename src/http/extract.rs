@@ -15,6 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::budget::BodyBuf;
 use super::error::ApiError;
+use super::observe::Seen;
 use super::AppState;
 use crate::client_ip::{client_ip, Client};
 use crate::live_config::Hook;
@@ -77,11 +78,13 @@ pub struct HookRequest {
 }
 
 impl HookRequest {
-    /// Runs every check for a request whose [`HookTarget`] is already resolved.
+    /// Runs every check for a request whose [`HookTarget`] is already resolved; hands the body,
+    /// once read, to `seen` (for an observer) whatever the signature says.
     pub async fn read(
         req: Request,
         state: &AppState,
         target: &HookTarget,
+        seen: Option<&mut Seen>,
     ) -> Result<Self, ApiError> {
         let received_at = Utc::now();
         let hook = target.hook.clone().ok_or(ApiError::NotFound)?;
@@ -131,6 +134,9 @@ impl HookRequest {
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(())) => buf.freeze(),
             };
+        if let Some(seen) = seen {
+            seen.body = Some(body.clone());
+        }
 
         let verified = hook.verifier.verify_request(
             &parts.headers,

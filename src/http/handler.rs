@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::extract::HookRequest;
+use super::observe::Seen;
 use super::AppState;
 use crate::dedupe::Claim;
 use crate::event_log::{EventRecord, Payload};
@@ -37,6 +38,23 @@ impl Accepted {
             Accepted::Duplicate => Outcome::duplicate,
         }
     }
+
+    /// The answer's status code, as [`IntoResponse`] sends it.
+    pub fn status(&self) -> u16 {
+        match self {
+            Accepted::Handshake(Handshake::NoContent) => 204,
+            _ => 200,
+        }
+    }
+
+    /// What the operator's page says beyond the outcome.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Accepted::Event => None,
+            Accepted::Duplicate => Some("duplicate of an accepted delivery (not logged again)"),
+            Accepted::Handshake(_) => Some("a sender checking the endpoint (handshake), answered"),
+        }
+    }
 }
 
 impl IntoResponse for Accepted {
@@ -62,8 +80,13 @@ impl IntoResponse for Accepted {
     }
 }
 
-/// The hook endpoint, after [`HookRequest::read`] checked everything up to the signature.
-pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, ApiError> {
+/// The hook endpoint, after [`HookRequest::read`] checked everything up to the signature. Tells
+/// `seen` (for an observer) the ids and event type it finds.
+pub async fn receive(
+    state: &AppState,
+    req: HookRequest,
+    mut seen: Option<&mut Seen>,
+) -> Result<Accepted, ApiError> {
     let hook = &req.hook;
     let body = req.verified.body();
     if let Some(answer) = handshake(hook, &req.verified) {
@@ -84,6 +107,11 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
     };
 
     let delivery_id = delivery_id(hook, &req.verified);
+    let event = event_type(hook, &req.verified, &payload);
+    if let Some(s) = seen.as_deref_mut() {
+        s.delivery_id = delivery_id.as_deref().map(str::to_owned);
+        s.event = event.as_deref().map(str::to_owned);
+    }
     let claim = match &delivery_id {
         Some(id) => match state.dedupe.claim(&hook.path, id).await {
             Claim::Duplicate => return Ok(Accepted::Duplicate),
@@ -94,7 +122,6 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
 
     let event_id = uuid::Uuid::now_v7();
     let provider = hook.verifier.scheme().provider().name();
-    let event = event_type(hook, &req.verified, &payload);
     if matches!(hook.verifier.scheme(), Scheme::Twitch) && event.as_deref() == Some("revocation") {
         tracing::warn!(
             hook = &*hook.path,
@@ -125,6 +152,10 @@ pub async fn receive(state: &AppState, req: HookRequest) -> Result<Accepted, Api
         body: body.clone(),
     });
     let seq = state.log.append(line, event).await?;
+    if let Some(s) = seen {
+        // Once the line is written: the id the page shows is the one in the log and the sinks.
+        s.event_id = Some(event_id.to_string());
+    }
     if let (Some(seq), Some(forward)) = (seq, &state.forward) {
         // The claim is committed only once every required sink has the event, so a duplicate
         // that arrives meanwhile waits for this outcome (and a 503 here lets the retry through).

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod handler;
 pub mod linger;
+pub mod observe;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ use budget::{Budget, RefusalLog};
 use error::{result, ApiError};
 use extract::{HookRequest, HookTarget};
 use handler::Accepted;
+use observe::{Observed, Observer, Seen};
 
 /// Shared by all requests. Everything but `live` is fixed for the life of the process: a reload
 /// that changes the rest says it takes effect after a restart.
@@ -50,6 +52,10 @@ pub struct AppState {
     pub permits: Arc<Semaphore>,
     /// The number of permits `permits` started with.
     pub max_in_flight: usize,
+    /// Sees every hook request (the admin listener's recorder); `None`: nothing is captured.
+    pub observer: Option<Arc<dyn Observer>>,
+    /// Whether `/metrics` answers here too (`admin.public_metrics`); otherwise it is 404.
+    pub public_metrics: bool,
     /// Body bytes all requests may hold at once (`max_buffered_bytes`, read at start only).
     pub budget: Budget,
     /// Keeps a flood of refusals for memory to one diagnostic line per interval.
@@ -74,6 +80,8 @@ impl AppState {
             metrics,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             max_in_flight: config.max_concurrent_requests,
+            observer: None,
+            public_metrics: config.admin.public_metrics,
             budget: Budget::new(config.max_buffered_bytes),
             over_budget_log: RefusalLog::default(),
             forward: None,
@@ -164,6 +172,15 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if !state.public_metrics {
+        // Served on the admin listener: on the public port it lists hook paths to strangers.
+        return ApiError::NotFound.into_response();
+    }
+    metrics_text(&state)
+}
+
+/// The Prometheus text, for the public `/metrics` and the admin listener's.
+pub fn metrics_text(state: &AppState) -> Response {
     // Requests in flight are the permits taken: read here rather than counted up and down by every
     // request on a shared atomic.
     let taken = state
@@ -183,16 +200,25 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Every request that is not a reserved path: reads and verifies it ([`HookRequest::read`]), hands
-/// it to [`handler::receive`], then counts and logs how it ended, in this one place, before
-/// turning the result into a response. Observing here rather than in a middleware layer keeps
+/// it to [`handler::receive`], then counts, logs and (for the admin page's [`Observer`]) records
+/// how it ended, in this one place, before turning the result into a response. Observing here rather than in a middleware layer keeps
 /// the hot path to one router dispatch and no boxed layer future.
 async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let start = Instant::now();
     let target = HookTarget::resolve(&state, &req);
     let method = req.method().clone();
     let unknown_path = target.hook.is_none().then(|| req.uri().path().to_owned());
-    let result = match HookRequest::read(req, &state, &target).await {
-        Ok(r) => handler::receive(&state, r).await,
+    // Only for an observer: the headers are copied (the body is shared, not copied).
+    let mut seen = state.observer.as_ref().map(|_| {
+        let seen = Seen {
+            headers: req.headers().clone(),
+            ..Seen::default()
+        };
+        (seen, req.uri().path().to_owned(), chrono::Utc::now())
+    });
+    let mut slot = seen.as_mut().map(|(s, ..)| s);
+    let result = match HookRequest::read(req, &state, &target, slot.as_deref_mut()).await {
+        Ok(r) => handler::receive(&state, r, slot).await,
         Err(e) => Err(e),
     };
     let ended = Ended {
@@ -201,15 +227,31 @@ async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
         unknown_path: unknown_path.as_deref(),
         elapsed: start.elapsed(),
     };
+    match &result {
+        Ok(accepted) => ended.accepted(&state, accepted),
+        Err(e) => ended.refused(&state, e),
+    }
+    if let (Some(observer), Some((seen, path, received_at))) = (&state.observer, seen) {
+        let (outcome, status, reason) = match &result {
+            Ok(a) => (a.outcome(), a.status(), a.reason().map(str::to_owned)),
+            Err(e) => (e.outcome(), e.status().as_u16(), Some(e.reason())),
+        };
+        observer.observe(Observed {
+            hook: target.hook.as_deref(),
+            path: &path,
+            method: &method,
+            client: target.client,
+            received_at,
+            latency: ended.elapsed,
+            outcome,
+            status,
+            reason,
+            seen,
+        });
+    }
     match result {
-        Ok(accepted) => {
-            ended.accepted(&state, &accepted);
-            accepted.into_response()
-        }
-        Err(e) => {
-            ended.refused(&state, &e);
-            e.into_response()
-        }
+        Ok(accepted) => accepted.into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -96,7 +96,7 @@ allow_unsigned = true
 
 #[tokio::test]
 async fn reserved_paths_are_what_the_router_serves_itself() {
-    let h = Harness::new(UNSIGNED);
+    let h = Harness::new(&format!("[admin]\npublic_metrics = true\n{UNSIGNED}"));
     for path in reserved::ALL {
         let get = h.send("GET", path, &[], "").await;
         assert_eq!(get.status, StatusCode::OK, "{path}");
@@ -109,6 +109,14 @@ async fn reserved_paths_are_what_the_router_serves_itself() {
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.json["result"], "no hook at this path");
     assert_eq!(h.counted("none", "not_found"), "1");
+}
+
+#[tokio::test]
+async fn metrics_are_not_public_by_default() {
+    let h = Harness::new(UNSIGNED);
+    let get = h.send("GET", reserved::METRICS, &[], "").await;
+    assert_eq!(get.status, StatusCode::NOT_FOUND);
+    assert_eq!(get.json["result"], "no hook at this path");
 }
 
 #[tokio::test]

@@ -152,6 +152,8 @@ pub fn netbox_hook(path: &str) -> String {
 pub struct Server {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The admin listener's address, when it runs.
+    pub admin: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub log_path: PathBuf,
     pub config_path: PathBuf,
@@ -169,6 +171,9 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Use this log file instead of `events.log` in the temp dir.
     pub log_file: Option<&'a str>,
+    /// The `[admin]` table's keys; empty: `listen = "127.0.0.1:0"` (a free port, so servers run in
+    /// parallel).
+    pub admin: &'a str,
 }
 
 impl Server {
@@ -196,8 +201,13 @@ impl Server {
             .log_file
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.path().join("events.log"));
+        let admin = if o.admin.is_empty() {
+            "listen = \"127.0.0.1:0\""
+        } else {
+            o.admin
+        };
         let config = format!(
-            "listen = \"127.0.0.1:0\"\n{}\n[log]\nfile = {:?}\n{}\n{}",
+            "listen = \"127.0.0.1:0\"\n{}\n[log]\nfile = {:?}\n{}\n[admin]\n{admin}\n{}",
             o.top,
             log_path.display().to_string(),
             o.log,
@@ -228,7 +238,7 @@ impl Server {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn webhook-listener");
         let (addr, stderr) = watch_stderr(&mut child);
-        let addr = match addr.recv_timeout(Duration::from_secs(20)) {
+        let (addr, admin) = match addr.recv_timeout(Duration::from_secs(20)) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -242,6 +252,7 @@ impl Server {
         Server {
             child: Some(child),
             addr,
+            admin,
             dir,
             log_path,
             config_path,
@@ -251,6 +262,11 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// `path` on the admin listener (which must run).
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin.expect("admin listener"), path)
     }
 
     pub fn pid(&self) -> i32 {
@@ -321,7 +337,10 @@ pub fn read_lines(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn watch_stderr(child: &mut Child) -> (mpsc::Receiver<SocketAddr>, Arc<Mutex<Vec<String>>>) {
+/// The public and the admin address from the start-up line, and every line so far.
+type Started = mpsc::Receiver<(SocketAddr, Option<SocketAddr>)>;
+
+fn watch_stderr(child: &mut Child) -> (Started, Arc<Mutex<Vec<String>>>) {
     let stderr = child.stderr.take().unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel();
@@ -330,12 +349,13 @@ fn watch_stderr(child: &mut Child) -> (mpsc::Receiver<SocketAddr>, Arc<Mutex<Vec
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if line.contains("webhook-listener serving") {
-                if let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("listen="))
-                    .and_then(|a| a.parse().ok())
-                {
-                    let _ = tx.send(addr);
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(name))
+                        .and_then(|a| a.parse().ok())
+                };
+                if let Some(addr) = field("listen=") {
+                    let _ = tx.send((addr, field("admin=")));
                 }
             }
             keep.lock().unwrap().push(line);
@@ -410,10 +430,14 @@ pub async fn netbox_status(url: &str, request_id: &str) -> u16 {
     post_netbox(url, &netbox_body(request_id)).await.0
 }
 
-/// The server's `/metrics` text.
+/// The server's `/metrics` text (from the admin listener when it runs, where it lives by default).
 pub async fn metrics(server: &Server) -> String {
+    let url = match server.admin {
+        Some(_) => server.admin_url("/metrics"),
+        None => server.url("/metrics"),
+    };
     client()
-        .get(server.url("/metrics"))
+        .get(url)
         .send()
         .await
         .unwrap()

@@ -36,7 +36,7 @@ impl RawServer {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n[log]\nfile = {:?}\n{hooks}",
+                "listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n{hooks}",
                 dir.path().join("events.log").display().to_string()
             ),
         )

@@ -177,7 +177,7 @@ fn an_ipv6_server_is_found_from_a_config_on_every_interface() {
     std::fs::write(
         &config_path,
         format!(
-            "listen = \"[::1]:0\"\n[log]\nfile = {:?}\n{}",
+            "listen = \"[::1]:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n{}",
             log_path.display().to_string(),
             netbox_hook("/webhook/")
         ),

@@ -187,7 +187,7 @@ fn healthcheck_reaches_an_ipv6_listener() {
     std::fs::write(
         &config_path,
         format!(
-            "listen = \"[::1]:0\"\n[log]\nfile = {:?}\n{}",
+            "listen = \"[::1]:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n{}",
             log_path.display().to_string(),
             netbox_hook("/webhook/")
         ),

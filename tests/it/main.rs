@@ -4,6 +4,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
+mod admin_browser;
 mod check_config;
 mod client_addr;
 mod config_errors;

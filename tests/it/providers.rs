@@ -590,6 +590,10 @@ async fn all_providers_example_serves_every_hook() {
         .and_then(|l| l.as_table_mut())
         .expect("[log] table")
         .insert("file".into(), log_path.display().to_string().into());
+    // A free port, not the admin default, so other servers can run beside it.
+    let mut admin = toml::Table::new();
+    admin.insert("listen".into(), "127.0.0.1:0".into());
+    config.insert("admin".into(), admin.into());
 
     // Which provider each hook is, and the env var its secret comes from.
     let hooks = config["hooks"].as_array().unwrap().clone();

@@ -17,7 +17,7 @@ fn socket_activated(listener: &std::net::TcpListener, config: &str) -> Server {
     std::fs::write(
         &config_path,
         format!(
-            "{config}\n[log]\nfile = {:?}\n{}",
+            "{config}\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n{}",
             log_path.display().to_string(),
             netbox_hook("/webhook/")
         ),

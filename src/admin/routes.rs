@@ -1,0 +1,399 @@
+//! The admin router: the page, one delivery, the JSON API, the live stream, `/metrics`; the token
+//! check in front of all but the login form and the assets; security headers on every answer.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Json, Router};
+use futures_util::stream::{self, Stream, StreamExt};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::pages::{self, Filters, HookView};
+use super::record::Record;
+use super::recorder::Recorder;
+use super::{assets, OUTCOMES};
+use crate::config::AdminConfig;
+use crate::http::{metrics_text, AppState};
+
+/// The session cookie's name.
+const COOKIE: &str = "wl_admin";
+
+/// No script or style but this listener's own files, nothing from any other host, no framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+#[derive(Clone)]
+pub struct AdminState {
+    app: Arc<AppState>,
+    recorder: Arc<Recorder>,
+    auth: Option<Arc<Auth>>,
+    recent: usize,
+    /// `http://host:port` of the public listener, for the paste-into-the-sender lines.
+    public_base: Arc<str>,
+}
+
+/// The token, and the cookie value derived from it (so the cookie is not the token itself).
+struct Auth {
+    token: Vec<u8>,
+    cookie: String,
+}
+
+impl AdminState {
+    pub fn new(
+        app: Arc<AppState>,
+        recorder: Arc<Recorder>,
+        config: &AdminConfig,
+        public: SocketAddr,
+    ) -> AdminState {
+        let auth = config.token.as_ref().map(|t| {
+            // Keyed with the token, so only someone who had it can have made the cookie.
+            let mut mac = Hmac::<Sha256>::new_from_slice(t.expose()).expect("any key length");
+            mac.update(b"webhook-listener admin session v1");
+            Arc::new(Auth {
+                token: t.expose().to_vec(),
+                cookie: hex::encode(mac.finalize().into_bytes()),
+            })
+        });
+        let public_base = if public.ip().is_unspecified() {
+            format!("http://<this-host>:{}", public.port())
+        } else {
+            format!("http://{public}")
+        };
+        AdminState {
+            app,
+            recorder,
+            auth,
+            recent: config.recent,
+            public_base: public_base.into(),
+        }
+    }
+}
+
+pub fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/", get(index))
+        .route("/deliveries/{id}", get(detail))
+        .route("/api/deliveries", get(api_list))
+        .route("/api/deliveries/{id}", get(api_one))
+        .route("/api/stream", get(stream))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/login", get(login_form).post(login))
+        .route(assets::SCRIPT_PATH, get(script))
+        .route(assets::STYLE_PATH, get(style))
+        .merge(guarded)
+        .fallback(|| async { (StatusCode::NOT_FOUND, pages::not_found("No such page.")) })
+        .layer(middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `Authorization: Bearer <token>` (scripts) or the login cookie (browsers); without a configured
+/// token (loopback only) everything passes.
+async fn require_token(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    let Some(auth) = &s.auth else {
+        return next.run(req).await;
+    };
+    let headers = req.headers();
+    let bearer = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .any(|t| bool::from(t.ct_eq(&auth.token)));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .any(|c| bool::from(c.as_bytes().ct_eq(auth.cookie.as_bytes())));
+    if bearer || cookie {
+        return next.run(req).await;
+    }
+    let path = req.uri().path();
+    let mut resp = if path.starts_with("/api/") || path == "/metrics" {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({ "result": "admin token required" })),
+        )
+            .into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, pages::login(false)).into_response()
+    };
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"webhook-listener admin\""),
+    );
+    resp
+}
+
+async fn login_form() -> Response {
+    pages::login(false).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(s): State<AdminState>, Form(f): Form<LoginForm>) -> Response {
+    let Some(auth) = &s.auth else {
+        return Redirect::to("/").into_response();
+    };
+    if !bool::from(f.token.as_bytes().ct_eq(&auth.token)) {
+        return (StatusCode::UNAUTHORIZED, pages::login(true)).into_response();
+    }
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        auth.cookie
+    );
+    let mut resp = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", assets::SCRIPT)
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", assets::STYLE)
+}
+
+fn asset(kind: &'static str, text: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// `?hook=&outcome=&limit=&after=`; empty values (the page's "all") are no filter.
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    hook: Option<String>,
+    outcome: Option<String>,
+    limit: Option<usize>,
+    after: Option<u64>,
+}
+
+impl ListQuery {
+    fn hook(&self) -> Option<&str> {
+        self.hook.as_deref().filter(|h| !h.is_empty())
+    }
+    fn outcome(&self) -> Option<&str> {
+        self.outcome.as_deref().filter(|o| !o.is_empty())
+    }
+    fn bad_outcome(&self) -> Option<Response> {
+        let o = self.outcome()?;
+        if OUTCOMES.iter().any(|k| k.as_str() == o) {
+            return None;
+        }
+        let names: Vec<_> = OUTCOMES.iter().map(|k| k.as_str()).collect();
+        Some(
+            (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({
+                    "result": format!("unknown outcome; one of {}", names.join(", "))
+                })),
+            )
+                .into_response(),
+        )
+    }
+    fn keeps(&self, r: &Record) -> bool {
+        self.hook().is_none_or(|h| r.summary.hook == h)
+            && self.outcome().is_none_or(|o| r.summary.outcome == o)
+    }
+}
+
+async fn index(State(s): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
+    if let Some(bad) = q.bad_outcome() {
+        return bad;
+    }
+    // Read before the rows: a record pushed in between is then sent by the stream, not lost.
+    let last_id = s.recorder.last_id();
+    let rows = s.recorder.list(q.limit.unwrap_or(s.recent), |r| q.keeps(r));
+    let live = s.app.live.load();
+    let mut hooks: Vec<_> = live.hooks.values().collect();
+    hooks.sort_by(|a, b| a.path.cmp(&b.path));
+    let stats = s.recorder.stats();
+    let latencies = s.recorder.latencies();
+    let views: Vec<HookView<'_>> = hooks
+        .iter()
+        .map(|h| {
+            let mut l = latencies.get(&*h.path).cloned().unwrap_or_default();
+            l.sort_by(f64::total_cmp);
+            HookView {
+                hook: h,
+                stats: stats.get(&*h.path).cloned().unwrap_or_default(),
+                p50_ms: percentile(&l, 0.50),
+                p99_ms: percentile(&l, 0.99),
+                public_base: &s.public_base,
+            }
+        })
+        .collect();
+    let filters = Filters {
+        hook: q.hook(),
+        outcome: q.outcome(),
+    };
+    pages::index(&rows, &views, &filters, last_id, s.recent).into_response()
+}
+
+/// Nearest rank over sorted `v`.
+fn percentile(v: &[f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let rank = (p * v.len() as f64).ceil() as usize;
+    v.get(rank.clamp(1, v.len()) - 1).copied()
+}
+
+async fn detail(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    let Some(r) = id.parse().ok().and_then(|id| s.recorder.get(id)) else {
+        return (
+            StatusCode::NOT_FOUND,
+            pages::not_found("No such delivery is kept (it may have left the ring)."),
+        )
+            .into_response();
+    };
+    let pretty = r.body.as_deref().and_then(|b| {
+        let v: serde_json::Value = serde_json::from_str(b).ok()?;
+        serde_json::to_string_pretty(&v).ok()
+    });
+    pages::detail(&r, pretty.as_deref()).into_response()
+}
+
+async fn api_list(State(s): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
+    if let Some(bad) = q.bad_outcome() {
+        return bad;
+    }
+    let limit = q.limit.unwrap_or(100).min(s.recent);
+    let rows = s.recorder.list(limit, |r| q.keeps(r));
+    let summaries: Vec<_> = rows.iter().map(|r| &r.summary).collect();
+    Json(summaries).into_response()
+}
+
+async fn api_one(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    match id.parse().ok().and_then(|id| s.recorder.get(id)) {
+        Some(r) => Json(&*r).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "result": "no such delivery is kept" })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    metrics_text(&s.app)
+}
+
+/// The live stream: `delivery` events (id = the record id) after `Last-Event-ID` (a reconnect) or
+/// `?after=` (the page's newest row); none before, without either. `lagged` says how many the
+/// client missed, when it fell behind or the ring no longer holds them.
+async fn stream(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(bad) = q.bad_outcome() {
+        return bad;
+    }
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(q.after);
+    let sub = s.recorder.subscribe(after);
+    let q = Arc::new(q);
+    let last = sub
+        .backlog
+        .last()
+        .map(|r| r.summary.id)
+        .or(after)
+        .unwrap_or(0);
+    let missed = (sub.missed > 0).then(|| lagged(sub.missed));
+    let keep = q.clone();
+    let backlog = sub
+        .backlog
+        .into_iter()
+        .filter(move |r| keep.keeps(r))
+        .map(delivery);
+    let live = stream::unfold((sub.live, last), move |(mut rx, mut last)| {
+        let q = q.clone();
+        async move {
+            loop {
+                match rx.recv().await {
+                    // Already sent from the backlog.
+                    Ok(r) if r.summary.id <= last => continue,
+                    Ok(r) => {
+                        last = r.summary.id;
+                        if q.keeps(&r) {
+                            return Some((delivery(r), (rx, last)));
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => return Some((lagged(n), (rx, last))),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    let events = stream::iter(missed.into_iter().chain(backlog)).chain(live);
+    sse(events)
+}
+
+fn sse(events: impl Stream<Item = Event> + Send + 'static) -> Response {
+    Sse::new(events.map(Ok::<_, Infallible>))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn delivery(r: Arc<Record>) -> Event {
+    let ev = Event::default()
+        .id(r.summary.id.to_string())
+        .event("delivery");
+    ev.json_data(&r.summary)
+        .unwrap_or_else(|_| Event::default().comment("unserializable record"))
+}
+
+fn lagged(n: u64) -> Event {
+    Event::default()
+        .event("lagged")
+        .data(format!("{{\"skipped\":{n}}}"))
+}

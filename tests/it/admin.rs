@@ -1,0 +1,641 @@
+//! The operator's listener (issue 16) through the real binary: every refusal reason in the JSON
+//! API and the rendered HTML, masking and escaping, the live stream's resume, `/metrics` moved off
+//! the public port, and the token.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Every kept delivery of `hook` with `outcome`, newest first, from the JSON API.
+async fn api_list(server: &Server, hook: &str, outcome: &str) -> Vec<Value> {
+    let url = server.admin_url("/api/deliveries");
+    let resp = client()
+        .get(url)
+        .query(&[("hook", hook), ("outcome", outcome)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json::<Vec<Value>>().await.unwrap()
+}
+
+async fn admin_get(server: &Server, path: &str) -> (u16, String) {
+    let resp = client().get(server.admin_url(path)).send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// What maud writes for `s`.
+fn html_escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The newest record of `hook` must have `outcome` and a reason containing `reason`, in the API,
+/// on its detail page and on the list page.
+async fn assert_recorded(server: &Server, hook: &str, outcome: &str, reason: &str) -> Value {
+    let rows = api_list(server, hook, outcome).await;
+    let r = rows
+        .first()
+        .unwrap_or_else(|| panic!("no {outcome} record for {hook}"))
+        .clone();
+    let text = r["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(text.contains(reason), "{hook} {outcome}: {r}");
+    for key in ["id", "received_at", "hook", "provider", "client", "outcome"] {
+        assert!(!r[key].is_null(), "{key} in {r}");
+    }
+    assert!(r["latency_ms"].as_f64().unwrap() >= 0.0);
+    let one: Value = client()
+        .get(server.admin_url(&format!("/api/deliveries/{}", r["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["reason"], r["reason"]);
+    let (status, page) = admin_get(server, &format!("/deliveries/{}", r["id"])).await;
+    assert_eq!(status, 200);
+    let shown = html_escaped(&text);
+    assert!(page.contains(&shown), "detail page lacks {shown:?}");
+    let (_, list) = admin_get(
+        server,
+        &format!("/?hook={}&outcome={outcome}", hook.replace('/', "%2F")),
+    )
+    .await;
+    assert!(list.contains(&shown), "list page lacks {shown:?}");
+    r
+}
+
+#[tokio::test]
+async fn every_refusal_reason_is_in_the_api_and_the_page() {
+    let stripe = secret(Provider::Stripe, 1);
+    let github = secret(Provider::Github, 1);
+    let hooks = format!(
+        "{}{}{}{}allow_ips = [\"192.0.2.1\"]\n",
+        netbox_hook("/webhook/"),
+        hook(
+            Provider::Stripe,
+            "/stripe",
+            std::slice::from_ref(&stripe),
+            ""
+        ),
+        hook(
+            Provider::Github,
+            "/github",
+            std::slice::from_ref(&github),
+            ""
+        ),
+        netbox_hook("/allowed"),
+    );
+    let server = Server::start_with(Options {
+        top: "max_body_bytes = 2000",
+        hooks: &hooks,
+        ..Default::default()
+    });
+    let url = |p: &str| server.url(p);
+    let body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
+
+    // No signature header.
+    let (status, _) = post(
+        &url("/webhook/"),
+        &Vec::<(&str, String)>::new(),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_recorded(
+        &server,
+        "/webhook/",
+        "rejected_signature",
+        "no signature header (x-hook-signature)",
+    )
+    .await;
+
+    // Signature mismatch.
+    let forged = [("x-hook-signature", "ab".repeat(64))];
+    assert_eq!(post(&url("/webhook/"), &forged, body.clone()).await.0, 401);
+    assert_recorded(
+        &server,
+        "/webhook/",
+        "rejected_signature",
+        "signature mismatch",
+    )
+    .await;
+
+    // A timestamp 912 s old against the 300 s window.
+    let event = br#"{"id":"evt_1","type":"invoice.paid"}"#.to_vec();
+    let old = signed(Provider::Stripe, &stripe, &event, now() - 912, "");
+    assert_eq!(post(&url("/stripe"), &old, event.clone()).await.0, 401);
+    let r = assert_recorded(
+        &server,
+        "/stripe",
+        "rejected_signature",
+        "outside the 300 s window",
+    )
+    .await;
+    let reason = r["reason"].as_str().unwrap();
+    // The clock may tick between signing and checking.
+    assert!(
+        reason.contains("912 s in the past") || reason.contains("913 s in the past"),
+        "{reason}"
+    );
+    let detail: Value = client()
+        .get(server.admin_url(&format!("/api/deliveries/{}", r["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["expected"]["tolerance_secs"], 300, "{detail}");
+    assert_eq!(detail["expected"]["headers"][0], "Stripe-Signature");
+
+    // Larger than the cap (declared Content-Length: refused before the body is read).
+    let big = vec![b'x'; 3000];
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &big);
+    assert_eq!(
+        post(&url("/webhook/"), &[("x-hook-signature", sig)], big)
+            .await
+            .0,
+        413
+    );
+    let r = assert_recorded(
+        &server,
+        "/webhook/",
+        "too_large",
+        "body larger than the cap (2000 bytes)",
+    )
+    .await;
+    assert!(r["size"].is_null(), "never read: {r}");
+
+    // Not JSON, with where parsing stopped.
+    let broken = br#"{"event": "created", "timestamp": }"#.to_vec();
+    assert_eq!(post_netbox(&url("/webhook/"), &broken).await.0, 400);
+    assert_recorded(&server, "/webhook/", "invalid_payload", "not JSON").await;
+    assert_recorded(
+        &server,
+        "/webhook/",
+        "invalid_payload",
+        "at line 1 column 35",
+    )
+    .await;
+
+    // A field that is not what NetBox sends.
+    let not_uuid = netbox_body("not-a-uuid");
+    assert_eq!(post_netbox(&url("/webhook/"), &not_uuid).await.0, 422);
+    assert_recorded(&server, "/webhook/", "invalid_payload", "request_id").await;
+
+    // A client outside allow_ips.
+    assert_eq!(post_netbox(&url("/allowed"), &body).await.0, 403);
+    assert_recorded(&server, "/allowed", "forbidden", "client not allowed").await;
+
+    // The same delivery id twice.
+    let push = br#"{"ref":"refs/heads/main"}"#.to_vec();
+    let mut headers = signed(Provider::Github, &github, &push, now(), "delivery-42");
+    headers.push(("x-github-event".into(), "push".into()));
+    assert_eq!(post(&url("/github"), &headers, push.clone()).await.0, 200);
+    let first = assert_recorded(&server, "/github", "accepted", "").await;
+    assert_eq!(first["event"], "push");
+    assert_eq!(first["delivery_id"], "delivery-42");
+    assert!(first["reason"].is_null());
+    let (status, json) = post(&url("/github"), &headers, push).await;
+    assert_eq!((status, json["duplicate"].as_bool()), (200, Some(true)));
+    assert_recorded(
+        &server,
+        "/github",
+        "duplicate",
+        "duplicate of an accepted delivery",
+    )
+    .await;
+
+    // An accepted event carries the event id its log line has (the one every sink gets too).
+    assert_eq!(post_netbox(&url("/webhook/"), &body).await.0, 200);
+    let ok = assert_recorded(&server, "/webhook/", "accepted", "").await;
+    let lines = server.log_lines();
+    let logged = lines
+        .last()
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("event_id="))
+        })
+        .expect("event_id in the log line");
+    assert_eq!(ok["event_id"], logged.trim_matches('"'));
+    let id = uuid::Uuid::parse_str(ok["event_id"].as_str().unwrap()).unwrap();
+    assert_eq!(id.get_version_num(), 7, "UUIDv7: {ok}");
+    assert_eq!(ok["event"], "dcim.site.created");
+    assert_eq!(ok["size"], body.len());
+
+    // The per-hook panel counts what happened since start.
+    let (_, page) = admin_get(&server, "/").await;
+    assert!(page.contains("rejected_signature 2"), "per-hook counts");
+    assert!(page.contains("webhook-listener sign --provider netbox"));
+
+    // The event log cannot be written: a server whose log is /dev/full.
+    let full = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        log: "fsync = false\n",
+        log_file: Some("/dev/full"),
+        ..Default::default()
+    });
+    assert_eq!(post_netbox(&full.url("/webhook/"), &body).await.0, 503);
+    assert_recorded(&full, "/webhook/", "unavailable", "event log unavailable").await;
+}
+
+#[tokio::test]
+async fn signatures_are_masked_and_hostile_text_is_escaped() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let body = br#"{"event": "<img src=x onerror=alert(1)>"}"#.to_vec();
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &body);
+    let headers = [
+        ("x-hook-signature", sig.clone()),
+        ("x-note", "<script>alert(2)</script>".to_string()),
+        ("authorization", "Bearer hunter2-very-secret".to_string()),
+    ];
+    // Signed, but not a NetBox event: 422, recorded with its body.
+    assert_eq!(post(&server.url("/webhook/"), &headers, body).await.0, 422);
+    let r = &api_list(&server, "/webhook/", "invalid_payload").await[0];
+    let one: Value = client()
+        .get(server.admin_url(&format!("/api/deliveries/{}", r["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = one.to_string();
+    assert!(!text.contains(&sig), "signature value in the API");
+    assert!(!text.contains("hunter2"), "credential in the API");
+    let masked: Vec<_> = one["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "x-hook-signature" || h[0] == "authorization")
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        masked,
+        ["‹masked, 128 bytes›", "Bearer ‹masked, 26 bytes›"],
+        "{one}"
+    );
+    let (status, page) = admin_get(&server, &format!("/deliveries/{}", r["id"])).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(&sig) && !page.contains("hunter2"));
+    assert!(
+        !page.contains("<img") && !page.contains("<script>alert"),
+        "{page}"
+    );
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(page.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_csp_and_load_nothing_from_elsewhere() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let resp = client().get(server.admin_url("/")).send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    let page = resp.text().await.unwrap();
+    // Nothing loaded from elsewhere: every src and href is a path on this listener.
+    for attr in ["src=\"", "href=\""] {
+        for (at, _) in page.match_indices(attr) {
+            let value = &page[at + attr.len()..];
+            assert!(
+                value.starts_with('/'),
+                "{attr}{}",
+                &value[..value.len().min(40)]
+            );
+        }
+    }
+    assert!(page.contains("<script src=\"/assets/app.js\" integrity=\"sha256-"));
+    let js = client()
+        .get(server.admin_url("/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(!js.text().await.unwrap().contains("innerHTML"));
+}
+
+#[tokio::test]
+async fn metrics_move_to_the_admin_listener_unless_kept_public() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let public = client().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    assert!(!public.text().await.unwrap().contains("/webhook/"));
+    assert!(metrics(&server).await.contains("webhook_requests_total"));
+
+    let both = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        admin: "listen = \"127.0.0.1:0\"\npublic_metrics = true",
+        ..Default::default()
+    });
+    let public = client().get(both.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 200);
+    let (status, _) = admin_get(&both, "/metrics").await;
+    assert_eq!(status, 200);
+
+    let off = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        admin: "listen = \"\"",
+        ..Default::default()
+    });
+    assert!(off.admin.is_none());
+    // stderr is read by a thread: wait for the line rather than race it.
+    assert!(
+        off.wait_for_stderr("admin=off", std::time::Duration::from_secs(10)),
+        "{}",
+        off.stderr()
+    );
+}
+
+/// The ids of the first `n` `delivery` events of an SSE response.
+async fn read_ids(resp: reqwest::Response, n: usize) -> Vec<u64> {
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ids.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, body.next())
+            .await
+            .expect("stream events in time")
+            .expect("stream open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if event.contains("event: delivery") {
+                let id = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id: "))
+                    .expect("id line");
+                ids.push(id.parse().unwrap());
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_stream_resumes_after_last_event_id_without_losing_or_repeating() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    for i in 0..3 {
+        let id = format!("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a1{i}");
+        assert_eq!(netbox_status(&server.url("/webhook/"), &id).await, 200);
+    }
+    let resp = client()
+        .get(server.admin_url("/api/stream"))
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let url = server.url("/webhook/");
+    let later = tokio::spawn(async move {
+        // Sent while the stream is open: it must arrive once, after the backlog.
+        netbox_status(&url, "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a19").await
+    });
+    let ids = read_ids(resp, 3).await;
+    assert_eq!(later.await.unwrap(), 200);
+    assert_eq!(ids, [2, 3, 4]);
+
+    // Without an id, a stream starts with what comes next.
+    let resp = client()
+        .get(server.admin_url("/api/stream"))
+        .send()
+        .await
+        .unwrap();
+    let url = server.url("/webhook/");
+    tokio::spawn(async move { netbox_status(&url, "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a20").await });
+    assert_eq!(read_ids(resp, 1).await, [5]);
+}
+
+/// Starts the binary on `config` (plus one NetBox hook) and waits (bounded) for it to exit.
+fn refused_at_start(config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.toml");
+    let log = dir.path().join("events.log");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n{config}\n{}",
+        log.display().to_string(),
+        netbox_hook("/webhook/")
+    );
+    std::fs::write(&f, text).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config")
+        .arg(&f)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (status, err)
+}
+
+const TOKEN: &str = "admin-token-0123456789abcdef";
+
+#[tokio::test]
+async fn a_non_loopback_admin_needs_a_token_and_checks_it() {
+    let (status, err) = refused_at_start("[admin]\nlisten = \"0.0.0.0:0\"\n", &[]);
+    assert!(matches!(status, Some(c) if c != 0), "{status:?}: {err}");
+    assert!(err.contains("admin.token: required"), "{err}");
+    let (status, err) = refused_at_start(
+        "[admin]\nlisten = \"0.0.0.0:0\"\ntoken = \"not-a-reference-0123456789\"\n",
+        &[],
+    );
+    assert!(matches!(status, Some(c) if c != 0), "{err}");
+    assert!(
+        !err.contains("not-a-reference"),
+        "a literal token is never echoed: {err}"
+    );
+
+    let server = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        admin: "listen = \"0.0.0.0:0\"\ntoken = \"env:TEST_ADMIN_TOKEN\"",
+        env: &[("TEST_ADMIN_TOKEN", TOKEN)],
+        ..Default::default()
+    });
+    let c = client();
+    for path in [
+        "/",
+        "/api/deliveries",
+        "/api/deliveries/1",
+        "/api/stream",
+        "/metrics",
+        "/deliveries/1",
+    ] {
+        let url = server.admin_url(path);
+        let none = c.get(&url).send().await.unwrap();
+        assert_eq!(none.status(), 401, "{path} without a token");
+        assert!(none.headers().contains_key("www-authenticate"));
+        let wrong = c
+            .get(&url)
+            .bearer_auth("admin-token-0123456789abcdeX")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{path} with a wrong token");
+    }
+    for path in ["/", "/api/deliveries", "/metrics"] {
+        let right = c
+            .get(server.admin_url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), 200, "{path} with the token");
+    }
+
+    // The login form: a wrong token is refused, the right one sets a strict session cookie.
+    let nofollow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let wrong = nofollow
+        .post(server.admin_url("/login"))
+        .form(&[("token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let ok = nofollow
+        .post(server.admin_url("/login"))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains(TOKEN), "the cookie is not the token");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let page = c
+        .get(server.admin_url("/"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let forged = c
+        .get(server.admin_url("/"))
+        .header("cookie", "wl_admin=00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+}
+
+/// `check-config` on `[admin]` keys `admin` (plus `rest` and one NetBox hook).
+fn check_admin(args: &[&str], admin: &str, rest: &str) -> crate::config_errors::CliOut {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.toml");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n[admin]\n{admin}\n{}{rest}",
+        dir.path().join("events.log").display().to_string(),
+        netbox_hook("/webhook/")
+    );
+    std::fs::write(&f, text).unwrap();
+    let mut all = args.to_vec();
+    all.push(f.to_str().unwrap());
+    crate::config_errors::cli(&all)
+}
+
+#[test]
+fn admin_problems_are_listed_with_the_others_and_syntax_only_leaves_the_token_alone() {
+    let unset = "listen = \"0.0.0.0:0\"\ntoken = \"env:WL_ADMIN_TOKEN_UNSET\"";
+    // Every problem in one run: the token's reference, `recent`, and a hook's.
+    let out = check_admin(
+        &["check-config"],
+        &format!("{unset}\nrecent = 0"),
+        "allow_ips = [\"x/99\"]\n",
+    );
+    assert!(out.failed(), "{}", out.all());
+    for needle in [
+        "admin.token: secret env:WL_ADMIN_TOKEN_UNSET",
+        "admin.recent: must be greater than 0",
+        "hooks[0].allow_ips[0]",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.all());
+    }
+
+    // CI has not the machine's token: --syntax-only does not look it up, and counts it as set.
+    let out = check_admin(&["check-config", "--syntax-only"], unset, "");
+    assert!(out.ok(), "{}", out.all());
+    let out = check_admin(&["check-config"], "listen = \"0.0.0.0:0\"", "");
+    assert!(out.failed() && out.stderr.contains("admin.token: required"));
+    let out = check_admin(
+        &["check-config", "--syntax-only"],
+        "listen = \"0.0.0.0:0\"",
+        "",
+    );
+    assert!(out.failed() && out.stderr.contains("admin.token: required"));
+
+    // Values are never echoed: not a literal token, not a mistyped address.
+    let out = check_admin(
+        &["check-config", "--syntax-only"],
+        "listen = \"hunter2-address\"\ntoken = \"hunter2-literal-token-0123\"",
+        "",
+    );
+    assert!(out.failed(), "{}", out.all());
+    assert!(
+        out.stderr.contains("admin.listen") && out.stderr.contains("admin.token: must be env:"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains("hunter2"), "{}", out.all());
+
+    // A token shorter than a key may be: refused by its reference, not shown.
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("token");
+    std::fs::write(&short, "hunter2-short\n").unwrap();
+    let admin = format!("token = \"file:{}\"", short.display());
+    let out = check_admin(&["check-config"], &admin, "");
+    assert!(
+        out.failed()
+            && out
+                .stderr
+                .contains("admin.token: the token is shorter than 16 bytes"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains("hunter2"), "{}", out.all());
+    std::fs::write(&short, "long-enough-token-0123456789\n").unwrap();
+    assert!(check_admin(&["check-config"], &admin, "").ok());
+}

@@ -1,0 +1,193 @@
+//! The operator's page in a real browser (issue 16): Debian's `chromium`, headless, driven over
+//! CDP by chromiumoxide. It opens the page, sends a signed NetBox POST and a forged one, sees both
+//! rows arrive live within 2 s with the right outcome and reason, opens the forged one, checks the
+//! signature is masked and that a body's `<img onerror>` made no element, and saves screenshots
+//! to `target/` (CI artifacts; `docs/admin-page.png` is one of them).
+//!
+//! Without chromium the test fails under CI (`CI` set) and is skipped with a message otherwise.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::Page;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::common::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn artifact(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Evaluates `js` in `page` until it gives something other than `null`/`false`, or `within` ends.
+async fn wait_for(page: &Page, js: &str, within: Duration) -> Option<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(v) = page.evaluate(js).await {
+            match v.into_value::<Value>() {
+                Ok(Value::Null | Value::Bool(false)) | Err(_) => {}
+                Ok(v) => return Some(v),
+            }
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn eval(page: &Page, js: &str) -> Value {
+    page.evaluate(js)
+        .await
+        .unwrap_or_else(|e| panic!("{js}: {e}"))
+        .into_value()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
+    if !Path::new(CHROMIUM).exists() {
+        let why = format!("{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)");
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let profile = tempfile::tempdir().unwrap();
+    let config = BrowserConfig::builder()
+        .chrome_executable(CHROMIUM)
+        .user_data_dir(profile.path())
+        .no_sandbox()
+        .args(["--disable-gpu", "--disable-background-networking"])
+        .window_size(1400, 900)
+        // The window's size, not chromiumoxide's 800x600 emulated viewport.
+        .viewport(None)
+        .launch_timeout(Duration::from_secs(60))
+        .request_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (mut browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+
+    let page = browser
+        .new_page(server.admin_url("/"))
+        .await
+        .expect("open the page");
+    // The stream is open once app.js says so: the readiness signal, not a sleep.
+    let live = wait_for(
+        &page,
+        "document.getElementById('live').textContent === 'live'",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(live.is_some(), "the live stream never opened");
+
+    let signed_body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
+    let forged_body =
+        br#"{"event": "created", "data": {"name": "<img src=x onerror=\"window.__pwned=1\">"}}"#
+            .to_vec();
+    let forged_sig = "ab".repeat(64);
+    let t0 = Instant::now();
+    assert_eq!(
+        post_netbox(&server.url("/webhook/"), &signed_body).await.0,
+        200
+    );
+    let forged = [("x-hook-signature", forged_sig.clone())];
+    assert_eq!(
+        post(&server.url("/webhook/"), &forged, forged_body).await.0,
+        401
+    );
+    let rows = wait_for(
+        &page,
+        "(() => { const r = [...document.querySelectorAll('#rows tr')]; \
+           return r.length >= 2 && r.map(tr => [...tr.cells].map(td => td.textContent)); })()",
+        Duration::from_secs(2),
+    )
+    .await;
+    let seen_after = t0.elapsed();
+    let rows = rows.unwrap_or_else(|| panic!("two live rows within 2 s (waited {seen_after:?})"));
+    // Newest first: the forged one, then the signed one. Columns as in the page's header.
+    let (forged_row, signed_row) = (&rows[0], &rows[1]);
+    assert_eq!(forged_row[5], "rejected_signature", "{rows}");
+    assert!(
+        forged_row[6]
+            .as_str()
+            .unwrap()
+            .contains("signature mismatch"),
+        "{rows}"
+    );
+    assert_eq!(signed_row[5], "accepted", "{rows}");
+    assert_eq!(signed_row[8], "dcim.site.created", "{rows}");
+    assert_eq!(
+        eval(&page, "document.querySelectorAll('img').length").await,
+        0
+    );
+    page.save_screenshot(
+        ScreenshotParams::builder().full_page(true).build(),
+        artifact("admin-page.png"),
+    )
+    .await
+    .expect("screenshot");
+
+    // Open the forged delivery from its row.
+    page.find_element("#rows tr a")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let opened = wait_for(
+        &page,
+        "location.pathname.startsWith('/deliveries/') && document.getElementById('headers') !== null",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(opened.is_some(), "the detail page did not open");
+    let reason = eval(&page, "document.getElementById('reason').textContent").await;
+    assert!(
+        reason.as_str().unwrap().contains("signature mismatch"),
+        "{reason}"
+    );
+    let sig = eval(
+        &page,
+        "[...document.querySelectorAll('#headers tr')] \
+           .find(tr => tr.children[0].textContent === 'x-hook-signature').children[1].textContent",
+    )
+    .await;
+    assert_eq!(sig, "‹masked, 128 bytes›");
+    let html = eval(&page, "document.documentElement.outerHTML").await;
+    assert!(
+        !html.as_str().unwrap().contains(&forged_sig),
+        "signature value on the page"
+    );
+    let body = eval(&page, "document.getElementById('body').textContent").await;
+    assert!(
+        body.as_str().unwrap().contains("<img src=x onerror="),
+        "{body}"
+    );
+    assert_eq!(
+        eval(&page, "document.querySelectorAll('img').length").await,
+        0
+    );
+    assert_eq!(eval(&page, "window.__pwned === undefined").await, true);
+    page.save_screenshot(
+        ScreenshotParams::builder().full_page(true).build(),
+        artifact("admin-detail.png"),
+    )
+    .await
+    .expect("screenshot");
+
+    browser.close().await.ok();
+    let _ = browser.wait().await;
+    events.abort();
+}
