@@ -380,6 +380,28 @@ async fn a_broker_killed_mid_load_costs_no_request_and_every_event_arrives_once(
     assert!(log.matches("nats sink connected").count() >= 2, "{log}");
 }
 
+/// Spools `total` NetBox events while the broker on `port` is away (every one acknowledged), then
+/// starts it and returns once forwarding is under way: the first message is in the stream.
+async fn backlog_then_broker(server: &Server, port: u16, total: usize) -> Nats {
+    let statuses: Vec<u16> = futures_util::stream::iter(0..total)
+        .map(|n| async move {
+            post_netbox(server, &format!("00000000-0000-4000-8000-{n:012}"))
+                .await
+                .0
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
+    let nats = Nats::start_on(port);
+    let deadline = Instant::now() + CATCH_UP;
+    while nats_count(&nats).await == 0 {
+        assert!(Instant::now() < deadline, "forwarding never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nats
+}
+
 #[tokio::test]
 async fn the_receiver_killed_mid_forwarding_resumes_from_its_checkpoint_none_missing_none_twice() {
     // The broker starts only once every event is spooled, so the kill lands mid-forwarding.
@@ -394,26 +416,8 @@ async fn the_receiver_killed_mid_forwarding_resumes_from_its_checkpoint_none_mis
     );
     let total = 1000;
     let mut first = server(&tables, Some(&log));
-    let statuses: Vec<u16> = futures_util::stream::iter(0..total)
-        .map(|n| {
-            let s = &first;
-            async move {
-                post_netbox(s, &format!("00000000-0000-4000-8000-{n:012}"))
-                    .await
-                    .0
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
-    let nats = Nats::start_on(port);
     // Kill as soon as forwarding is under way, before it has finished.
-    let deadline = Instant::now() + CATCH_UP;
-    while nats_count(&nats).await == 0 {
-        assert!(Instant::now() < deadline, "forwarding never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let nats = backlog_then_broker(&first, port, total).await;
     first.signal(Signal::SIGKILL);
     first.wait_exit(Duration::from_secs(10)).expect("killed");
     let at_kill = nats_count(&nats).await;
@@ -445,25 +449,7 @@ async fn sigterm_drains_the_spool_into_the_broker_before_exiting() {
     let tables = nats_sink(&format!("nats://127.0.0.1:{port}"), "");
     let total = 1000;
     let mut first = server_with("shutdown_timeout_secs = 30", &tables, None);
-    let statuses: Vec<u16> = futures_util::stream::iter(0..total)
-        .map(|n| {
-            let s = &first;
-            async move {
-                post_netbox(s, &format!("00000000-0000-4000-8000-{n:012}"))
-                    .await
-                    .0
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
-    let nats = Nats::start_on(port);
-    let deadline = Instant::now() + CATCH_UP;
-    while nats_count(&nats).await == 0 {
-        assert!(Instant::now() < deadline, "forwarding never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let nats = backlog_then_broker(&first, port, total).await;
     first.signal(Signal::SIGTERM);
     let started = Instant::now();
     let status = first
