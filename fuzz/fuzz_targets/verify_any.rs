@@ -9,7 +9,8 @@
 //!
 //! Every scheme's verifier (fixed secrets, two of them as during a rotation) must return without
 //! panicking. Then the same request, signed at time `now` by the independent signer the tests use,
-//! must verify for every scheme whatever else the fuzzed headers hold. (That the `sign` command
+//! must verify for every scheme it can sign from headers and body alone (not Linear, Twilio or
+//! Discord) whatever else the fuzzed headers hold. (That the `sign` command
 //! agrees with that signer is a unit test.)
 #![no_main]
 
@@ -137,6 +138,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     for (scheme, secret, verifier) in &f.signed {
+        // Not signable from headers and body alone: Linear's signed timestamp is a field of the
+        // (fuzzed) body, Twilio signs the public URL and query, Discord holds no secret (Ed25519).
+        // Their round trips are in tests/it/providers_more.rs and the unit vectors.
+        if matches!(
+            scheme,
+            Scheme::Linear | Scheme::Twilio { .. } | Scheme::Discord { .. }
+        ) {
+            continue;
+        }
         let signed = sign::request_headers(scheme, secret.expose(), &body, now, DELIVERY_ID);
         let mut h = headers.clone();
         for (name, value) in signed {
