@@ -251,7 +251,7 @@ pub fn detail(r: &Record, pretty_body: Option<&str>) -> Markup {
             @match (pretty_body, &r.body) {
                 (_, None) => p.muted { "Not read (refused before the body)." },
                 (Some(p), _) => pre #body { (p) },
-                (None, Some(b)) => pre #body { (b) },
+                (None, Some(b)) => pre #body { (b.text()) },
             }
             @if r.body_truncated { p.muted { "Only the first 64 KiB are kept." } }
         },

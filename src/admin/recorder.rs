@@ -75,10 +75,20 @@ impl Recorder {
         let id = ring.next_id;
         ring.next_id += 1;
         record.summary.id = id;
-        let stats = ring.stats.entry(record.summary.hook.clone()).or_default();
-        *stats.counts.entry(record.summary.outcome).or_default() += 1;
-        if record.summary.outcome == Outcome::accepted.as_str() {
-            stats.last_accepted = Some(record.summary.received_at);
+        let count = |stats: &mut HookStats| {
+            *stats.counts.entry(record.summary.outcome).or_default() += 1;
+            if record.summary.outcome == Outcome::accepted.as_str() {
+                stats.last_accepted = Some(record.summary.received_at);
+            }
+        };
+        // The hook's key is allocated the first time it is seen, not per request.
+        match ring.stats.get_mut(&record.summary.hook) {
+            Some(stats) => count(stats),
+            None => {
+                let mut stats = HookStats::default();
+                count(&mut stats);
+                ring.stats.insert(record.summary.hook.clone(), stats);
+            }
         }
         let record = Arc::new(record);
         if ring.recent.len() >= ring.cap {
@@ -196,7 +206,7 @@ mod tests {
             },
             method: "POST".into(),
             headers: Vec::new(),
-            body: Some("{}".into()),
+            body: Some(crate::admin::record::KeptBody::new(b"{}")),
             body_truncated: false,
             expected: None,
         }

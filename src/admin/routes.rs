@@ -292,8 +292,8 @@ async fn detail(State(s): State<AdminState>, Path(id): Path<String>) -> Response
         )
             .into_response();
     };
-    let pretty = r.body.as_deref().and_then(|b| {
-        let v: serde_json::Value = serde_json::from_str(b).ok()?;
+    let pretty = r.body.as_ref().and_then(|b| {
+        let v: serde_json::Value = serde_json::from_str(&b.text()).ok()?;
         serde_json::to_string_pretty(&v).ok()
     });
     pages::detail(&r, pretty.as_deref()).into_response()
