@@ -155,6 +155,11 @@ fuzz_target!(|data: &[u8]| {
                 HeaderValue::from_str(&value).expect("the signer writes valid values"),
             );
         }
+        // Gitea signs the JSON inside `payload=` of a form body; the signer here signs the body
+        // as sent, which is what Gitea signs for its JSON content type.
+        if matches!(scheme, Scheme::Gitea) {
+            h.remove(http::header::CONTENT_TYPE);
+        }
         if let Err(e) = verifier.verify(&h, body.clone(), now) {
             panic!("{scheme:?}: an independently signed request was refused: {e}");
         }
