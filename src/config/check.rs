@@ -199,6 +199,32 @@ fn summary(file: &Path, config: &Config, mode: Mode) -> String {
         let _ = writeln!(out, "trusted_proxies {}", proxies.join(", "));
     }
     let _ = writeln!(out, "client_ip_header {}", config.client_ip_header.name());
+    let _ = match config.admin.listen {
+        None => writeln!(
+            out,
+            "admin off (nothing recorded; /metrics {})",
+            if config.admin.public_metrics {
+                "on the public port"
+            } else {
+                "not served"
+            }
+        ),
+        Some(addr) => writeln!(
+            out,
+            "admin {addr} (token {}, recent {}, /metrics {})",
+            if config.admin.token.is_some() {
+                "set"
+            } else {
+                "none: loopback only"
+            },
+            config.admin.recent,
+            if config.admin.public_metrics {
+                "here and on the public port"
+            } else {
+                "here only"
+            }
+        ),
+    };
     for w in config.warnings() {
         let _ = writeln!(out, "warning: {w}");
     }

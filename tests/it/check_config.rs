@@ -278,6 +278,11 @@ allow_unsigned = true
         "{s}"
     );
     assert!(s.contains("client_ip_header forwarded"), "{s}");
+    // The operator listener is part of what runs: the embedded default's address, no token.
+    assert!(
+        s.contains("admin 127.0.0.1:9000 (token none: loopback only, recent 1000"),
+        "{s}"
+    );
     let nb = s
         .lines()
         .find(|l| l.contains("/nb "))
