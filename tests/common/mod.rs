@@ -162,6 +162,8 @@ pub struct Server {
 
 #[derive(Default)]
 pub struct Options<'a> {
+    /// The `listen` address; `127.0.0.1:0` when `None`.
+    pub listen: Option<&'a str>,
     /// Top-level keys (before any table).
     pub top: &'a str,
     /// Extra `[log]` keys.
@@ -207,7 +209,8 @@ impl Server {
             o.admin
         };
         let config = format!(
-            "listen = \"127.0.0.1:0\"\n{}\n[log]\nfile = {:?}\n{}\n[admin]\n{admin}\n{}",
+            "listen = {:?}\n{}\n[log]\nfile = {:?}\n{}\n[admin]\n{admin}\n{}",
+            o.listen.unwrap_or("127.0.0.1:0"),
             o.top,
             log_path.display().to_string(),
             o.log,

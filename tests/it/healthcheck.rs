@@ -171,23 +171,11 @@ fn an_answer_that_is_not_ours_is_unhealthy() {
 
 #[test]
 fn an_ipv6_server_is_found_from_a_config_on_every_interface() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("events.log");
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "listen = \"[::1]:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n{}",
-            log_path.display().to_string(),
-            netbox_hook("/webhook/")
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(bin());
-    cmd.arg("--config")
-        .arg(&config_path)
-        .current_dir(dir.path());
-    let server = Server::spawn(cmd, dir, log_path, config_path);
+    let server = Server::start_with(Options {
+        listen: Some("[::1]:0"),
+        hooks: &netbox_hook("/webhook/"),
+        ..Default::default()
+    });
     let deployed = server.dir.path().join("deployed.toml");
     std::fs::write(
         &deployed,

@@ -181,23 +181,11 @@ fn sign_refuses_control_characters_in_what_it_prints() {
 
 #[test]
 fn healthcheck_reaches_an_ipv6_listener() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("events.log");
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "listen = \"[::1]:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nfile = {:?}\n{}",
-            log_path.display().to_string(),
-            netbox_hook("/webhook/")
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(bin());
-    cmd.arg("--config")
-        .arg(&config_path)
-        .current_dir(dir.path());
-    let server = Server::spawn(cmd, dir, log_path, config_path);
+    let server = Server::start_with(Options {
+        listen: Some("[::1]:0"),
+        hooks: &netbox_hook("/webhook/"),
+        ..Default::default()
+    });
     assert!(server.addr.is_ipv6(), "{}", server.addr);
     let url = format!("http://{}/healthz", server.addr);
     assert!(url.starts_with("http://[::1]:"), "{url}");
