@@ -290,15 +290,13 @@ impl Verifier {
         self.keys.iter().map(|k| k.tag(parts)).collect()
     }
 
+    /// The one replay-window rule, shared with the providers' verifiers.
     fn check_time(&self, sent: i64, now: i64) -> Result<(), SignatureError> {
-        let skew = now.saturating_sub(sent);
-        if skew.unsigned_abs() > self.tolerance_secs {
-            return Err(SignatureError::OutsideTolerance {
-                skew_secs: skew,
-                tolerance_secs: self.tolerance_secs,
-            });
-        }
-        Ok(())
+        Ok(super::providers::check_window(
+            sent,
+            now,
+            self.tolerance_secs,
+        )?)
     }
 
     /// Verifies `body` against the scheme's headers at time `now` (unix seconds), for a request
