@@ -186,6 +186,37 @@ impl Nats {
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
+
+    /// Every message in `stream`, through a real pull consumer: batches until one comes back empty.
+    pub async fn messages(&self, stream: &str) -> Vec<async_nats::jetstream::Message> {
+        use futures_util::StreamExt;
+        let client = async_nats::connect(self.url()).await.expect("connect");
+        let s = async_nats::jetstream::new(client)
+            .get_stream(stream)
+            .await
+            .expect("stream exists");
+        let c = s
+            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            .await
+            .expect("consumer");
+        let mut out = Vec::new();
+        loop {
+            let mut batch = c
+                .fetch()
+                .max_messages(1000)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+                .expect("fetch");
+            let before = out.len();
+            while let Some(m) = batch.next().await {
+                out.push(m.expect("message"));
+            }
+            if out.len() == before {
+                return out;
+            }
+        }
+    }
 }
 
 process_controls!(Nats);

@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::common::brokers::{free_port, Nats, Redis};
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use uuid::Uuid;
 use webhook_listener::forward::nats::{self as nats_sink, NatsAuth, NatsConfig, NatsSink};
@@ -82,34 +81,9 @@ async fn js(nats: &Nats) -> jetstream::Context {
     )
 }
 
-/// Every message in the stream, through a real pull consumer.
-async fn read_stream(nats: &Nats, expect: usize) -> Vec<async_nats::jetstream::Message> {
-    let s = js(nats)
-        .await
-        .get_stream(STREAM)
-        .await
-        .expect("stream exists");
-    let c = s
-        .create_consumer(consumer::pull::Config::default())
-        .await
-        .expect("consumer");
-    let mut out = Vec::new();
-    loop {
-        let mut batch = c
-            .fetch()
-            .max_messages(expect + 10)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .expect("fetch");
-        let before = out.len();
-        while let Some(m) = batch.next().await {
-            out.push(m.expect("message"));
-        }
-        if out.len() == before {
-            return out;
-        }
-    }
+/// Every message in the stream.
+async fn read_stream(nats: &Nats) -> Vec<async_nats::jetstream::Message> {
+    nats.messages(STREAM).await
 }
 
 /// Delivers until it succeeds: the client reconnects on its own schedule after a restart.
@@ -136,7 +110,7 @@ async fn nats_stores_each_event_once_with_exact_body_and_headers() {
     }
     assert!(sink.is_connected());
 
-    let got = read_stream(&nats, sent.len()).await;
+    let got = read_stream(&nats).await;
     assert_eq!(got.len(), sent.len(), "each event exactly once");
     let by_id: HashMap<String, _> = got
         .iter()
@@ -257,7 +231,7 @@ async fn nats_broker_killed_is_retry_within_bound_and_back_without_restarting_us
     nats.restart();
     deliver_until_ok(&sink, &event(2, None, Some("push"), b"during")).await;
     assert!(sink.is_connected());
-    let got = read_stream(&nats, 2).await;
+    let got = read_stream(&nats).await;
     let bodies: Vec<&[u8]> = got.iter().map(|m| m.payload.as_ref()).collect();
     assert_eq!(bodies, [b"before".as_slice(), b"during".as_slice()]);
 }
@@ -276,7 +250,7 @@ async fn nats_down_at_start_does_not_fail_start_up() {
 
     let nats = Nats::start_on(port);
     deliver_until_ok(&sink, &event(1, None, None, b"x")).await;
-    assert_eq!(read_stream(&nats, 1).await.len(), 1);
+    assert_eq!(read_stream(&nats).await.len(), 1);
 }
 
 #[tokio::test]
@@ -289,7 +263,7 @@ async fn nats_message_over_max_payload_is_permanent_and_the_next_flows() {
     sink.deliver(&event(3, None, None, b"small again"))
         .await
         .unwrap();
-    assert_eq!(read_stream(&nats, 2).await.len(), 2);
+    assert_eq!(read_stream(&nats).await.len(), 2);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use futures_util::StreamExt;
 use nix::sys::signal::Signal;
 
@@ -135,31 +135,9 @@ async fn wait_caught_up(server: &Server, delivered: u64) -> serde_json::Value {
     }
 }
 
-/// Every message in the NATS stream, through a real pull consumer.
+/// Every message in the NATS stream.
 async fn nats_messages(nats: &Nats) -> Vec<jetstream::Message> {
-    let js = jetstream::new(async_nats::connect(nats.url()).await.expect("connect"));
-    let s = js.get_stream(STREAM).await.expect("stream exists");
-    let c = s
-        .create_consumer(consumer::pull::Config::default())
-        .await
-        .expect("consumer");
-    let mut out = Vec::new();
-    loop {
-        let mut batch = c
-            .fetch()
-            .max_messages(1000)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .expect("fetch");
-        let before = out.len();
-        while let Some(m) = batch.next().await {
-            out.push(m.expect("message"));
-        }
-        if out.len() == before {
-            return out;
-        }
-    }
+    nats.messages(STREAM).await
 }
 
 async fn nats_count(nats: &Nats) -> u64 {
