@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::defaults;
 use super::secrets::SecretError;
 use super::secrets::{describe_reference, resolve_secret};
+use crate::forward::exec::{resolve_program, ArgTemplate, EnvValue, ExecConfig, EVENT_ENV};
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
 use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
 use crate::forward::spool::validate_sink_name;
@@ -50,6 +51,17 @@ pub struct RawSpool {
 pub enum RawSinkKind {
     Nats,
     Redis,
+    Exec,
+}
+
+impl RawSinkKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RawSinkKind::Nats => "nats",
+            RawSinkKind::Redis => "redis",
+            RawSinkKind::Exec => "exec",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,7 +69,8 @@ pub enum RawSinkKind {
 pub struct RawSink {
     pub name: String,
     pub kind: RawSinkKind,
-    pub url: String,
+    /// NATS and Redis.
+    pub url: Option<String>,
     pub hooks: Option<Vec<String>>,
     pub events: Option<Vec<String>>,
     /// NATS only.
@@ -68,6 +81,17 @@ pub struct RawSink {
     pub required: Option<bool>,
     pub required_timeout_secs: Option<u64>,
     pub max_in_flight: Option<usize>,
+    /// The same setting as `max_in_flight`, under the name the command and relay sinks use.
+    pub concurrency: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub retry_initial_secs: Option<u64>,
+    pub retry_max_secs: Option<u64>,
+    /// exec only.
+    pub timeout_secs: Option<u64>,
+    pub command: Option<Vec<String>>,
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    pub pass_env: Option<Vec<String>>,
+    pub working_dir: Option<PathBuf>,
     pub user: Option<String>,
     pub password: Option<String>,
     /// NATS only.
@@ -127,13 +151,37 @@ impl RawSink {
         };
         validate_sink_name(&self.name)
             .map_err(|_| err("name: use 1 to 64 of A-Z a-z 0-9 _ - (it names files)".into()))?;
-        let only = |key: &str, set: bool, kind: &str| {
-            if set {
-                Err(err(format!("{key}: only applies to kind = \"{kind}\"")))
+        let this_kind = self.kind;
+        let only = |key: &str, set: bool, kinds: &[RawSinkKind]| {
+            if set && !kinds.contains(&this_kind) {
+                let kinds: Vec<String> = kinds
+                    .iter()
+                    .map(|k| format!("kind = \"{}\"", k.as_str()))
+                    .collect();
+                Err(err(format!(
+                    "{key}: only applies to {}",
+                    kinds.join(" or ")
+                )))
             } else {
                 Ok(())
             }
         };
+        {
+            use RawSinkKind::{Exec, Nats, Redis};
+            only("url", self.url.is_some(), &[Nats, Redis])?;
+            only("subject", self.subject.is_some(), &[Nats])?;
+            only("stream", self.stream.is_some(), &[Nats, Redis])?;
+            only("maxlen", self.maxlen.is_some(), &[Redis])?;
+            only("user", self.user.is_some(), &[Nats, Redis])?;
+            only("password", self.password.is_some(), &[Nats, Redis])?;
+            only("token", self.token.is_some(), &[Nats])?;
+            only("creds", self.creds.is_some(), &[Nats])?;
+            only("command", self.command.is_some(), &[Exec])?;
+            only("env", self.env.is_some(), &[Exec])?;
+            only("pass_env", self.pass_env.is_some(), &[Exec])?;
+            only("working_dir", self.working_dir.is_some(), &[Exec])?;
+            only("timeout_secs", self.timeout_secs.is_some(), &[Exec])?;
+        }
         let secret =
             |key: &'static str, reference: &Option<String>| -> Result<Option<String>, SinkError> {
                 let Some(reference) = reference else {
@@ -188,19 +236,52 @@ impl RawSink {
         if required_timeout_secs == 0 {
             return Err(err("required_timeout_secs: must be greater than 0".into()));
         }
-        let max_in_flight = self.max_in_flight.unwrap_or(defaults::SINK_MAX_IN_FLIGHT);
+        let (in_flight_key, max_in_flight) = match (self.max_in_flight, self.concurrency) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "concurrency, max_in_flight: the same setting under two names; set one".into(),
+                ))
+            }
+            (Some(n), None) => ("max_in_flight", n),
+            (None, Some(n)) => ("concurrency", n),
+            (None, None) => ("concurrency", defaults::SINK_MAX_IN_FLIGHT),
+        };
         if max_in_flight == 0 || max_in_flight > 1024 {
-            return Err(err("max_in_flight: must be 1 to 1024".into()));
+            return Err(err(format!("{in_flight_key}: must be 1 to 1024")));
         }
-        if self.url.trim().is_empty() {
-            return Err(err("url: must not be empty".into()));
+        let exec = self.kind == RawSinkKind::Exec;
+        let max_attempts = match self.max_attempts {
+            Some(0) => {
+                return Err(err(
+                    "max_attempts: must be at least 1 (the first run counts)".into(),
+                ))
+            }
+            Some(n) => Some(n),
+            None if exec => Some(defaults::EXEC_MAX_ATTEMPTS),
+            None => None,
+        };
+        let retry_initial = self
+            .retry_initial_secs
+            .unwrap_or(defaults::SINK_RETRY_INITIAL_SECS);
+        let retry_max = self.retry_max_secs.unwrap_or(defaults::SINK_RETRY_MAX_SECS);
+        if retry_initial == 0 || retry_max < retry_initial {
+            return Err(err(format!(
+                "retry_initial_secs, retry_max_secs: need 1 <= retry_initial_secs ({retry_initial}) <= retry_max_secs ({retry_max})"
+            )));
         }
+        let url = || match self.url.as_deref().map(str::trim) {
+            Some(u) if !u.is_empty() => Ok(u.to_owned()),
+            Some(_) => Err(err("url: must not be empty".into())),
+            None => Err(err(format!(
+                "url: required for kind = \"{}\"",
+                this_kind.as_str()
+            ))),
+        };
 
         let user = secret("user", &self.user)?;
         let password = secret("password", &self.password)?;
         let kind = match self.kind {
             RawSinkKind::Nats => {
-                only("maxlen", self.maxlen.is_some(), "redis")?;
                 let token = secret("token", &self.token)?;
                 let creds = self
                     .creds
@@ -230,7 +311,7 @@ impl RawSink {
                         ))
                     }
                 };
-                let mut c = NatsConfig::new(&self.name, self.url.trim());
+                let mut c = NatsConfig::new(&self.name, &url()?);
                 c.auth = auth;
                 c.subject = self.subject.unwrap_or_else(|| DEFAULT_SUBJECT.to_owned());
                 c.stream = self.stream;
@@ -248,13 +329,10 @@ impl RawSink {
                 SinkKind::Nats(c)
             }
             RawSinkKind::Redis => {
-                only("subject", self.subject.is_some(), "nats")?;
-                only("token", self.token.is_some(), "nats")?;
-                only("creds", self.creds.is_some(), "nats")?;
                 let stream = self
                     .stream
                     .unwrap_or_else(|| defaults::REDIS_STREAM.to_owned());
-                let mut c = RedisConfig::new(&self.name, self.url.trim(), stream);
+                let mut c = RedisConfig::new(&self.name, &url()?, stream);
                 c.username = user;
                 c.password = password;
                 c.maxlen = self.maxlen.unwrap_or(DEFAULT_MAXLEN);
@@ -269,22 +347,142 @@ impl RawSink {
                 })?;
                 SinkKind::Redis(c)
             }
+            RawSinkKind::Exec => SinkKind::Exec(
+                exec_config(
+                    &self.name,
+                    self.command,
+                    self.env,
+                    self.pass_env,
+                    self.working_dir,
+                    self.timeout_secs,
+                    resolve_credentials,
+                )
+                .map_err(err)?,
+            ),
         };
         Ok(SinkSpec {
             name: self.name,
             kind,
             runner: RunnerConfig {
                 max_in_flight,
+                max_attempts,
+                retry_initial: Duration::from_secs(retry_initial),
+                retry_max: Duration::from_secs(retry_max),
                 filter: EventFilter {
                     hooks: self.hooks,
                     events: self.events,
                 },
                 shutdown_timeout: d.shutdown_timeout,
-                ..RunnerConfig::default()
             },
             required_timeout: required.then(|| Duration::from_secs(required_timeout_secs)),
         })
     }
+}
+
+/// A `kind = "exec"` entry's own keys, validated. `look`: false for `--syntax-only`, which reads no
+/// `env:`/`file:` reference and does not look for the program or the directory. Errors are the
+/// message after the sink's name: the key first.
+fn exec_config(
+    name: &str,
+    command: Option<Vec<String>>,
+    env: Option<std::collections::BTreeMap<String, String>>,
+    pass_env: Option<Vec<String>>,
+    working_dir: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+    look: bool,
+) -> Result<ExecConfig, String> {
+    use std::os::unix::ffi::OsStringExt;
+    let command = command.unwrap_or_default();
+    let Some(argv0) = command.first() else {
+        return Err(
+            "command: required for kind = \"exec\": the program and its arguments, as an array"
+                .into(),
+        );
+    };
+    let mut argv = Vec::with_capacity(command.len());
+    for (i, a) in command.iter().enumerate() {
+        let t = ArgTemplate::parse(a).map_err(|e| format!("command[{i}]: {e}"))?;
+        if i == 0 && t.has_placeholders() {
+            return Err("command[0]: the program cannot hold a placeholder".into());
+        }
+        if a.contains('\0') {
+            return Err(format!("command[{i}]: contains a NUL character"));
+        }
+        argv.push(t);
+    }
+    let env_name = |key: &str, n: &str| -> Result<(), String> {
+        let ok = !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "{key}: {n:?} is not a variable name (A-Z a-z 0-9 _)"
+            ));
+        }
+        if EVENT_ENV.contains(&n) {
+            return Err(format!("{key}: {n} is set by the sink for every event"));
+        }
+        Ok(())
+    };
+    let pass_env = pass_env.unwrap_or_default();
+    for n in &pass_env {
+        env_name("pass_env", n)?;
+    }
+    let mut resolved = Vec::new();
+    for (k, reference) in env.unwrap_or_default() {
+        env_name("env", &k)?;
+        if pass_env.contains(&k) {
+            return Err(format!("env.{k}: also in pass_env; choose one"));
+        }
+        let outside = reference.starts_with("env:") || reference.starts_with("file:");
+        let value = if !look && outside {
+            b"(unresolved)".to_vec()
+        } else {
+            let v = resolve_secret(&reference)
+                .map_err(|e| format!("env.{k} {}: {e}", describe_reference(&reference)))?;
+            v.expose().to_vec()
+        };
+        if value.contains(&0) {
+            return Err(format!(
+                "env.{k} {}: contains a NUL byte",
+                describe_reference(&reference)
+            ));
+        }
+        resolved.push((k, EnvValue(std::ffi::OsString::from_vec(value))));
+    }
+    if let Some(d) = &working_dir {
+        if look && !d.is_dir() {
+            return Err(format!("working_dir: {} is not a directory", d.display()));
+        }
+    }
+    let timeout_secs = timeout_secs.unwrap_or(defaults::EXEC_TIMEOUT_SECS);
+    if timeout_secs == 0 {
+        return Err("timeout_secs: must be at least 1".into());
+    }
+    let program = if look {
+        let path = ExecConfig::child_path(&resolved, &pass_env);
+        resolve_program(argv0, working_dir.as_deref(), path.as_deref())
+            .map_err(|e| format!("command[0]: {e}"))?
+    } else {
+        let has_path =
+            resolved.iter().any(|(k, _)| k == "PATH") || pass_env.iter().any(|k| k == "PATH");
+        if !argv0.contains('/') && !has_path {
+            return Err(format!(
+                "command[0]: {}",
+                crate::forward::exec::ExecConfigError::BareWithoutPath(argv0.clone())
+            ));
+        }
+        PathBuf::from(argv0)
+    };
+    Ok(ExecConfig {
+        name: name.to_owned(),
+        program,
+        argv,
+        env: resolved,
+        pass_env,
+        working_dir,
+        timeout: Duration::from_secs(timeout_secs),
+    })
 }
 
 #[cfg(test)]
@@ -347,8 +545,44 @@ mod tests {
             Some(defaults::SINK_REQUIRED_TIMEOUT_SECS as i64)
         );
         assert_eq!(
-            nats["max_in_flight"].as_integer(),
+            nats["concurrency"].as_integer(),
             Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
+        assert_eq!(
+            redis["max_in_flight"].as_integer(),
+            Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
+        assert_eq!(
+            nats["retry_initial_secs"].as_integer(),
+            Some(defaults::SINK_RETRY_INITIAL_SECS as i64)
+        );
+        assert_eq!(
+            nats["retry_max_secs"].as_integer(),
+            Some(defaults::SINK_RETRY_MAX_SECS as i64)
+        );
+        let exec = &sinks[2];
+        assert_eq!(exec["kind"].as_str(), Some("exec"));
+        assert_eq!(
+            exec["timeout_secs"].as_integer(),
+            Some(defaults::EXEC_TIMEOUT_SECS as i64)
+        );
+        assert_eq!(
+            exec["max_attempts"].as_integer(),
+            Some(defaults::EXEC_MAX_ATTEMPTS as i64)
+        );
+        assert_eq!(
+            exec["concurrency"].as_integer(),
+            Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
+        assert_eq!(
+            (
+                exec["retry_initial_secs"].as_integer(),
+                exec["retry_max_secs"].as_integer()
+            ),
+            (
+                Some(defaults::SINK_RETRY_INITIAL_SECS as i64),
+                Some(defaults::SINK_RETRY_MAX_SECS as i64)
+            )
         );
         assert_eq!(redis["stream"].as_str(), Some(defaults::REDIS_STREAM));
         assert_eq!(redis["maxlen"].as_integer(), Some(DEFAULT_MAXLEN as i64));

@@ -36,6 +36,7 @@
 //! `join` every runner (each waits at most its `shutdown_timeout`), then stop the writer.
 
 pub mod event;
+pub mod exec;
 pub mod filter;
 pub mod nats;
 pub mod redact;

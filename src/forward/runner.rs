@@ -59,8 +59,8 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
             max_in_flight: 1,
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(60),
+            retry_initial: Duration::from_secs(crate::config::defaults::SINK_RETRY_INITIAL_SECS),
+            retry_max: Duration::from_secs(crate::config::defaults::SINK_RETRY_MAX_SECS),
             max_attempts: None,
             filter: EventFilter::default(),
             shutdown_timeout: Duration::from_secs(10),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
+use super::exec::{ExecConfig, ExecSink};
 use super::nats::{NatsConfig, NatsSink};
 use super::redis::{RedisConfig, RedisSink};
 use super::spool::{SpoolError, SpoolHandle};
@@ -20,6 +21,7 @@ use super::{DeliveryError, Event, Runner, RunnerConfig, Sink};
 pub enum SinkKind {
     Nats(NatsConfig),
     Redis(RedisConfig),
+    Exec(ExecConfig),
 }
 
 impl SinkKind {
@@ -27,6 +29,7 @@ impl SinkKind {
         match self {
             SinkKind::Nats(_) => "nats",
             SinkKind::Redis(_) => "redis",
+            SinkKind::Exec(_) => "exec",
         }
     }
 }
@@ -51,11 +54,12 @@ pub enum ForwardError {
     Build { name: String, message: String },
 }
 
-/// Either broker sink, so one runner type drives both; the `Arc` keeps a handle for `connected`.
+/// Any sink, so one runner type drives them all; the `Arc` keeps a handle for `connected`.
 #[derive(Clone)]
 enum AnySink {
     Nats(Arc<NatsSink>),
     Redis(Arc<RedisSink>),
+    Exec(Arc<ExecSink>),
 }
 
 impl Sink for AnySink {
@@ -63,6 +67,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.name(),
             AnySink::Redis(s) => s.name(),
+            AnySink::Exec(s) => s.name(),
         }
     }
 
@@ -70,6 +75,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.deliver(event).await,
             AnySink::Redis(s) => s.deliver(event).await,
+            AnySink::Exec(s) => s.deliver(event).await,
         }
     }
 }
@@ -84,11 +90,13 @@ pub struct ActiveSink {
 }
 
 impl ActiveSink {
-    /// Whether the client holds a connection now (NATS), or the last call reached the server (Redis).
+    /// Whether the client holds a connection now (NATS), the last call reached the server (Redis),
+    /// or the last run could be started (exec).
     pub fn connected(&self) -> bool {
         match &self.sink {
             AnySink::Nats(s) => s.is_connected(),
             AnySink::Redis(s) => s.is_connected(),
+            AnySink::Exec(s) => s.is_startable(),
         }
     }
 }
@@ -215,6 +223,15 @@ async fn start_one(
         SinkKind::Redis(c) => AnySink::Redis(Arc::new(
             RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
         )),
+        // Kills what a previous process left running, before this sink's runner starts.
+        SinkKind::Exec(c) => {
+            let (c, dir) = (c.clone(), spool.dir().to_path_buf());
+            let sink = tokio::task::spawn_blocking(move || ExecSink::new(c, &dir))
+                .await
+                .map_err(|e| build(e.to_string()))?
+                .map_err(|e| build(e.to_string()))?;
+            AnySink::Exec(Arc::new(sink))
+        }
     };
     let spool_err = |source| ForwardError::Spool {
         name: spec.name.clone(),
@@ -252,6 +269,10 @@ pub async fn check(spec: &SinkSpec) -> Result<String, String> {
     match &spec.kind {
         SinkKind::Nats(c) => super::nats::check(c).await,
         SinkKind::Redis(c) => super::redis::check(c).await,
+        SinkKind::Exec(c) => Ok(format!(
+            "{} resolved at load; nothing to connect to",
+            c.program.display()
+        )),
     }
 }
 
@@ -275,6 +296,14 @@ pub fn describe(spec: &SinkSpec) -> String {
             super::redact::redact_url(&c.url),
             c.stream,
             c.maxlen
+        ),
+        SinkKind::Exec(c) => format!(
+            "{} concurrency={} max_attempts={}",
+            super::exec::describe(c),
+            spec.runner.max_in_flight,
+            spec.runner
+                .max_attempts
+                .map_or("unbounded".to_owned(), |n| n.to_string())
         ),
     };
     let required = match spec.required_timeout {
