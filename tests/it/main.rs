@@ -13,6 +13,7 @@ mod dedupe_attacks;
 mod diagnostics;
 mod durability;
 mod event_types;
+mod exec_sink;
 mod forward_sinks;
 mod forwarding;
 mod healthcheck;
