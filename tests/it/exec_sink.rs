@@ -479,3 +479,89 @@ fn check_config_refuses_a_command_that_cannot_be_run() {
     );
     assert!(!out.all().contains("do-not-print-me"), "{}", out.all());
 }
+
+#[tokio::test]
+async fn a_command_that_ignores_a_large_body_and_floods_its_output_neither_blocks_nor_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    // Never reads stdin; writes 2 MB to stdout and 100 KB to stderr, far past what a pipe holds.
+    let program = script(
+        dir.path(),
+        "flood.sh",
+        &format!(
+            "d={d:?}\nhead -c 2000000 /dev/zero | tr '\\0' o\nhead -c 100000 /dev/zero | tr '\\0' e >&2\necho \"$WEBHOOK_DELIVERY_ID\" >> \"$d/done\"\n"
+        ),
+    );
+    let spool = dir.path().join("spool");
+    let tables = exec_sink(
+        "flood",
+        &program,
+        &spool,
+        "timeout_secs = 30\nmax_attempts = 1\n",
+    );
+    let server = start(&tables, &dir.path().join("events.log"), &[]);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(900_000));
+    push(&server, "big-1", big.as_bytes()).await;
+    push(&server, "big-2", big.as_bytes()).await;
+
+    let done = dir.path().join("done");
+    wait_until(&server, "both runs finished", || {
+        read_lines(&done).len() >= 2
+    })
+    .await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let h = sink_health(&server, "flood").await;
+        if h["delivered"] == 2 {
+            assert_eq!(h["dead_lettered"], 0, "{h}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The diagnostics keep 64 KiB of each stream, on one line per run, and count the rest.
+    let stderr = server.stderr();
+    let runs: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("command succeeded"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{stderr:.2000}");
+    for line in runs {
+        assert!(line.contains(&"o".repeat(65536)), "stdout kept");
+        assert!(!line.contains(&"o".repeat(65537)), "stdout capped");
+        assert!(
+            line.contains("stdout_dropped=1934464"),
+            "{:.300}",
+            &line[line.len() - 300..]
+        );
+        assert!(line.contains("stderr_dropped=34464"));
+    }
+}
+
+#[tokio::test]
+async fn a_command_that_cannot_start_is_dead_lettered_at_once_and_shown_on_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = script(dir.path(), "gone.sh", "exit 0\n");
+    let spool = dir.path().join("spool");
+    // Many attempts allowed: a command that cannot be started must not use them.
+    let tables = exec_sink("gone", &program, &spool, "max_attempts = 50\n");
+    let server = start(&tables, &dir.path().join("events.log"), &[]);
+    std::fs::remove_file(&program).unwrap();
+    push(&server, "g-1", b"{}").await;
+
+    let letters_file = spool.join("dead-letter/gone.jsonl");
+    wait_until(&server, "dead-lettered", || {
+        !read_lines(&letters_file).is_empty()
+    })
+    .await;
+    let letter: serde_json::Value = serde_json::from_str(&read_lines(&letters_file)[0]).unwrap();
+    assert_eq!(letter["attempts"], 1, "{letter}");
+    let error = letter["error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot start") && error.contains("gone.sh"),
+        "{error}"
+    );
+    assert!(server.stderr().contains("cannot start the command"));
+    let h = sink_health(&server, "gone").await;
+    assert_eq!(h["connected"], false, "{h}");
+}
