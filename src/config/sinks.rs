@@ -679,4 +679,151 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn an_exec_sink_resolves_with_its_defaults_and_hides_env_values() {
+        std::env::set_var("SINK_TEST_EXEC_TOKEN", "exec-token-from-env-77");
+        let c = load(
+            "[[sinks]]\nname = \"deploy\"\nkind = \"exec\"\ncommand = [\"sh\", \"-c\", \"x {event}\"]\npass_env = [\"PATH\"]\nenv = { TOKEN = \"env:SINK_TEST_EXEC_TOKEN\" }\n",
+        )
+        .unwrap();
+        let s = &c.sinks[0];
+        let crate::forward::SinkKind::Exec(e) = &s.kind else {
+            panic!("exec")
+        };
+        assert!(
+            e.program.is_absolute() && e.program.ends_with("sh"),
+            "{:?}",
+            e.program
+        );
+        assert_eq!(e.timeout, Duration::from_secs(defaults::EXEC_TIMEOUT_SECS));
+        assert_eq!(e.env[0].1 .0, "exec-token-from-env-77");
+        assert_eq!(s.runner.max_attempts, Some(defaults::EXEC_MAX_ATTEMPTS));
+        assert_eq!(s.runner.max_in_flight, defaults::SINK_MAX_IN_FLIGHT);
+        assert_eq!(
+            s.runner.retry_initial,
+            Duration::from_secs(defaults::SINK_RETRY_INITIAL_SECS)
+        );
+        assert!(!format!("{c:?}").contains("exec-token-from-env-77"));
+        assert!(!crate::forward::service::describe(s).contains("exec-token-from-env-77"));
+
+        let c = load("[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://h:4222\"\nconcurrency = 4\nmax_attempts = 9\nretry_max_secs = 5\n").unwrap();
+        let r = &c.sinks[0].runner;
+        assert_eq!((r.max_in_flight, r.max_attempts), (4, Some(9)));
+        assert_eq!(r.retry_max, Duration::from_secs(5));
+        let c =
+            load("[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://h:4222\"\n").unwrap();
+        assert_eq!(
+            c.sinks[0].runner.max_attempts, None,
+            "a broker never gives up"
+        );
+    }
+
+    #[test]
+    fn exec_and_runner_keys_are_refused_where_they_do_not_apply() {
+        let exec = "[[sinks]]\nname = \"run\"\nkind = \"exec\"\n";
+        let cmd = "command = [\"/bin/true\"]\n";
+        let nats = "[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\n";
+        for (text, needle) in [
+            (exec.to_owned(), "command: required"),
+            (format!("{exec}command = []\n"), "command: required"),
+            (
+                format!("{exec}{cmd}url = \"nats://h\"\n"),
+                "url: only applies to kind = \"nats\" or kind = \"redis\"",
+            ),
+            (
+                format!("{exec}{cmd}stream = \"s\"\n"),
+                "stream: only applies",
+            ),
+            (
+                format!("{nats}command = [\"/bin/true\"]\n"),
+                "command: only applies to kind = \"exec\"",
+            ),
+            (
+                format!("{nats}timeout_secs = 5\n"),
+                "timeout_secs: only applies",
+            ),
+            (
+                format!("{nats}env = {{ A = \"b\" }}\n"),
+                "env: only applies",
+            ),
+            (
+                "[[sinks]]\nname = \"c\"\nkind = \"redis\"\n".to_owned(),
+                "url: required for kind = \"redis\"",
+            ),
+            (
+                format!("{exec}{cmd}concurrency = 2\nmax_in_flight = 2\n"),
+                "set one",
+            ),
+            (
+                format!("{exec}{cmd}concurrency = 0\n"),
+                "concurrency: must be 1 to 1024",
+            ),
+            (
+                format!("{exec}{cmd}max_attempts = 0\n"),
+                "max_attempts: must be at least 1",
+            ),
+            (
+                format!("{exec}{cmd}retry_initial_secs = 0\n"),
+                "retry_initial_secs",
+            ),
+            (
+                format!("{exec}{cmd}retry_initial_secs = 10\nretry_max_secs = 5\n"),
+                "retry_max_secs (5)",
+            ),
+            (
+                format!("{exec}{cmd}timeout_secs = 0\n"),
+                "timeout_secs: must be at least 1",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ \"A-B\" = \"x\" }}\n"),
+                "not a variable name",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ WEBHOOK_EVENT = \"x\" }}\n"),
+                "set by the sink",
+            ),
+            (
+                format!("{exec}{cmd}pass_env = [\"WEBHOOK_HOOK\"]\n"),
+                "set by the sink",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ PATH = \"/bin\" }}\npass_env = [\"PATH\"]\n"),
+                "also in pass_env",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ T = \"env:SINK_TEST_UNSET_EXEC\" }}\n"),
+                "env.T env:SINK_TEST_UNSET_EXEC",
+            ),
+            (
+                format!("{exec}command = [\"/bin/{{provider}}\"]\n"),
+                "program cannot hold a placeholder",
+            ),
+            (
+                format!("{exec}command = [\"/bin/true\", \"{{evnt}}\"]\n"),
+                "command[1]: {evnt} is not a placeholder",
+            ),
+            (format!("{exec}command = [\"true\"]\n"), "give a full path"),
+            (
+                format!("{exec}{cmd}working_dir = \"/nonexistent-dir-x\"\n"),
+                "working_dir: /nonexistent-dir-x is not a directory",
+            ),
+        ] {
+            let e = load(&text).unwrap_err();
+            assert!(e.contains("sinks[0]") && e.contains(needle), "{text}: {e}");
+        }
+        // A bare name with PATH given through env resolves along that PATH, not ours.
+        let ok = format!(
+            "{exec}command = [\"true\"]\nenv = {{ PATH = \"/nonexistent:/bin:/usr/bin\" }}\n"
+        );
+        load(&ok).unwrap();
+        let e = load(&format!(
+            "{exec}command = [\"true\"]\nenv = {{ PATH = \"/nonexistent\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("not found in the command's PATH (/nonexistent)"),
+            "{e}"
+        );
+    }
 }
