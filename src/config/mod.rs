@@ -75,10 +75,6 @@ pub mod defaults {
     pub const SINK_REQUIRED_TIMEOUT_SECS: u64 = 5;
     /// One at a time keeps the spool's order in the stream.
     pub const SINK_MAX_IN_FLIGHT: usize = 1;
-    /// A sink's first retry delay; doubles (with jitter) up to the next.
-    pub const SINK_RETRY_INITIAL_SECS: u64 = 1;
-    /// A minute between tries bounds how long a recovered destination waits for us.
-    pub const SINK_RETRY_MAX_SECS: u64 = 60;
     /// A deploy or a script that runs longer than a minute is more likely stuck than working.
     pub const EXEC_TIMEOUT_SECS: u64 = 60;
     /// Runs in all for a command: a failing one is given up on (dead-lettered) within about half a

@@ -13,6 +13,7 @@ use super::secrets::{describe_reference, resolve_secret};
 use crate::forward::exec::{resolve_program, ArgTemplate, EnvValue, ExecConfig, EVENT_ENV};
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
 use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
+use crate::forward::runner::{DEFAULT_RETRY_INITIAL_SECS, DEFAULT_RETRY_MAX_SECS};
 use crate::forward::spool::validate_sink_name;
 use crate::forward::{EventFilter, RunnerConfig, SinkKind, SinkSpec, SpoolConfig};
 
@@ -262,8 +263,8 @@ impl RawSink {
         };
         let retry_initial = self
             .retry_initial_secs
-            .unwrap_or(defaults::SINK_RETRY_INITIAL_SECS);
-        let retry_max = self.retry_max_secs.unwrap_or(defaults::SINK_RETRY_MAX_SECS);
+            .unwrap_or(DEFAULT_RETRY_INITIAL_SECS);
+        let retry_max = self.retry_max_secs.unwrap_or(DEFAULT_RETRY_MAX_SECS);
         if retry_initial == 0 || retry_max < retry_initial {
             return Err(err(format!(
                 "retry_initial_secs, retry_max_secs: need 1 <= retry_initial_secs ({retry_initial}) <= retry_max_secs ({retry_max})"
@@ -554,11 +555,11 @@ mod tests {
         );
         assert_eq!(
             nats["retry_initial_secs"].as_integer(),
-            Some(defaults::SINK_RETRY_INITIAL_SECS as i64)
+            Some(DEFAULT_RETRY_INITIAL_SECS as i64)
         );
         assert_eq!(
             nats["retry_max_secs"].as_integer(),
-            Some(defaults::SINK_RETRY_MAX_SECS as i64)
+            Some(DEFAULT_RETRY_MAX_SECS as i64)
         );
         let exec = &sinks[2];
         assert_eq!(exec["kind"].as_str(), Some("exec"));
@@ -580,8 +581,8 @@ mod tests {
                 exec["retry_max_secs"].as_integer()
             ),
             (
-                Some(defaults::SINK_RETRY_INITIAL_SECS as i64),
-                Some(defaults::SINK_RETRY_MAX_SECS as i64)
+                Some(DEFAULT_RETRY_INITIAL_SECS as i64),
+                Some(DEFAULT_RETRY_MAX_SECS as i64)
             )
         );
         assert_eq!(redis["stream"].as_str(), Some(defaults::REDIS_STREAM));
@@ -702,7 +703,7 @@ mod tests {
         assert_eq!(s.runner.max_in_flight, defaults::SINK_MAX_IN_FLIGHT);
         assert_eq!(
             s.runner.retry_initial,
-            Duration::from_secs(defaults::SINK_RETRY_INITIAL_SECS)
+            Duration::from_secs(DEFAULT_RETRY_INITIAL_SECS)
         );
         assert!(!format!("{c:?}").contains("exec-token-from-env-77"));
         assert!(!crate::forward::service::describe(s).contains("exec-token-from-env-77"));

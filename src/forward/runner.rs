@@ -38,6 +38,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// (e.g. out of file descriptors).
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// A sink's first retry delay (`retry_initial_secs`); doubles, with jitter, up to the next.
+pub const DEFAULT_RETRY_INITIAL_SECS: u64 = 1;
+/// `retry_max_secs`: a minute between tries bounds how long a recovered destination waits for us.
+pub const DEFAULT_RETRY_MAX_SECS: u64 = 60;
+
 /// How one sink is driven. Built by the config from the sink's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
@@ -59,8 +64,8 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
             max_in_flight: 1,
-            retry_initial: Duration::from_secs(crate::config::defaults::SINK_RETRY_INITIAL_SECS),
-            retry_max: Duration::from_secs(crate::config::defaults::SINK_RETRY_MAX_SECS),
+            retry_initial: Duration::from_secs(DEFAULT_RETRY_INITIAL_SECS),
+            retry_max: Duration::from_secs(DEFAULT_RETRY_MAX_SECS),
             max_attempts: None,
             filter: EventFilter::default(),
             shutdown_timeout: Duration::from_secs(10),
