@@ -398,6 +398,65 @@ async fn after_kill_9_the_leftover_command_is_killed_and_its_event_runs_again_no
     assert_eq!(ids, ["e1", "e1", "e2", "e3"]);
 }
 
+#[tokio::test]
+async fn sigterm_kills_a_command_still_running_at_the_deadline_and_its_event_runs_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let program = script(
+        dir.path(),
+        "block.sh",
+        &format!(
+            "d={d:?}\necho \"$WEBHOOK_DELIVERY_ID $$\" >> \"$d/started\"\nwhile [ ! -e \"$d/release\" ]; do sleep 0.02; done\necho \"$WEBHOOK_DELIVERY_ID\" >> \"$d/done\"\n"
+        ),
+    );
+    let spool = dir.path().join("spool");
+    let tables = exec_sink("blocky", &program, &spool, "");
+    let log = dir.path().join("events.log");
+    let started = dir.path().join("started");
+    let start_with_deadline = || {
+        let hooks = format!("{}{tables}", github_hook());
+        let log = log.display().to_string();
+        Server::start_with(Options {
+            top: "shutdown_timeout_secs = 1",
+            log: "format = \"json\"",
+            hooks: &hooks,
+            log_file: Some(&log),
+            ..Default::default()
+        })
+    };
+
+    let mut first = start_with_deadline();
+    push(&first, "t1", b"{}").await;
+    wait_until(&first, "t1 running", || !read_lines(&started).is_empty()).await;
+    let old: i32 = read_lines(&started)[0]
+        .split_once(' ')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    first.signal(Signal::SIGTERM);
+    let status = first.wait_exit(PATIENCE).expect("stops after its deadline");
+    assert!(status.success(), "{status:?}\n{}", first.stderr());
+    wait_gone(&first, "the abandoned command killed", old).await;
+    assert_eq!(
+        std::fs::read_dir(spool.join("exec/blocky"))
+            .unwrap()
+            .count(),
+        0,
+        "its record removed"
+    );
+
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    let second = start_with_deadline();
+    let done = dir.path().join("done");
+    wait_until(&second, "t1 run again and done", || {
+        !read_lines(&done).is_empty()
+    })
+    .await;
+    assert_eq!(read_lines(&done), ["t1"]);
+    assert_eq!(read_lines(&started).len(), 2, "started once per server");
+}
+
 #[test]
 fn check_config_refuses_a_command_that_cannot_be_run() {
     let dir = tempfile::tempdir().unwrap();
