@@ -51,9 +51,10 @@ pub enum ForwardError {
     Build { name: String, message: String },
 }
 
-/// Either broker sink, so one runner type drives both; the `Arc` keeps a handle for `connected`.
+/// Any configured sink, so one runner type drives them all; the `Arc` keeps a handle for
+/// `connected`. Built only by [`build`], which `replay` uses too.
 #[derive(Clone)]
-enum AnySink {
+pub(crate) enum AnySink {
     Nats(Arc<NatsSink>),
     Redis(Arc<RedisSink>),
 }
@@ -202,20 +203,7 @@ async fn start_one(
     spec: &SinkSpec,
     shutdown: &CancellationToken,
 ) -> Result<Running, ForwardError> {
-    let build = |message: String| ForwardError::Build {
-        name: spec.name.clone(),
-        message,
-    };
-    let sink = match &spec.kind {
-        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
-            NatsSink::new(c.clone())
-                .await
-                .map_err(|e| build(e.to_string()))?,
-        )),
-        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
-            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
-        )),
-    };
+    let sink = build(spec).await?;
     let spool_err = |source| ForwardError::Spool {
         name: spec.name.clone(),
         source,
@@ -243,6 +231,25 @@ async fn start_one(
         spec: spec.clone(),
         runner,
         active,
+    })
+}
+
+/// The sink a spec describes: the one place a [`SinkKind`] becomes a sink, so the
+/// service and `replay` deliver through the same code for every kind.
+pub(crate) async fn build(spec: &SinkSpec) -> Result<AnySink, ForwardError> {
+    let build = |message: String| ForwardError::Build {
+        name: spec.name.clone(),
+        message,
+    };
+    Ok(match &spec.kind {
+        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
+            NatsSink::new(c.clone())
+                .await
+                .map_err(|e| build(e.to_string()))?,
+        )),
+        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
+            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
+        )),
     })
 }
 
