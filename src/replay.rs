@@ -58,13 +58,30 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub from_log: Option<PathBuf>,
     /// Only events received at or after this time (RFC 3339, inclusive), e.g. 2026-11-23T15:00:00Z.
-    #[arg(long, requires = "from_log", value_name = "TIME", value_parser = rfc3339)]
+    #[arg(
+        long,
+        requires = "from_log",
+        conflicts_with = "dead_letters",
+        value_name = "TIME",
+        value_parser = rfc3339
+    )]
     pub since: Option<DateTime<Utc>>,
     /// Only events received before this time (RFC 3339, exclusive).
-    #[arg(long, requires = "from_log", value_name = "TIME", value_parser = rfc3339)]
+    #[arg(
+        long,
+        requires = "from_log",
+        conflicts_with = "dead_letters",
+        value_name = "TIME",
+        value_parser = rfc3339
+    )]
     pub until: Option<DateTime<Utc>>,
     /// Only events of this hook (its path exactly, e.g. /github).
-    #[arg(long, requires = "from_log", value_name = "PATH")]
+    #[arg(
+        long,
+        requires = "from_log",
+        conflicts_with = "dead_letters",
+        value_name = "PATH"
+    )]
     pub hook: Option<String>,
     /// Attempts per event in all, the first included (default: the sink's max_attempts, or 5 for
     /// a sink that retries without end, like the brokers).

@@ -107,6 +107,6 @@ mod tests {
             got,
             [(1, b"a".to_vec()), (4, b"b".to_vec()), (5, b"c".to_vec())]
         );
-        assert_eq!(l.consumed(), 11);
+        assert_eq!(l.consumed(), 10);
     }
 }
