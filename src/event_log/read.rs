@@ -58,7 +58,7 @@ pub fn parse_json_line(line: &[u8]) -> Result<Event, ReadError> {
     };
     let (body, content_type) = match l.payload_encoding.as_deref() {
         None => (
-            Bytes::copy_from_slice(l.payload.get().as_bytes()),
+            Bytes::copy_from_slice(as_logged(line, l.payload.get().as_bytes())),
             Some(
                 l.content_type
                     .unwrap_or_else(|| JSON_CONTENT_TYPE.to_owned()),
@@ -89,6 +89,32 @@ pub fn parse_json_line(line: &[u8]) -> Result<Event, ReadError> {
         client: l.client,
         body,
     })
+}
+
+/// A JSON payload with the whitespace around it that the parser steps over: the writer puts the
+/// body right after `"payload":` and before the line's closing `}`, so the spaces on either side
+/// are the body's own folded line breaks (a trailing newline, say). With them the body is exactly
+/// as logged, and as long as the one sent.
+fn as_logged<'a>(line: &'a [u8], raw: &'a [u8]) -> &'a [u8] {
+    // `raw` borrows from `line` (the struct borrows it); checked, not assumed.
+    let Some(start) = (raw.as_ptr() as usize).checked_sub(line.as_ptr() as usize) else {
+        return raw;
+    };
+    let end = start + raw.len();
+    if end > line.len() || &line[start..end] != raw {
+        return raw;
+    }
+    let lead = line[..start]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b' ')
+        .count();
+    let trail = line[end..].iter().take_while(|&&b| b == b' ').count();
+    if line[end + trail..] != *b"}" {
+        // The payload is not the line's last field (not a line we wrote): the value alone.
+        return raw;
+    }
+    &line[start - lead..end + trail]
 }
 
 /// Whether `line` is a `format = "text"` line (`<RFC 3339 time> event_id=…`), so a text log is
@@ -171,6 +197,8 @@ mod tests {
         );
         // Line breaks folded, as the log holds it.
         assert_eq!(&ev.body[..], b"{\"a\": \"x\\ny\",    \"b\": [1, 2]}");
+        let folded = parse_json_line(&line(None, None, Payload::Json(b"\n{\"a\":1}\r\n")));
+        assert_eq!(&folded.expect("parses").body[..], b" {\"a\":1}  ");
         assert_eq!(
             parse_json_line(&line(None, None, Payload::Json(b"{}")))
                 .expect("parses")
