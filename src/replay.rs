@@ -576,6 +576,23 @@ mod tests {
         assert!(!w.takes(&ev(15, "/b")));
     }
 
+    /// The README states these numbers in words; they must be the ones the code uses.
+    #[test]
+    fn the_readme_states_the_defaults_the_code_uses() {
+        let readme = include_str!("../README.md").replace('\n', " ");
+        for said in [
+            format!("gets {DEFAULT_MAX_ATTEMPTS} attempts per event"),
+            format!(
+                "every {},{:03} events or {} s",
+                COUNT_EVERY_EVENTS / 1000,
+                COUNT_EVERY_EVENTS % 1000,
+                COUNT_EVERY.as_secs()
+            ),
+        ] {
+            assert!(readme.contains(&said), "README: {said:?}");
+        }
+    }
+
     #[test]
     fn clean_escapes_what_would_drive_a_terminal() {
         assert_eq!(clean("a\u{1b}[2J\u{2028}b"), "a\\u{1b}[2J\\u{2028}b");
