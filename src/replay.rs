@@ -442,12 +442,12 @@ impl Replayer {
         let fate = |l: &DeadLetter| match fates.get(&(l.event.id, l.dead_lettered_at)) {
             None => Fate::Keep,
             Some(Sent::Delivered) => Fate::Drop,
-            Some(Sent::Failed { attempts, error }) => Fate::Replace(DeadLetter {
+            Some(Sent::Failed { attempts, error }) => Fate::Replace(Box::new(DeadLetter {
                 event: l.event.clone(),
                 attempts: l.attempts.saturating_add(*attempts),
                 error: error.clone(),
                 dead_lettered_at: now,
-            }),
+            })),
         };
         // Blocking, like the reads above: a command line with nothing else to run meanwhile.
         dead_letter::rewrite(path, fate).map_err(read)?;

@@ -127,7 +127,7 @@ fn log_records(path: &Path) -> Vec<(String, serde_json::Value)> {
 /// The `payload` of a JSON log line, spelled exactly as the line holds it (the last field).
 fn logged_payload(line: &str) -> Vec<u8> {
     let start = line.find(",\"payload\":").expect("payload field") + ",\"payload\":".len();
-    line[start..line.len() - 1].as_bytes().to_vec()
+    line.as_bytes()[start..line.len() - 1].to_vec()
 }
 
 fn header(m: &async_nats::jetstream::Message, name: &str) -> Option<String> {

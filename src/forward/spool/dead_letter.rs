@@ -259,7 +259,7 @@ pub enum Fate {
     /// Delivered: the letter goes.
     Drop,
     /// Tried again and still refused: this letter (new attempts, error, time) takes its place.
-    Replace(DeadLetter),
+    Replace(Box<DeadLetter>),
 }
 
 /// Rewrites `path` atomically under the appenders' lock, deciding each letter's [`Fate`] (every

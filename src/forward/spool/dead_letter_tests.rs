@@ -91,7 +91,7 @@ fn rewrite_drops_the_delivered_replaces_the_retried_and_keeps_the_rest_and_unpar
     retried.error = "still no".into();
     let fate = |l: &DeadLetter| match l.event.id {
         id if id == delivered => Fate::Drop,
-        id if id == retried.event.id => Fate::Replace(retried.clone()),
+        id if id == retried.event.id => Fate::Replace(Box::new(retried.clone())),
         _ => Fate::Keep,
     };
     assert_eq!(rewrite(&p, fate).expect("rewrite"), 1);
