@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -170,7 +171,9 @@ fn run(args: ReplayArgs) -> Result<Summary, SetupError> {
         }
         None => Source::DeadLetters(dead_letter::path(&config.spool.dir, &spec.name)),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // One worker beside this thread, so the Ctrl-C watcher runs even while the loop reads lines.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| SetupError::Start(format!("cannot start the runtime: {e}")))?;
@@ -178,6 +181,8 @@ fn run(args: ReplayArgs) -> Result<Summary, SetupError> {
         let sink = service::build(&spec)
             .await
             .map_err(|e| SetupError::Start(e.to_string()))?;
+        let interrupted = CancellationToken::new();
+        tokio::spawn(watch_interrupt(interrupted.clone()));
         let max_attempts = args
             .max_attempts
             .or(spec.runner.max_attempts)
@@ -188,6 +193,7 @@ fn run(args: ReplayArgs) -> Result<Summary, SetupError> {
             max_attempts,
             summary: Summary::default(),
             progress: Progress::new(),
+            interrupted,
         };
         match source {
             Source::DeadLetters(path) => r.dead_letters(&path).await?,
@@ -350,6 +356,8 @@ struct Replayer {
     max_attempts: u32,
     summary: Summary,
     progress: Progress,
+    /// Ctrl-C: ends the replay between events (or during one's retries).
+    interrupted: CancellationToken,
 }
 
 impl Replayer {
@@ -395,6 +403,28 @@ impl Replayer {
         }
     }
 
+    /// [`send`](Self::send), or `None` on Ctrl-C (SIGINT), which ends the replay: what was
+    /// delivered so far is still written back.
+    async fn send_unless_interrupted(&mut self, event: &Event, line: usize) -> Option<Sent> {
+        let interrupted = self.interrupted.clone();
+        let sent = tokio::select! {
+            sent = self.send(event, line) => Some(sent),
+            _ = interrupted.cancelled() => None,
+        };
+        if sent.is_none() {
+            self.summary.stopped = Some(format!("interrupted at line {line}"));
+        }
+        sent
+    }
+
+    /// Checked on every line, so skipping a long stretch of the log stops too.
+    fn check_interrupted(&mut self, line: usize) -> bool {
+        if self.interrupted.is_cancelled() && self.summary.stopped.is_none() {
+            self.summary.stopped = Some(format!("interrupted at line {line}"));
+        }
+        self.summary.stopped.is_some()
+    }
+
     fn unparsable(&mut self, line: usize, why: &str) {
         self.summary.unparsable += 1;
         self.progress.say(&format!("line {line}: {why}"));
@@ -429,12 +459,19 @@ impl Replayer {
             match entry.letter {
                 Err(_) => self.unparsable(entry.line, "not a dead letter (left in the file)"),
                 Ok(letter) => {
-                    let sent = self.send(&letter.event, entry.line).await;
+                    // Interrupted mid-send, the letter stays: sent or not, a later run re-sends
+                    // it and the broker de-duplicates.
+                    let Some(sent) = self
+                        .send_unless_interrupted(&letter.event, entry.line)
+                        .await
+                    else {
+                        break;
+                    };
                     fates.insert((letter.event.id, letter.dead_lettered_at), sent);
                 }
             }
             self.progress.update(reader.consumed(), &self.summary);
-            if self.summary.stopped.is_some() {
+            if self.check_interrupted(entry.line) {
                 break;
             }
         }
@@ -473,18 +510,36 @@ impl Replayer {
                 Some(Err(e)) => self.unparsable(line.number, &e.to_string()),
                 Some(Ok(event)) => {
                     if window.takes(&event) && self.spec.runner.filter.matches(&event) {
-                        self.send(&event, line.number).await;
+                        if self
+                            .send_unless_interrupted(&event, line.number)
+                            .await
+                            .is_none()
+                        {
+                            break;
+                        }
                     } else {
                         self.summary.skipped += 1;
                     }
                 }
             }
             self.progress.update(lines.consumed(), &self.summary);
-            if self.summary.stopped.is_some() {
+            if self.check_interrupted(line.number) {
                 break;
             }
         }
         Ok(())
+    }
+}
+
+/// The first Ctrl-C asks the replay to stop after writing back what it delivered; a second one
+/// ends the process at once (a dead letter then stays, and is re-sent and de-duplicated later).
+async fn watch_interrupt(token: CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    token.cancel();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
     }
 }
 
