@@ -420,3 +420,35 @@ async fn unparsable_lines_are_counted_by_number_and_a_text_log_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_destination_that_stays_down_ends_the_replay_early_without_showing_credentials() {
+    let s = server("", "json");
+    for n in 0..2 {
+        let id = format!("down-{n}");
+        assert_eq!(
+            post_github(&s, &id, &github_body(n), "application/json").await,
+            200
+        );
+    }
+    let port = crate::common::brokers::free_port();
+    let sink = format!(
+        "[[sinks]]\nname = \"cache\"\nkind = \"redis\"\nurl = \"redis://u:hunter2@127.0.0.1:{port}/0\"\nstream = \"w\"\n"
+    );
+    let config = config_with(&s, &sink);
+    let log = s.log_path.display().to_string();
+    let args = ["--sink", "cache", "--from-log", &log, "--max-attempts", "2"];
+    let o = replay(&config, &args).await;
+    let (code, out, err) = outcome(&o);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("0 sent, 1 failed") && out.contains("stopped early"),
+        "the second event is not tried: {out}\n{err}"
+    );
+    assert!(err.contains("retrying in"), "{err}");
+    assert!(err.contains("not delivered after 2 attempt(s)"), "{err}");
+    assert!(
+        !out.contains("hunter2") && !err.contains("hunter2"),
+        "{out}\n{err}"
+    );
+}
