@@ -112,3 +112,39 @@ fn rewrite_drops_the_delivered_replaces_the_retried_and_keeps_the_rest_and_unpar
     append(&p, &letter(4)).expect("append");
     assert_eq!(fs::read_to_string(&p).expect("read").lines().count(), 4);
 }
+
+#[test]
+fn a_letter_appended_while_a_rewrite_holds_the_lock_lands_in_the_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("bus.jsonl");
+    for n in 1..=2 {
+        append(&p, &letter(n)).expect("append");
+    }
+    let mut appender = None;
+    let removed = rewrite(&p, |l| {
+        if appender.is_none() {
+            // The service dead-letters another event while the replay's rewrite holds the lock:
+            // it opens the old file (or, later, the renamed one) and waits for the lock.
+            let path = p.clone();
+            appender = Some(std::thread::spawn(move || append(&path, &letter(3))));
+        }
+        if l.event.id == letter(1).event.id {
+            Fate::Drop
+        } else {
+            Fate::Keep
+        }
+    })
+    .expect("rewrite");
+    assert_eq!(removed, 1);
+    appender
+        .expect("started")
+        .join()
+        .expect("joined")
+        .expect("appended");
+    let ids: Vec<_> = Reader::open(&p)
+        .expect("open")
+        .expect("exists")
+        .map(|e| e.expect("read").letter.expect("letter").event.id)
+        .collect();
+    assert_eq!(ids, [letter(2).event.id, letter(3).event.id]);
+}
