@@ -445,14 +445,13 @@ impl Replayer {
             .start(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
         // Keyed by what tells two letters of one event apart: its id and when it was given up on.
         let mut fates: HashMap<(Uuid, DateTime<Utc>), Sent> = HashMap::new();
-        let mut failure = None;
         loop {
             let entry = match reader.next() {
                 None => break,
                 Some(Ok(entry)) => entry,
                 Some(Err(e)) => {
                     // Stop reading, but still write back what was delivered so far.
-                    failure = Some(read(e));
+                    self.summary.stopped = Some(read(e).to_string());
                     break;
                 }
             };
@@ -487,8 +486,13 @@ impl Replayer {
             })),
         };
         // Blocking, like the reads above: a command line with nothing else to run meanwhile.
-        dead_letter::rewrite(path, fate).map_err(read)?;
-        failure.map_or(Ok(()), Err)
+        if let Err(e) = dead_letter::rewrite(path, fate) {
+            self.summary.stopped = Some(format!(
+                "cannot rewrite {}: {e}; the letters delivered stay in it (a later run sends them again, and the broker de-duplicates)",
+                path.display()
+            ));
+        }
+        Ok(())
     }
 
     /// `--from-log`: every event line in order, sent when the window and the sink's filter take it.
@@ -501,7 +505,15 @@ impl Replayer {
         self.progress
             .start(file.metadata().map(|m| m.len()).unwrap_or(0));
         let mut lines = Lines::new(BufReader::new(file));
-        while let Some(line) = lines.next_line().map_err(read)? {
+        loop {
+            let line = match lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    self.summary.stopped = Some(read(e).to_string());
+                    break;
+                }
+            };
             match line.text().map(parse_json_line) {
                 None => self.unparsable(
                     line.number,
