@@ -127,9 +127,11 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
-    /// Send events to one sink again: its dead letters (--dead-letters), or the events of a JSON
-    /// event log (--from-log), with the same event ids and dedupe keys as the service. Exit 0 when
-    /// all were delivered, 1 when any failed or did not parse, 2 when it could not start.
+    /// Send a sink's dead letters, or the events of a JSON event log, to it again.
+    ///
+    /// With the same event ids and dedupe keys as the service, so it is safe beside a running
+    /// server and twice. Exit 0 when all were delivered, 1 when any failed, did not parse or was
+    /// left unsent, 2 when it could not start.
     Replay(crate::replay::ReplayArgs),
 }
 
