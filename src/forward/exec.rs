@@ -271,9 +271,14 @@ pub enum ExecError {
     },
 }
 
-/// Where a sink records its running process groups.
-pub fn records_dir(spool_dir: &Path, sink: &str) -> PathBuf {
-    spool_dir.join("exec").join(sink)
+/// Where the service's exec sinks record their running process groups, one directory per sink.
+pub fn records_parent(spool_dir: &Path) -> PathBuf {
+    spool_dir.join("exec")
+}
+
+/// The same for `replay`: apart from the service's, which may be running beside it.
+pub fn replay_records_parent(spool_dir: &Path) -> PathBuf {
+    spool_dir.join("exec-replay")
 }
 
 /// One `kind = "exec"` sink.
@@ -289,8 +294,8 @@ impl ExecSink {
     /// Creates the record directory and kills every process group a previous process recorded and
     /// left running. Blocking (file I/O, and a bounded wait for killed groups to be gone): call it
     /// on a blocking thread, before the sink's runner starts.
-    pub fn new(config: ExecConfig, spool_dir: &Path) -> Result<ExecSink, ExecError> {
-        let records = records_dir(spool_dir, &config.name);
+    pub fn new(config: ExecConfig, records_parent: &Path) -> Result<ExecSink, ExecError> {
+        let records = records_parent.join(&config.name);
         std::fs::create_dir_all(&records).map_err(|source| ExecError::Io {
             what: "create",
             path: records.clone(),

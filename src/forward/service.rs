@@ -3,6 +3,7 @@
 //! the metrics read [`Forwarding::sinks`]; only the app starts, reloads and stops it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,9 +55,10 @@ pub enum ForwardError {
     Build { name: String, message: String },
 }
 
-/// Any sink, so one runner type drives them all; the `Arc` keeps a handle for `connected`.
+/// Any configured sink, so one runner type drives them all; the `Arc` keeps a handle for
+/// `connected`. Built only by [`build`], which `replay` uses too.
 #[derive(Clone)]
-enum AnySink {
+pub(crate) enum AnySink {
     Nats(Arc<NatsSink>),
     Redis(Arc<RedisSink>),
     Exec(Arc<ExecSink>),
@@ -210,29 +212,7 @@ async fn start_one(
     spec: &SinkSpec,
     shutdown: &CancellationToken,
 ) -> Result<Running, ForwardError> {
-    let build = |message: String| ForwardError::Build {
-        name: spec.name.clone(),
-        message,
-    };
-    let sink = match &spec.kind {
-        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
-            NatsSink::new(c.clone())
-                .await
-                .map_err(|e| build(e.to_string()))?,
-        )),
-        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
-            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
-        )),
-        // Kills what a previous process left running, before this sink's runner starts.
-        SinkKind::Exec(c) => {
-            let (c, dir) = (c.clone(), spool.dir().to_path_buf());
-            let sink = tokio::task::spawn_blocking(move || ExecSink::new(c, &dir))
-                .await
-                .map_err(|e| build(e.to_string()))?
-                .map_err(|e| build(e.to_string()))?;
-            AnySink::Exec(Arc::new(sink))
-        }
-    };
+    let sink = build(spec, &super::exec::records_parent(spool.dir())).await?;
     let spool_err = |source| ForwardError::Spool {
         name: spec.name.clone(),
         source,
@@ -260,6 +240,36 @@ async fn start_one(
         spec: spec.clone(),
         runner,
         active,
+    })
+}
+
+/// The sink a spec describes: the one place a [`SinkKind`] becomes a sink, so the
+/// service and `replay` deliver through the same code for every kind. `exec_records`: where an
+/// exec sink records its running process groups (and kills what an earlier process left there):
+/// the service's and `replay`'s are apart, so a replay never kills the running service's commands.
+pub(crate) async fn build(spec: &SinkSpec, exec_records: &Path) -> Result<AnySink, ForwardError> {
+    let build = |message: String| ForwardError::Build {
+        name: spec.name.clone(),
+        message,
+    };
+    Ok(match &spec.kind {
+        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
+            NatsSink::new(c.clone())
+                .await
+                .map_err(|e| build(e.to_string()))?,
+        )),
+        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
+            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
+        )),
+        // Kills what a previous process left running, before this sink delivers anything.
+        SinkKind::Exec(c) => {
+            let (c, dir) = (c.clone(), exec_records.to_path_buf());
+            let sink = tokio::task::spawn_blocking(move || ExecSink::new(c, &dir))
+                .await
+                .map_err(|e| build(e.to_string()))?
+                .map_err(|e| build(e.to_string()))?;
+            AnySink::Exec(Arc::new(sink))
+        }
     })
 }
 
