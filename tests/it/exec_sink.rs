@@ -629,3 +629,68 @@ async fn a_command_that_cannot_start_is_dead_lettered_at_once_and_shown_on_healt
     let h = sink_health(&server, "gone").await;
     assert_eq!(h["connected"], false, "{h}");
 }
+
+#[tokio::test]
+async fn replay_runs_a_dead_letter_again_beside_the_server_without_touching_its_running_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let program = script(
+        dir.path(),
+        "run.sh",
+        &format!(
+            "d={d:?}\nid=$WEBHOOK_DELIVERY_ID\necho \"$id $$\" >> \"$d/started\"\ncase $id in\n  block*) while [ ! -e \"$d/release\" ]; do sleep 0.02; done ;;\n  *) [ -e \"$d/fixed\" ] || exit 3 ;;\nesac\necho \"$id\" >> \"$d/done\"\n"
+        ),
+    );
+    let spool = dir.path().join("spool");
+    let tables = exec_sink("run", &program, &spool, "max_attempts = 1\n");
+    let server = start(&tables, &dir.path().join("events.log"), &[]);
+    let letters = spool.join("dead-letter/run.jsonl");
+    push(&server, "bad-1", b"{\"n\":1}").await;
+    wait_until(&server, "bad-1 dead-lettered", || {
+        read_lines(&letters).len() == 1
+    })
+    .await;
+    let started = dir.path().join("started");
+    push(&server, "block-1", b"{\"n\":2}").await;
+    wait_until(&server, "block-1 running", || {
+        read_lines(&started).len() == 2
+    })
+    .await;
+    let running: i32 = read_lines(&started)[1]
+        .split_once(' ')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    let run = tokio::process::Command::new(crate::common::bin())
+        .args(["replay", "--config"])
+        .arg(&server.config_path)
+        .args(["--sink", "run", "--dead-letters"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(PATIENCE, run).await.unwrap().unwrap();
+    let says = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{says}");
+    assert_eq!(read_lines(&dir.path().join("done")), ["bad-1"], "{says}");
+    assert!(
+        read_lines(&letters).is_empty(),
+        "the delivered letter removed"
+    );
+    assert!(
+        !process_gone(running),
+        "replay left the service's running command alone"
+    );
+
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    wait_until(&server, "block-1 done", || {
+        read_lines(&dir.path().join("done")).len() == 2
+    })
+    .await;
+    assert_eq!(read_lines(&dir.path().join("done")), ["bad-1", "block-1"]);
+}
