@@ -385,8 +385,9 @@ impl ExecSink {
                 "cannot record the command's process group; killed it, will retry");
             return Err(DeliveryError::retry(e));
         }
-        // Exits the leader left as a zombie until after the group kill, so the pgid cannot be reused
-        // meanwhile. Without pidfds (Linux < 5.3) the wait reaps first: a far smaller window.
+        // A pidfd sees the leader exit while it is still a zombie, so the group is killed before the
+        // leader is reaped and its pgid cannot be reused meanwhile. Without pidfds (Linux < 5.3)
+        // the wait reaps first, leaving a window of microseconds.
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
             .ok()
             // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which alone closes it (when dropped).
