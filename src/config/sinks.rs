@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::defaults;
 use super::secrets::SecretError;
 use super::secrets::{describe_reference, resolve_secret};
+use crate::forward::http::HttpConfig;
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
 use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
 use crate::forward::spool::validate_sink_name;
@@ -50,6 +51,7 @@ pub struct RawSpool {
 pub enum RawSinkKind {
     Nats,
     Redis,
+    Http,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +76,18 @@ pub struct RawSink {
     pub token: Option<String>,
     /// NATS only: a `.creds` file path.
     pub creds: Option<String>,
+    /// The same as `max_in_flight` (the name the command and relay sinks document).
+    pub concurrency: Option<usize>,
+    /// http only: bound on one request.
+    pub timeout_secs: Option<u64>,
+    /// http only: attempts in all, the first included.
+    pub max_attempts: Option<u32>,
+    /// http only: no retry for an event older than this.
+    pub max_age_secs: Option<u64>,
+    /// http only: the `whsec_` signing secret (a reference, like hook secrets).
+    pub secret: Option<String>,
+    /// http only: a PEM file of private CA certificates, added to the system's roots.
+    pub ca_file: Option<String>,
 }
 
 /// The spool's directory when `[spool] dir` is not set: beside the event log.
@@ -188,14 +202,57 @@ impl RawSink {
         if required_timeout_secs == 0 {
             return Err(err("required_timeout_secs: must be greater than 0".into()));
         }
-        let max_in_flight = self.max_in_flight.unwrap_or(defaults::SINK_MAX_IN_FLIGHT);
-        if max_in_flight == 0 || max_in_flight > 1024 {
-            return Err(err("max_in_flight: must be 1 to 1024".into()));
+        if self.concurrency.is_some() && self.max_in_flight.is_some() {
+            return Err(err(
+                "concurrency, max_in_flight: the same setting; give one".into(),
+            ));
         }
+        let max_in_flight = self
+            .concurrency
+            .or(self.max_in_flight)
+            .unwrap_or(defaults::SINK_MAX_IN_FLIGHT);
+        if max_in_flight == 0 || max_in_flight > 1024 {
+            let key = if self.concurrency.is_some() {
+                "concurrency"
+            } else {
+                "max_in_flight"
+            };
+            return Err(err(format!("{key}: must be 1 to 1024")));
+        }
+        let http = self.kind == RawSinkKind::Http;
+        for (key, set) in [
+            ("timeout_secs", self.timeout_secs.is_some()),
+            ("max_attempts", self.max_attempts.is_some()),
+            ("max_age_secs", self.max_age_secs.is_some()),
+            ("secret", self.secret.is_some()),
+            ("ca_file", self.ca_file.is_some()),
+        ] {
+            if !http {
+                only(key, set, "http")?;
+            }
+        }
+        let (mut max_attempts, mut max_age) = (None, None);
         if self.url.trim().is_empty() {
             return Err(err("url: must not be empty".into()));
         }
 
+        if http {
+            for (key, set) in [
+                ("subject", self.subject.is_some()),
+                ("stream", self.stream.is_some()),
+                ("maxlen", self.maxlen.is_some()),
+                ("token", self.token.is_some()),
+                ("creds", self.creds.is_some()),
+                ("user", self.user.is_some()),
+                ("password", self.password.is_some()),
+            ] {
+                if set {
+                    return Err(err(format!(
+                        "{key}: not used by kind = \"http\" (the relay signs every request with secret)"
+                    )));
+                }
+            }
+        }
         let user = secret("user", &self.user)?;
         let password = secret("password", &self.password)?;
         let kind = match self.kind {
@@ -269,6 +326,56 @@ impl RawSink {
                 })?;
                 SinkKind::Redis(c)
             }
+            RawSinkKind::Http => {
+                let url = crate::forward::http::parse_url(&self.url)
+                    .map_err(|e| err(format!("url: {e}")))?;
+                let Some(reference) = &self.secret else {
+                    return Err(err(
+                        "secret: required for kind = \"http\" (whsec_ + base64; the service verifies every request with it)".into(),
+                    ));
+                };
+                let text = secret("secret", &self.secret)?.unwrap_or_default();
+                let outside = reference.starts_with("env:") || reference.starts_with("file:");
+                let key = if outside && !resolve_credentials {
+                    // --syntax-only reads no env:/file: reference: a stand-in key.
+                    vec![1; 32]
+                } else {
+                    crate::forward::http::signing_key(&crate::signature::Secret::new(text))
+                        .map_err(|e| {
+                            err(format!("secret {}: {e}", describe_reference(reference)))
+                        })?
+                };
+                let timeout_secs = self.timeout_secs.unwrap_or(defaults::HTTP_TIMEOUT_SECS);
+                if timeout_secs == 0 || timeout_secs > 3600 {
+                    return Err(err("timeout_secs: must be 1 to 3600".into()));
+                }
+                let attempts = self.max_attempts.unwrap_or(defaults::HTTP_MAX_ATTEMPTS);
+                if attempts == 0 {
+                    return Err(err("max_attempts: must be at least 1".into()));
+                }
+                let age = self.max_age_secs.unwrap_or(defaults::HTTP_MAX_AGE_SECS);
+                if age == 0 {
+                    return Err(err("max_age_secs: must be at least 1".into()));
+                }
+                (max_attempts, max_age) = (Some(attempts), Some(Duration::from_secs(age)));
+                let ca_file = self
+                    .ca_file
+                    .as_deref()
+                    .map(|c| PathBuf::from(c.strip_prefix("file:").unwrap_or(c)));
+                let ca_certs = match &ca_file {
+                    Some(p) if resolve_credentials => crate::forward::http::load_ca_file(p)
+                        .map_err(|e| err(format!("ca_file: {e}")))?,
+                    _ => Vec::new(),
+                };
+                SinkKind::Http(HttpConfig {
+                    name: self.name.clone(),
+                    url,
+                    key,
+                    timeout: Duration::from_secs(timeout_secs),
+                    ca_file,
+                    ca_certs,
+                })
+            }
         };
         Ok(SinkSpec {
             name: self.name,
@@ -280,6 +387,8 @@ impl RawSink {
                     events: self.events,
                 },
                 shutdown_timeout: d.shutdown_timeout,
+                max_attempts,
+                max_age,
                 ..RunnerConfig::default()
             },
             required_timeout: required.then(|| Duration::from_secs(required_timeout_secs)),
@@ -352,6 +461,27 @@ mod tests {
         );
         assert_eq!(redis["stream"].as_str(), Some(defaults::REDIS_STREAM));
         assert_eq!(redis["maxlen"].as_integer(), Some(DEFAULT_MAXLEN as i64));
+        let http = sinks
+            .iter()
+            .find(|s| s["kind"].as_str() == Some("http"))
+            .expect("an http sink documented");
+        let int = |k: &str| http[k].as_integer();
+        assert_eq!(
+            int("timeout_secs"),
+            Some(defaults::HTTP_TIMEOUT_SECS as i64)
+        );
+        assert_eq!(
+            int("max_attempts"),
+            Some(defaults::HTTP_MAX_ATTEMPTS as i64)
+        );
+        assert_eq!(
+            int("max_age_secs"),
+            Some(defaults::HTTP_MAX_AGE_SECS as i64)
+        );
+        assert_eq!(
+            int("concurrency"),
+            Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
     }
 
     const HOOK: &str = "[[hooks]]\npath = \"/g\"\nprovider = \"github\"\nsecrets = [\"a-key-long-enough-not-to-warn\"]\n";
@@ -390,6 +520,105 @@ mod tests {
             c.spool.dir,
             std::path::PathBuf::from("webhook-listener.spool")
         );
+    }
+
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn an_http_sink_resolves_with_its_defaults() {
+        std::env::set_var("SINK_TEST_RELAY_SECRET", WHSEC);
+        let c = load("[[sinks]]\nname = \"relay\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"env:SINK_TEST_RELAY_SECRET\"\n").unwrap();
+        let s = &c.sinks[0];
+        let crate::forward::SinkKind::Http(h) = &s.kind else {
+            panic!("http")
+        };
+        assert_eq!(h.key.len(), 24);
+        assert_eq!(h.timeout.as_secs(), defaults::HTTP_TIMEOUT_SECS);
+        assert_eq!(s.runner.max_attempts, Some(defaults::HTTP_MAX_ATTEMPTS));
+        assert_eq!(
+            s.runner.max_age,
+            Some(Duration::from_secs(defaults::HTTP_MAX_AGE_SECS))
+        );
+        assert_eq!(s.runner.max_in_flight, defaults::SINK_MAX_IN_FLIGHT);
+        assert!(!format!("{c:?}").contains("MfKQ9r8"));
+        let c = load("[[sinks]]\nname = \"relay\"\nkind = \"http\"\nurl = \"http://h/\"\nsecret = \"env:SINK_TEST_RELAY_SECRET\"\nconcurrency = 4\nmax_attempts = 2\nmax_age_secs = 60\ntimeout_secs = 3\n").unwrap();
+        let s = &c.sinks[0];
+        assert_eq!(
+            (
+                s.runner.max_in_flight,
+                s.runner.max_attempts,
+                s.runner.max_age
+            ),
+            (4, Some(2), Some(Duration::from_secs(60)))
+        );
+    }
+
+    #[test]
+    fn http_sink_errors_name_the_key_and_reference_never_the_secret() {
+        let base = "[[sinks]]\nname = \"relay\"\nkind = \"http\"\n";
+        let ok_secret = format!("secret = \"{WHSEC}\"\n");
+        for (extra, key) in [
+            ("url = \"http://h/\"\n".to_string(), "secret: required"),
+            (
+                format!("url = \"http://u:hunter2@h/\"\n{ok_secret}"),
+                "url: must not carry credentials",
+            ),
+            (format!("url = \"ftp://h/\"\n{ok_secret}"), "url: scheme"),
+            (
+                "url = \"http://h/\"\nsecret = \"whsec_aHVudGVyMg==\"\n".into(),
+                "secret (literal): must be whsec_",
+            ),
+            (
+                "url = \"http://h/\"\nsecret = \"hunter2-not-whsec-at-all-xxxxxxxxxx\"\n".into(),
+                "secret (literal)",
+            ),
+            (
+                "url = \"http://h/\"\nsecret = \"env:SINK_TEST_UNSET_RELAY\"\n".into(),
+                "env:SINK_TEST_UNSET_RELAY",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}max_attempts = 0\n"),
+                "max_attempts",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}timeout_secs = 0\n"),
+                "timeout_secs",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}max_age_secs = 0\n"),
+                "max_age_secs",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}stream = \"s\"\n"),
+                "stream: not used",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}password = \"hunter2\"\n"),
+                "password: not used",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}ca_file = \"/nonexistent/ca.pem\"\n"),
+                "ca_file: /nonexistent/ca.pem: cannot read",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}concurrency = 2\nmax_in_flight = 2\n"),
+                "concurrency, max_in_flight",
+            ),
+        ] {
+            let e = load(&format!("{base}{extra}")).unwrap_err();
+            assert!(
+                e.contains("sink \"relay\"") && e.contains(key),
+                "{extra}: {e}"
+            );
+            assert!(
+                !e.contains("hunter2") && !e.contains("aHVudGVy") && !e.contains("MfKQ9r8"),
+                "{e}"
+            );
+        }
+        let nats = "[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://h:4222\"\nmax_attempts = 3\n";
+        assert!(load(nats)
+            .unwrap_err()
+            .contains("max_attempts: only applies to kind = \"http\""));
     }
 
     #[test]

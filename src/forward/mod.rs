@@ -37,6 +37,7 @@
 
 pub mod event;
 pub mod filter;
+pub mod http;
 pub mod nats;
 pub mod redact;
 pub mod redis;

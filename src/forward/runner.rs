@@ -49,6 +49,9 @@ pub struct RunnerConfig {
     /// Attempts in all, the first included, before an event is dead-lettered. `None` never gives
     /// up (the brokers: while one is away, events wait in the spool).
     pub max_attempts: Option<u32>,
+    /// An event older than this (from `received_at`) is not retried again but dead-lettered, so a
+    /// long outage does not replay day-old events into a service that has moved on. `None`: no bound.
+    pub max_age: Option<Duration>,
     pub filter: EventFilter,
     /// On shutdown, how long the sink gets to drain the spool; what is left stays spooled.
     pub shutdown_timeout: Duration,
@@ -62,6 +65,7 @@ impl Default for RunnerConfig {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             max_attempts: None,
+            max_age: None,
             filter: EventFilter::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -268,6 +272,13 @@ impl<S: Sink> Core<S> {
     /// Delivers one event, retrying as configured; dead-letters it when that is the end of it.
     async fn deliver(self: Arc<Self>, seq: u64, event: Event) -> (u64, Event, Outcome) {
         let attempts = AtomicU32::new(0);
+        // Checked after each failed attempt, so even an event already too old is tried once.
+        let expired = || {
+            self.config.max_age.is_some_and(|age| {
+                let ms = (Utc::now() - event.received_at).num_milliseconds();
+                ms >= 0 && ms as u128 >= age.as_millis()
+            })
+        };
         let result = {
             let (sink, ev, tries) = (&self.sink, &event, &attempts);
             (move || async move {
@@ -276,7 +287,7 @@ impl<S: Sink> Core<S> {
             })
             .retry(self.backoff(self.config.max_attempts))
             .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, DeliveryError::Retry { .. }))
+            .when(|e| matches!(e, DeliveryError::Retry { .. }) && !expired())
             .adjust(retry_after)
             .notify(|e, delay| self.status.on_retry(&e.to_string(), delay))
             .await
@@ -288,8 +299,16 @@ impl<S: Sink> Core<S> {
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
             Err(e) => {
-                self.dead_letter(&event, attempts.into_inner(), e.to_string())
-                    .await;
+                let mut error = e.to_string();
+                if let (DeliveryError::Retry { .. }, Some(age)) = (&e, self.config.max_age) {
+                    if expired() {
+                        error.push_str(&format!(
+                            " (given up: the event is older than max_age_secs = {})",
+                            age.as_secs()
+                        ));
+                    }
+                }
+                self.dead_letter(&event, attempts.into_inner(), error).await;
                 Outcome::DeadLettered
             }
         };

@@ -9,6 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
+use super::http::{HttpConfig, HttpSink};
 use super::nats::{NatsConfig, NatsSink};
 use super::redis::{RedisConfig, RedisSink};
 use super::spool::{SpoolError, SpoolHandle};
@@ -20,6 +21,7 @@ use super::{DeliveryError, Event, Runner, RunnerConfig, Sink};
 pub enum SinkKind {
     Nats(NatsConfig),
     Redis(RedisConfig),
+    Http(HttpConfig),
 }
 
 impl SinkKind {
@@ -27,6 +29,7 @@ impl SinkKind {
         match self {
             SinkKind::Nats(_) => "nats",
             SinkKind::Redis(_) => "redis",
+            SinkKind::Http(_) => "http",
         }
     }
 }
@@ -56,6 +59,7 @@ pub enum ForwardError {
 enum AnySink {
     Nats(Arc<NatsSink>),
     Redis(Arc<RedisSink>),
+    Http(Arc<HttpSink>),
 }
 
 impl Sink for AnySink {
@@ -63,6 +67,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.name(),
             AnySink::Redis(s) => s.name(),
+            AnySink::Http(s) => s.name(),
         }
     }
 
@@ -70,6 +75,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.deliver(event).await,
             AnySink::Redis(s) => s.deliver(event).await,
+            AnySink::Http(s) => s.deliver(event).await,
         }
     }
 }
@@ -84,11 +90,13 @@ pub struct ActiveSink {
 }
 
 impl ActiveSink {
-    /// Whether the client holds a connection now (NATS), or the last call reached the server (Redis).
+    /// Whether the client holds a connection now (NATS), or the last call reached the server (Redis,
+    /// and http: any HTTP answer).
     pub fn connected(&self) -> bool {
         match &self.sink {
             AnySink::Nats(s) => s.is_connected(),
             AnySink::Redis(s) => s.is_connected(),
+            AnySink::Http(s) => s.is_connected(),
         }
     }
 }
@@ -215,6 +223,9 @@ async fn start_one(
         SinkKind::Redis(c) => AnySink::Redis(Arc::new(
             RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
         )),
+        SinkKind::Http(c) => AnySink::Http(Arc::new(
+            HttpSink::new(c).map_err(|e| build(e.to_string()))?,
+        )),
     };
     let spool_err = |source| ForwardError::Spool {
         name: spec.name.clone(),
@@ -252,6 +263,7 @@ pub async fn check(spec: &SinkSpec) -> Result<String, String> {
     match &spec.kind {
         SinkKind::Nats(c) => super::nats::check(c).await,
         SinkKind::Redis(c) => super::redis::check(c).await,
+        SinkKind::Http(c) => super::http::check(c).await,
     }
 }
 
@@ -275,6 +287,20 @@ pub fn describe(spec: &SinkSpec) -> String {
             super::redact::redact_url(&c.url),
             c.stream,
             c.maxlen
+        ),
+        SinkKind::Http(c) => format!(
+            "url={} timeout={}s max_attempts={} max_age={}{}",
+            super::http::shown_url(&c.url),
+            c.timeout.as_secs(),
+            spec.runner
+                .max_attempts
+                .map_or("unbounded".to_owned(), |n| n.to_string()),
+            spec.runner
+                .max_age
+                .map_or("unbounded".to_owned(), |a| format!("{}s", a.as_secs())),
+            c.ca_file
+                .as_ref()
+                .map_or(String::new(), |f| format!(" ca_file={}", f.display()))
         ),
     };
     let required = match spec.required_timeout {
