@@ -25,6 +25,7 @@ mod netbox;
 mod operations;
 mod providers;
 mod providers_more;
+mod relay_sink;
 mod rotation;
 mod systemd;
 mod version;
