@@ -103,6 +103,14 @@ async fn receive(
 
 impl Downstream {
     async fn start(answer: impl Fn(usize, usize) -> Response + Send + Sync + 'static) -> Self {
+        Self::start_with(answer, None).await
+    }
+
+    /// With `tls`, it speaks https (hyper over tokio-rustls) with that server config.
+    async fn start_with(
+        answer: impl Fn(usize, usize) -> Response + Send + Sync + 'static,
+        tls: Option<rustls::ServerConfig>,
+    ) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = DownState {
             seen: seen.clone(),
@@ -113,7 +121,29 @@ impl Downstream {
         let app = axum::Router::new().fallback(receive).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+            Some(config) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                tokio::spawn(async move {
+                    while let Ok((tcp, _)) = listener.accept().await {
+                        let (acceptor, app) = (acceptor.clone(), app.clone());
+                        tokio::spawn(async move {
+                            // A client that does not trust us ends its handshake here.
+                            let Ok(tls) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let service = hyper_util::service::TowerToHyperService::new(app);
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                .await;
+                        });
+                    }
+                });
+            }
+        }
         Downstream { addr, seen }
     }
 
@@ -583,4 +613,99 @@ async fn check_config_connect_reaches_the_service_without_sending_anything_or_sh
         "{text}"
     );
     assert!(down.seen().is_empty(), "--connect sends no request");
+}
+
+/// A private CA (made here with rcgen) and a server certificate for 127.0.0.1 it signed.
+fn private_ca() -> (String, rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca_cert.pem(), config)
+}
+
+#[tokio::test]
+async fn https_is_verified_against_the_system_roots_plus_ca_file() {
+    let (ca_pem, tls) = private_ca();
+    let down = Downstream::start_with(Downstream::ok(), Some(tls)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("internal-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let url = format!("https://{}/hooks", down.addr);
+    let sinks = format!(
+        "{}{}",
+        relay(
+            &url,
+            &format!("ca_file = {:?}", ca_file.display().to_string())
+        ),
+        relay(&url, "").replace("\"relay\"", "\"untrusted\"")
+    );
+    let s = server(&sinks, None);
+    post_mix(&s, 2, "tls").await;
+    // The sink with the private CA delivers; the one without it never gets past the handshake.
+    wait_health(&s, "relay delivered, untrusted refused", |h| {
+        sink(h, "relay")["delivered"] == 2
+            && sink(h, "untrusted")["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("certificate"))
+    })
+    .await;
+    assert_eq!(down.delivered(), logged_ids(&s));
+    assert!(down.seen().iter().all(|x| x.verified));
+    let h = health(&s).await;
+    assert_eq!(sink(&h, "untrusted")["delivered"], 0, "{h}");
+    assert_eq!(sink(&h, "untrusted")["state"], "retrying", "{h}");
+
+    // Off the runtime: the downstream answering the handshake runs on this test's thread.
+    let config = s.config_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::common::bin())
+            .args(["check-config", "--connect"])
+            .arg(config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("connect relay: OK:") && text.contains("certificate verified against"),
+        "{text}"
+    );
+    assert!(
+        text.contains("connect untrusted: FAILED:") && text.contains("TLS:"),
+        "{text}"
+    );
+
+    // A ca_file that is not PEM is a config error naming it.
+    std::fs::write(&ca_file, "not a certificate\n").unwrap();
+    let out = std::process::Command::new(crate::common::bin())
+        .arg("check-config")
+        .arg(&s.config_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("ca_file")
+            && text.contains("internal-ca.pem")
+            && text.contains("no PEM certificate"),
+        "{text}"
+    );
 }
