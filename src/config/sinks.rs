@@ -220,16 +220,12 @@ impl RawSink {
             return Err(err(format!("{key}: must be 1 to 1024")));
         }
         let http = self.kind == RawSinkKind::Http;
-        for (key, set) in [
-            ("timeout_secs", self.timeout_secs.is_some()),
-            ("max_attempts", self.max_attempts.is_some()),
-            ("max_age_secs", self.max_age_secs.is_some()),
-            ("secret", self.secret.is_some()),
-            ("ca_file", self.ca_file.is_some()),
-        ] {
-            if !http {
-                only(key, set, "http")?;
-            }
+        if !http {
+            only("timeout_secs", self.timeout_secs.is_some(), "http")?;
+            only("max_attempts", self.max_attempts.is_some(), "http")?;
+            only("max_age_secs", self.max_age_secs.is_some(), "http")?;
+            only("secret", self.secret.is_some(), "http")?;
+            only("ca_file", self.ca_file.is_some(), "http")?;
         }
         let (mut max_attempts, mut max_age) = (None, None);
         if self.url.trim().is_empty() {

@@ -232,10 +232,11 @@ pub fn excerpt(bytes: &[u8]) -> String {
 }
 
 /// An error and its causes on one line (reqwest's own text is only "error sending request"); the
-/// URL is left out, since the sink's name says where.
-fn chain(e: &reqwest::Error) -> String {
+/// URL is left out (its query may hold a token), since the sink's name says where.
+fn chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         out.push_str(": ");
         out.push_str(&s.to_string());
@@ -270,7 +271,7 @@ impl HttpSink {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("webhook-listener/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| HttpConfigError::Client(chain(&e)))?;
+            .map_err(|e| HttpConfigError::Client(chain(e)))?;
         Ok(HttpSink {
             name: c.name.clone(),
             url: c.url.clone(),
@@ -344,7 +345,7 @@ impl Sink for HttpSink {
             Ok(r) => r,
             Err(e) => {
                 self.reached.store(false, Ordering::Relaxed);
-                return Err(DeliveryError::retry(chain(&e)));
+                return Err(DeliveryError::retry(chain(e)));
             }
         };
         self.reached.store(true, Ordering::Relaxed);
@@ -547,6 +548,32 @@ mod tests {
             assert!(!e.contains(&bad), "{e}");
             assert!(e.contains("whsec_"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_a_header_is_left_out_and_the_rest_signed() {
+        let c = HttpConfig {
+            name: "relay".into(),
+            url: parse_url("http://127.0.0.1:9/").unwrap(),
+            key: vec![7; 32],
+            timeout: Duration::from_secs(1),
+            ca_file: None,
+            ca_certs: Vec::new(),
+        };
+        let sink = HttpSink::new(&c).unwrap();
+        let mut e = crate::forward::testing::event(1);
+        e.event_type = Some("push\r\nX-Injected: 1".into());
+        e.delivery_id = Some("a\u{7f}b".into());
+        let h = sink.headers(&e);
+        assert!(h.get("webhook-event").is_none() && h.get("x-injected").is_none());
+        assert!(h.get("webhook-delivery-id").is_none());
+        assert_eq!(h["webhook-id"], e.id.to_string().as_str());
+        assert_eq!(h["webhook-hook"], "/github");
+        assert_eq!(h["content-type"], "application/json");
+        let ts: i64 = h["webhook-timestamp"].to_str().unwrap().parse().unwrap();
+        let expected = standard_webhooks::sign_v1(&[7; 32], &e.id.to_string(), ts, &e.body);
+        assert_eq!(h["webhook-signature"], expected[2].1.as_str());
+        assert!(format!("{c:?}").contains("key: \"***\""));
     }
 
     #[test]
