@@ -1,7 +1,8 @@
 //! relay_target: the internal service at the other end of an http relay sink, for
 //! `scripts/bench-relay.sh`: verifies every request with the `standardwebhooks` crate (an
 //! implementation independent of ours), answers 204, and counts. `GET /count` answers
-//! `verified=N failed=M`. Run it by hand with:
+//! `verified=N failed=M`; `GET /gone` makes it answer 410 to everything (the relay pauses, so a
+//! backlog builds up) until `GET /back`. Run it by hand with:
 //!
 //! ```sh
 //! RELAY_SECRET=whsec_... cargo run --release --example relay_target -- 127.0.0.1:9100
@@ -10,7 +11,7 @@
 //! The first line on stdout is `listening on ADDR`.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -23,10 +24,13 @@ struct Counts {
     verifier: standardwebhooks::Webhook,
     verified: AtomicU64,
     failed: AtomicU64,
+    gone: AtomicBool,
 }
 
 async fn receive(State(c): State<Arc<Counts>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    if c.verifier.verify(&body, &headers).is_ok() {
+    if c.gone.load(Ordering::Relaxed) {
+        StatusCode::GONE
+    } else if c.verifier.verify(&body, &headers).is_ok() {
         c.verified.fetch_add(1, Ordering::Relaxed);
         StatusCode::NO_CONTENT
     } else {
@@ -53,9 +57,12 @@ async fn main() {
         verifier: standardwebhooks::Webhook::new(&secret).expect("a whsec_ secret"),
         verified: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        gone: AtomicBool::new(false),
     });
     let app = Router::new()
         .route("/count", get(count))
+        .route("/gone", get(|State(c): State<Arc<Counts>>| async move { c.gone.store(true, Ordering::Relaxed) }))
+        .route("/back", get(|State(c): State<Arc<Counts>>| async move { c.gone.store(false, Ordering::Relaxed) }))
         .fallback(receive)
         .with_state(counts);
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
