@@ -164,6 +164,7 @@ for run in $(seq 1 "$RUNS"); do
         [[ $verified -ge $R_OK ]] || { echo "bench-relay.sh: target verified $verified of $R_OK accepted" >&2; exit 1; }
         [[ $(target_failed) == 0 ]] || { echo "bench-relay.sh: target refused some signatures" >&2; exit 1; }
         rate_all=$(awk -v n="$after" -v a="$t0" -v c="$t2" 'BEGIN { printf "%.0f", n / (c - a) }')
+        live_rps=$R_RPS live_ok=$R_OK
 
         # The relay's own speed: a backlog built while the target answers 410 (the sink pauses and
         # intake goes on), then SIGHUP resumes it and the drain is timed.
@@ -179,9 +180,9 @@ for run in $(seq 1 "$RUNS"); do
         backlog=$(( $(delivered) - backlog_from ))
         rate_drain=$(awk -v n="$backlog" -v a="$t3" -v c="$t4" 'BEGIN { printf "%.0f", n / (c - a) }')
         [[ $(target_failed) == 0 ]] || { echo "bench-relay.sh: target refused some signatures" >&2; exit 1; }
-        log "   live: intake $R_RPS req/s, $R_OK accepted; $after relayed ($verified verified), lag 0 $drained s after wrk; $rate_all ev/s"
+        log "   live: intake $live_rps req/s, $live_ok accepted; $after relayed ($verified verified), lag 0 $drained s after wrk; $rate_all ev/s"
         log "   backlog: intake $paused_rps req/s while paused; $backlog drained in $backlog_drained s after SIGHUP: $rate_drain ev/s"
-        printf 'relay c=%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$run" "$R_RPS" "$after" "$drained" "$rate_all" "$paused_rps" "$backlog" "$rate_drain" >>"$RESULTS"
+        printf 'relay c=%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$run" "$live_rps" "$after" "$drained" "$rate_all" "$paused_rps" "$backlog" "$rate_drain" >>"$RESULTS"
         kill "$PID"
         wait "$PID" 2>/dev/null || true
     done
