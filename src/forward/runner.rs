@@ -38,6 +38,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// (e.g. out of file descriptors).
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// A sink's first retry delay (`retry_initial_secs`); doubles, with jitter, up to the next.
+pub const DEFAULT_RETRY_INITIAL_SECS: u64 = 1;
+/// `retry_max_secs`: a minute between tries bounds how long a recovered destination waits for us.
+pub const DEFAULT_RETRY_MAX_SECS: u64 = 60;
+
 /// How one sink is driven. Built by the config from the sink's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
@@ -62,8 +67,8 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
             max_in_flight: 1,
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(60),
+            retry_initial: Duration::from_secs(DEFAULT_RETRY_INITIAL_SECS),
+            retry_max: Duration::from_secs(DEFAULT_RETRY_MAX_SECS),
             max_attempts: None,
             max_age: None,
             filter: EventFilter::default(),
@@ -256,42 +261,80 @@ struct Core<S> {
     dead_letters: PathBuf,
 }
 
-impl<S: Sink> Core<S> {
-    fn backoff(&self, max_attempts: Option<u32>) -> ExponentialBuilder {
-        let b = ExponentialBuilder::default()
-            .with_min_delay(self.config.retry_initial)
-            .with_max_delay(self.config.retry_max)
-            .with_factor(2.0)
-            .with_jitter();
-        match max_attempts {
-            Some(n) => b.with_max_times(n.max(1) as usize - 1),
-            None => b.without_max_times(),
-        }
+/// The runner's backoff: `retry_initial` doubling (with jitter) to `retry_max`, for at most
+/// `max_attempts` attempts in all (`None`: without end).
+fn backoff(config: &RunnerConfig, max_attempts: Option<u32>) -> ExponentialBuilder {
+    let b = ExponentialBuilder::default()
+        .with_min_delay(config.retry_initial)
+        .with_max_delay(config.retry_max)
+        .with_factor(2.0)
+        .with_jitter();
+    match max_attempts {
+        Some(n) => b.with_max_times(n.max(1) as usize - 1),
+        None => b.without_max_times(),
     }
+}
 
+/// Delivers one event with a sink's retry policy (backoff, the peer's `Retry-After`, at most
+/// `max_attempts`, only `Retry` errors retried, none once the event is older than `max_age`); the
+/// last result and the attempts made. The one copy of that policy: the runner and `replay` both
+/// call it. `notify` hears of each retry and its delay before the wait.
+pub(crate) async fn deliver_with_retries<S: Sink>(
+    sink: &S,
+    event: &Event,
+    config: &RunnerConfig,
+    max_attempts: Option<u32>,
+    max_age: Option<Duration>,
+    notify: impl Fn(&DeliveryError, Duration),
+) -> (Result<(), DeliveryError>, u32) {
+    let attempts = AtomicU32::new(0);
+    // Checked after each failed attempt, so even an event already too old is tried once.
+    let expired = || {
+        max_age.is_some_and(|age| {
+            let ms = (Utc::now() - event.received_at).num_milliseconds();
+            ms >= 0 && ms as u128 >= age.as_millis()
+        })
+    };
+    let result = {
+        let tries = &attempts;
+        (move || async move {
+            tries.fetch_add(1, Ordering::Relaxed);
+            sink.deliver(event).await
+        })
+        .retry(backoff(config, max_attempts))
+        .sleep(tokio::time::sleep)
+        .when(|e| matches!(e, DeliveryError::Retry { .. }) && !expired())
+        .adjust(retry_after)
+        .notify(notify)
+        .await
+    };
+    let result = match (result, max_age) {
+        (Err(DeliveryError::Retry { error, retry_after }), Some(age)) if expired() => {
+            Err(DeliveryError::Retry {
+                error: format!(
+                    "{error} (given up: the event is older than max_age_secs = {})",
+                    age.as_secs()
+                ),
+                retry_after,
+            })
+        }
+        (r, _) => r,
+    };
+    (result, attempts.into_inner())
+}
+
+impl<S: Sink> Core<S> {
     /// Delivers one event, retrying as configured; dead-letters it when that is the end of it.
     async fn deliver(self: Arc<Self>, seq: u64, event: Event) -> (u64, Event, Outcome) {
-        let attempts = AtomicU32::new(0);
-        // Checked after each failed attempt, so even an event already too old is tried once.
-        let expired = || {
-            self.config.max_age.is_some_and(|age| {
-                let ms = (Utc::now() - event.received_at).num_milliseconds();
-                ms >= 0 && ms as u128 >= age.as_millis()
-            })
-        };
-        let result = {
-            let (sink, ev, tries) = (&self.sink, &event, &attempts);
-            (move || async move {
-                tries.fetch_add(1, Ordering::Relaxed);
-                sink.deliver(ev).await
-            })
-            .retry(self.backoff(self.config.max_attempts))
-            .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, DeliveryError::Retry { .. }) && !expired())
-            .adjust(retry_after)
-            .notify(|e, delay| self.status.on_retry(&e.to_string(), delay))
-            .await
-        };
+        let (result, attempts) = deliver_with_retries(
+            &self.sink,
+            &event,
+            &self.config,
+            self.config.max_attempts,
+            self.config.max_age,
+            |e, delay| self.status.on_retry(&e.to_string(), delay),
+        )
+        .await;
         let outcome = match result {
             Ok(()) => {
                 self.status.on_delivered();
@@ -299,16 +342,7 @@ impl<S: Sink> Core<S> {
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
             Err(e) => {
-                let mut error = e.to_string();
-                if let (DeliveryError::Retry { .. }, Some(age)) = (&e, self.config.max_age) {
-                    if expired() {
-                        error.push_str(&format!(
-                            " (given up: the event is older than max_age_secs = {})",
-                            age.as_secs()
-                        ));
-                    }
-                }
-                self.dead_letter(&event, attempts.into_inner(), error).await;
+                self.dead_letter(&event, attempts, e.to_string()).await;
                 Outcome::DeadLettered
             }
         };
@@ -332,7 +366,7 @@ impl<S: Sink> Core<S> {
             }
         };
         let written = write
-            .retry(self.backoff(None))
+            .retry(backoff(&self.config, None))
             .notify(|e, _| {
                 let msg = format!("cannot write dead letter: {e}");
                 tracing::error!(sink = %self.status.name(), error = %msg);

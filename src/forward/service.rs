@@ -3,12 +3,14 @@
 //! the metrics read [`Forwarding::sinks`]; only the app starts, reloads and stops it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
+use super::exec::{ExecConfig, ExecSink};
 use super::http::{HttpConfig, HttpSink};
 use super::nats::{NatsConfig, NatsSink};
 use super::redis::{RedisConfig, RedisSink};
@@ -21,6 +23,7 @@ use super::{DeliveryError, Event, Runner, RunnerConfig, Sink};
 pub enum SinkKind {
     Nats(NatsConfig),
     Redis(RedisConfig),
+    Exec(ExecConfig),
     Http(HttpConfig),
 }
 
@@ -29,6 +32,7 @@ impl SinkKind {
         match self {
             SinkKind::Nats(_) => "nats",
             SinkKind::Redis(_) => "redis",
+            SinkKind::Exec(_) => "exec",
             SinkKind::Http(_) => "http",
         }
     }
@@ -54,11 +58,13 @@ pub enum ForwardError {
     Build { name: String, message: String },
 }
 
-/// Either broker sink, so one runner type drives both; the `Arc` keeps a handle for `connected`.
+/// Any configured sink, so one runner type drives them all; the `Arc` keeps a handle for
+/// `connected`. Built only by [`build`], which `replay` uses too.
 #[derive(Clone)]
-enum AnySink {
+pub(crate) enum AnySink {
     Nats(Arc<NatsSink>),
     Redis(Arc<RedisSink>),
+    Exec(Arc<ExecSink>),
     Http(Arc<HttpSink>),
 }
 
@@ -67,6 +73,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.name(),
             AnySink::Redis(s) => s.name(),
+            AnySink::Exec(s) => s.name(),
             AnySink::Http(s) => s.name(),
         }
     }
@@ -75,6 +82,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.deliver(event).await,
             AnySink::Redis(s) => s.deliver(event).await,
+            AnySink::Exec(s) => s.deliver(event).await,
             AnySink::Http(s) => s.deliver(event).await,
         }
     }
@@ -90,12 +98,13 @@ pub struct ActiveSink {
 }
 
 impl ActiveSink {
-    /// Whether the client holds a connection now (NATS), or the last call reached the server (Redis,
-    /// and http: any HTTP answer).
+    /// Whether the client holds a connection now (NATS), the last call reached the server (Redis),
+    /// the last run could be started (exec), or the last request got an HTTP answer (http).
     pub fn connected(&self) -> bool {
         match &self.sink {
             AnySink::Nats(s) => s.is_connected(),
             AnySink::Redis(s) => s.is_connected(),
+            AnySink::Exec(s) => s.is_startable(),
             AnySink::Http(s) => s.is_connected(),
         }
     }
@@ -210,23 +219,7 @@ async fn start_one(
     spec: &SinkSpec,
     shutdown: &CancellationToken,
 ) -> Result<Running, ForwardError> {
-    let build = |message: String| ForwardError::Build {
-        name: spec.name.clone(),
-        message,
-    };
-    let sink = match &spec.kind {
-        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
-            NatsSink::new(c.clone())
-                .await
-                .map_err(|e| build(e.to_string()))?,
-        )),
-        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
-            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
-        )),
-        SinkKind::Http(c) => AnySink::Http(Arc::new(
-            HttpSink::new(c).map_err(|e| build(e.to_string()))?,
-        )),
-    };
+    let sink = build(spec, &super::exec::records_parent(spool.dir())).await?;
     let spool_err = |source| ForwardError::Spool {
         name: spec.name.clone(),
         source,
@@ -257,12 +250,49 @@ async fn start_one(
     })
 }
 
+/// The sink a spec describes: the one place a [`SinkKind`] becomes a sink, so the
+/// service and `replay` deliver through the same code for every kind. `exec_records`: where an
+/// exec sink records its running process groups (and kills what an earlier process left there):
+/// the service's and `replay`'s are apart, so a replay never kills the running service's commands.
+pub(crate) async fn build(spec: &SinkSpec, exec_records: &Path) -> Result<AnySink, ForwardError> {
+    let build = |message: String| ForwardError::Build {
+        name: spec.name.clone(),
+        message,
+    };
+    Ok(match &spec.kind {
+        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
+            NatsSink::new(c.clone())
+                .await
+                .map_err(|e| build(e.to_string()))?,
+        )),
+        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
+            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
+        )),
+        // Kills what a previous process left running, before this sink delivers anything.
+        SinkKind::Exec(c) => {
+            let (c, dir) = (c.clone(), exec_records.to_path_buf());
+            let sink = tokio::task::spawn_blocking(move || ExecSink::new(c, &dir))
+                .await
+                .map_err(|e| build(e.to_string()))?
+                .map_err(|e| build(e.to_string()))?;
+            AnySink::Exec(Arc::new(sink))
+        }
+        SinkKind::Http(c) => AnySink::Http(Arc::new(
+            HttpSink::new(c).map_err(|e| build(e.to_string()))?,
+        )),
+    })
+}
+
 /// For `check-config --connect`: reaches the sink's broker once (bounded by its connect timeout)
 /// and says what it found. Errors carry no credentials.
 pub async fn check(spec: &SinkSpec) -> Result<String, String> {
     match &spec.kind {
         SinkKind::Nats(c) => super::nats::check(c).await,
         SinkKind::Redis(c) => super::redis::check(c).await,
+        SinkKind::Exec(c) => Ok(format!(
+            "{} resolved at load; nothing to connect to",
+            c.program.display()
+        )),
         SinkKind::Http(c) => super::http::check(c).await,
     }
 }
@@ -288,10 +318,19 @@ pub fn describe(spec: &SinkSpec) -> String {
             c.stream,
             c.maxlen
         ),
+        SinkKind::Exec(c) => format!(
+            "{} concurrency={} max_attempts={}",
+            super::exec::describe(c),
+            spec.runner.max_in_flight,
+            spec.runner
+                .max_attempts
+                .map_or("unbounded".to_owned(), |n| n.to_string())
+        ),
         SinkKind::Http(c) => format!(
-            "url={} timeout={}s max_attempts={} max_age={}{}",
+            "url={} timeout={}s concurrency={} max_attempts={} max_age={}{}",
             super::http::shown_url(&c.url),
             c.timeout.as_secs(),
+            spec.runner.max_in_flight,
             spec.runner
                 .max_attempts
                 .map_or("unbounded".to_owned(), |n| n.to_string()),
