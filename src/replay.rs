@@ -372,6 +372,8 @@ impl Replayer {
             event,
             &self.spec.runner,
             Some(self.max_attempts),
+            // Replay means send again: the service's age bound does not apply.
+            None,
             |e, delay| {
                 progress.say(&format!(
                     "event {} (line {line}): {e}; retrying in {} ms",

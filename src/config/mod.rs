@@ -82,6 +82,15 @@ pub mod defaults {
     pub const EXEC_MAX_ATTEMPTS: u32 = 5;
     /// The Redis stream key when `stream` is not set.
     pub const REDIS_STREAM: &str = "webhooks";
+    /// An http relay's request bound: an internal service answers in well under a second, and a
+    /// stalled one must not hold the events behind it for long.
+    pub const HTTP_TIMEOUT_SECS: u64 = 10;
+    /// An http relay's attempts per event, the first included (with the 1 s doubling backoff,
+    /// about 8 minutes of trying), before it is dead-lettered.
+    pub const HTTP_MAX_ATTEMPTS: u32 = 10;
+    /// An http relay stops retrying an event a day old: a service that has been away that long is
+    /// better served by `replay --dead-letters` than by a flood of stale events.
+    pub const HTTP_MAX_AGE_SECS: u64 = 86_400;
 }
 
 /// What a load may look at besides the file itself.

@@ -11,6 +11,7 @@ use super::defaults;
 use super::secrets::SecretError;
 use super::secrets::{describe_reference, resolve_secret};
 use crate::forward::exec::{resolve_program, ArgTemplate, EnvValue, ExecConfig, EVENT_ENV};
+use crate::forward::http::HttpConfig;
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
 use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
 use crate::forward::runner::{DEFAULT_RETRY_INITIAL_SECS, DEFAULT_RETRY_MAX_SECS};
@@ -53,6 +54,7 @@ pub enum RawSinkKind {
     Nats,
     Redis,
     Exec,
+    Http,
 }
 
 impl RawSinkKind {
@@ -61,6 +63,7 @@ impl RawSinkKind {
             RawSinkKind::Nats => "nats",
             RawSinkKind::Redis => "redis",
             RawSinkKind::Exec => "exec",
+            RawSinkKind::Http => "http",
         }
     }
 }
@@ -70,7 +73,7 @@ impl RawSinkKind {
 pub struct RawSink {
     pub name: String,
     pub kind: RawSinkKind,
-    /// NATS and Redis.
+    /// NATS, Redis and http.
     pub url: Option<String>,
     pub hooks: Option<Vec<String>>,
     pub events: Option<Vec<String>>,
@@ -87,8 +90,14 @@ pub struct RawSink {
     pub max_attempts: Option<u32>,
     pub retry_initial_secs: Option<u64>,
     pub retry_max_secs: Option<u64>,
-    /// exec only.
+    /// exec and http.
     pub timeout_secs: Option<u64>,
+    /// http only: no retry for an event older than this.
+    pub max_age_secs: Option<u64>,
+    /// http only: the `whsec_` signing secret (a reference, like hook secrets).
+    pub secret: Option<String>,
+    /// http only: a PEM file of private CA certificates, added to the system's roots.
+    pub ca_file: Option<String>,
     pub command: Option<Vec<String>>,
     pub env: Option<std::collections::BTreeMap<String, String>>,
     pub pass_env: Option<Vec<String>>,
@@ -168,8 +177,8 @@ impl RawSink {
             }
         };
         {
-            use RawSinkKind::{Exec, Nats, Redis};
-            only("url", self.url.is_some(), &[Nats, Redis])?;
+            use RawSinkKind::{Exec, Http, Nats, Redis};
+            only("url", self.url.is_some(), &[Nats, Redis, Http])?;
             only("subject", self.subject.is_some(), &[Nats])?;
             only("stream", self.stream.is_some(), &[Nats, Redis])?;
             only("maxlen", self.maxlen.is_some(), &[Redis])?;
@@ -181,7 +190,10 @@ impl RawSink {
             only("env", self.env.is_some(), &[Exec])?;
             only("pass_env", self.pass_env.is_some(), &[Exec])?;
             only("working_dir", self.working_dir.is_some(), &[Exec])?;
-            only("timeout_secs", self.timeout_secs.is_some(), &[Exec])?;
+            only("timeout_secs", self.timeout_secs.is_some(), &[Exec, Http])?;
+            only("max_age_secs", self.max_age_secs.is_some(), &[Http])?;
+            only("secret", self.secret.is_some(), &[Http])?;
+            only("ca_file", self.ca_file.is_some(), &[Http])?;
         }
         let secret =
             |key: &'static str, reference: &Option<String>| -> Result<Option<String>, SinkError> {
@@ -251,6 +263,7 @@ impl RawSink {
             return Err(err(format!("{in_flight_key}: must be 1 to 1024")));
         }
         let exec = self.kind == RawSinkKind::Exec;
+        let http = self.kind == RawSinkKind::Http;
         let max_attempts = match self.max_attempts {
             Some(0) => {
                 return Err(err(
@@ -259,6 +272,7 @@ impl RawSink {
             }
             Some(n) => Some(n),
             None if exec => Some(defaults::EXEC_MAX_ATTEMPTS),
+            None if http => Some(defaults::HTTP_MAX_ATTEMPTS),
             None => None,
         };
         let retry_initial = self
@@ -279,6 +293,12 @@ impl RawSink {
             ))),
         };
 
+        let max_age = match self.max_age_secs {
+            Some(0) => return Err(err("max_age_secs: must be at least 1".into())),
+            Some(n) => Some(Duration::from_secs(n)),
+            None if http => Some(Duration::from_secs(defaults::HTTP_MAX_AGE_SECS)),
+            None => None,
+        };
         let user = secret("user", &self.user)?;
         let password = secret("password", &self.password)?;
         let kind = match self.kind {
@@ -360,6 +380,47 @@ impl RawSink {
                 )
                 .map_err(err)?,
             ),
+            RawSinkKind::Http => {
+                let url = crate::forward::http::parse_url(&url()?)
+                    .map_err(|e| err(format!("url: {e}")))?;
+                let Some(reference) = &self.secret else {
+                    return Err(err(
+                        "secret: required for kind = \"http\" (whsec_ + base64; the service verifies every request with it)".into(),
+                    ));
+                };
+                let text = secret("secret", &self.secret)?.unwrap_or_default();
+                let outside = reference.starts_with("env:") || reference.starts_with("file:");
+                let key = if outside && !resolve_credentials {
+                    // --syntax-only reads no env:/file: reference: a stand-in key.
+                    vec![1; 32]
+                } else {
+                    crate::forward::http::signing_key(&crate::signature::Secret::new(text))
+                        .map_err(|e| {
+                            err(format!("secret {}: {e}", describe_reference(reference)))
+                        })?
+                };
+                let timeout_secs = self.timeout_secs.unwrap_or(defaults::HTTP_TIMEOUT_SECS);
+                if timeout_secs == 0 || timeout_secs > 3600 {
+                    return Err(err("timeout_secs: must be 1 to 3600".into()));
+                }
+                let ca_file = self
+                    .ca_file
+                    .as_deref()
+                    .map(|c| PathBuf::from(c.strip_prefix("file:").unwrap_or(c)));
+                let ca_certs = match &ca_file {
+                    Some(p) if resolve_credentials => crate::forward::http::load_ca_file(p)
+                        .map_err(|e| err(format!("ca_file: {e}")))?,
+                    _ => Vec::new(),
+                };
+                SinkKind::Http(HttpConfig {
+                    name: self.name.clone(),
+                    url,
+                    key,
+                    timeout: Duration::from_secs(timeout_secs),
+                    ca_file,
+                    ca_certs,
+                })
+            }
         };
         Ok(SinkSpec {
             name: self.name,
@@ -367,6 +428,7 @@ impl RawSink {
             runner: RunnerConfig {
                 max_in_flight,
                 max_attempts,
+                max_age,
                 retry_initial: Duration::from_secs(retry_initial),
                 retry_max: Duration::from_secs(retry_max),
                 filter: EventFilter {
@@ -561,6 +623,27 @@ mod tests {
             nats["retry_max_secs"].as_integer(),
             Some(DEFAULT_RETRY_MAX_SECS as i64)
         );
+        let http = sinks
+            .iter()
+            .find(|s| s["kind"].as_str() == Some("http"))
+            .expect("an http sink documented");
+        let int = |k: &str| http[k].as_integer();
+        assert_eq!(
+            int("timeout_secs"),
+            Some(defaults::HTTP_TIMEOUT_SECS as i64)
+        );
+        assert_eq!(
+            int("max_attempts"),
+            Some(defaults::HTTP_MAX_ATTEMPTS as i64)
+        );
+        assert_eq!(
+            int("max_age_secs"),
+            Some(defaults::HTTP_MAX_AGE_SECS as i64)
+        );
+        assert_eq!(
+            int("concurrency"),
+            Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
         let exec = &sinks[2];
         assert_eq!(exec["kind"].as_str(), Some("exec"));
         assert_eq!(
@@ -625,6 +708,105 @@ mod tests {
             c.spool.dir,
             std::path::PathBuf::from("webhook-listener.spool")
         );
+    }
+
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn an_http_sink_resolves_with_its_defaults() {
+        std::env::set_var("SINK_TEST_RELAY_SECRET", WHSEC);
+        let c = load("[[sinks]]\nname = \"relay\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"env:SINK_TEST_RELAY_SECRET\"\n").unwrap();
+        let s = &c.sinks[0];
+        let crate::forward::SinkKind::Http(h) = &s.kind else {
+            panic!("http")
+        };
+        assert_eq!(h.key.len(), 24);
+        assert_eq!(h.timeout.as_secs(), defaults::HTTP_TIMEOUT_SECS);
+        assert_eq!(s.runner.max_attempts, Some(defaults::HTTP_MAX_ATTEMPTS));
+        assert_eq!(
+            s.runner.max_age,
+            Some(Duration::from_secs(defaults::HTTP_MAX_AGE_SECS))
+        );
+        assert_eq!(s.runner.max_in_flight, defaults::SINK_MAX_IN_FLIGHT);
+        assert!(!format!("{c:?}").contains("MfKQ9r8"));
+        let c = load("[[sinks]]\nname = \"relay\"\nkind = \"http\"\nurl = \"http://h/\"\nsecret = \"env:SINK_TEST_RELAY_SECRET\"\nconcurrency = 4\nmax_attempts = 2\nmax_age_secs = 60\ntimeout_secs = 3\n").unwrap();
+        let s = &c.sinks[0];
+        assert_eq!(
+            (
+                s.runner.max_in_flight,
+                s.runner.max_attempts,
+                s.runner.max_age
+            ),
+            (4, Some(2), Some(Duration::from_secs(60)))
+        );
+    }
+
+    #[test]
+    fn http_sink_errors_name_the_key_and_reference_never_the_secret() {
+        let base = "[[sinks]]\nname = \"relay\"\nkind = \"http\"\n";
+        let ok_secret = format!("secret = \"{WHSEC}\"\n");
+        for (extra, key) in [
+            ("url = \"http://h/\"\n".to_string(), "secret: required"),
+            (
+                format!("url = \"http://u:hunter2@h/\"\n{ok_secret}"),
+                "url: must not carry credentials",
+            ),
+            (format!("url = \"ftp://h/\"\n{ok_secret}"), "url: scheme"),
+            (
+                "url = \"http://h/\"\nsecret = \"whsec_aHVudGVyMg==\"\n".into(),
+                "secret (literal): must be whsec_",
+            ),
+            (
+                "url = \"http://h/\"\nsecret = \"hunter2-not-whsec-at-all-xxxxxxxxxx\"\n".into(),
+                "secret (literal)",
+            ),
+            (
+                "url = \"http://h/\"\nsecret = \"env:SINK_TEST_UNSET_RELAY\"\n".into(),
+                "env:SINK_TEST_UNSET_RELAY",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}max_attempts = 0\n"),
+                "max_attempts",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}timeout_secs = 0\n"),
+                "timeout_secs",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}max_age_secs = 0\n"),
+                "max_age_secs",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}stream = \"s\"\n"),
+                "stream: only applies",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}password = \"hunter2\"\n"),
+                "password: only applies",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}ca_file = \"/nonexistent/ca.pem\"\n"),
+                "ca_file: /nonexistent/ca.pem: cannot read",
+            ),
+            (
+                format!("url = \"http://h/\"\n{ok_secret}concurrency = 2\nmax_in_flight = 2\n"),
+                "concurrency, max_in_flight",
+            ),
+        ] {
+            let e = load(&format!("{base}{extra}")).unwrap_err();
+            assert!(
+                e.contains("sink \"relay\"") && e.contains(key),
+                "{extra}: {e}"
+            );
+            assert!(
+                !e.contains("hunter2") && !e.contains("aHVudGVy") && !e.contains("MfKQ9r8"),
+                "{e}"
+            );
+        }
+        let nats = "[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://h:4222\"\nmax_age_secs = 3\n";
+        assert!(load(nats)
+            .unwrap_err()
+            .contains("max_age_secs: only applies to kind = \"http\""));
     }
 
     #[test]

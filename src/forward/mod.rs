@@ -38,6 +38,7 @@
 pub mod event;
 pub mod exec;
 pub mod filter;
+pub mod http;
 pub mod lines;
 pub mod nats;
 pub mod redact;

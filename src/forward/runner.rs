@@ -54,6 +54,9 @@ pub struct RunnerConfig {
     /// Attempts in all, the first included, before an event is dead-lettered. `None` never gives
     /// up (the brokers: while one is away, events wait in the spool).
     pub max_attempts: Option<u32>,
+    /// An event older than this (from `received_at`) is not retried again but dead-lettered, so a
+    /// long outage does not replay day-old events into a service that has moved on. `None`: no bound.
+    pub max_age: Option<Duration>,
     pub filter: EventFilter,
     /// On shutdown, how long the sink gets to drain the spool; what is left stays spooled.
     pub shutdown_timeout: Duration,
@@ -67,6 +70,7 @@ impl Default for RunnerConfig {
             retry_initial: Duration::from_secs(DEFAULT_RETRY_INITIAL_SECS),
             retry_max: Duration::from_secs(DEFAULT_RETRY_MAX_SECS),
             max_attempts: None,
+            max_age: None,
             filter: EventFilter::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -272,17 +276,25 @@ fn backoff(config: &RunnerConfig, max_attempts: Option<u32>) -> ExponentialBuild
 }
 
 /// Delivers one event with a sink's retry policy (backoff, the peer's `Retry-After`, at most
-/// `max_attempts`, only `Retry` errors retried); the last result and the attempts made. The one
-/// copy of that policy: the runner and `replay` both call it. `notify` hears of each retry and
-/// its delay before the wait.
+/// `max_attempts`, only `Retry` errors retried, none once the event is older than `max_age`); the
+/// last result and the attempts made. The one copy of that policy: the runner and `replay` both
+/// call it. `notify` hears of each retry and its delay before the wait.
 pub(crate) async fn deliver_with_retries<S: Sink>(
     sink: &S,
     event: &Event,
     config: &RunnerConfig,
     max_attempts: Option<u32>,
+    max_age: Option<Duration>,
     notify: impl Fn(&DeliveryError, Duration),
 ) -> (Result<(), DeliveryError>, u32) {
     let attempts = AtomicU32::new(0);
+    // Checked after each failed attempt, so even an event already too old is tried once.
+    let expired = || {
+        max_age.is_some_and(|age| {
+            let ms = (Utc::now() - event.received_at).num_milliseconds();
+            ms >= 0 && ms as u128 >= age.as_millis()
+        })
+    };
     let result = {
         let tries = &attempts;
         (move || async move {
@@ -291,10 +303,22 @@ pub(crate) async fn deliver_with_retries<S: Sink>(
         })
         .retry(backoff(config, max_attempts))
         .sleep(tokio::time::sleep)
-        .when(|e| matches!(e, DeliveryError::Retry { .. }))
+        .when(|e| matches!(e, DeliveryError::Retry { .. }) && !expired())
         .adjust(retry_after)
         .notify(notify)
         .await
+    };
+    let result = match (result, max_age) {
+        (Err(DeliveryError::Retry { error, retry_after }), Some(age)) if expired() => {
+            Err(DeliveryError::Retry {
+                error: format!(
+                    "{error} (given up: the event is older than max_age_secs = {})",
+                    age.as_secs()
+                ),
+                retry_after,
+            })
+        }
+        (r, _) => r,
     };
     (result, attempts.into_inner())
 }
@@ -307,6 +331,7 @@ impl<S: Sink> Core<S> {
             &event,
             &self.config,
             self.config.max_attempts,
+            self.config.max_age,
             |e, delay| self.status.on_retry(&e.to_string(), delay),
         )
         .await;

@@ -255,6 +255,37 @@ async fn out_of_attempts_is_dead_lettered_and_the_rest_flow() {
     stop(runner).await;
 }
 
+/// The test events were received in 2023: past a one-hour `max_age`, one failed attempt is the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_older_than_max_age_is_tried_once_then_dead_lettered() {
+    let mut s = Setup::new();
+    s.append(1..=3);
+    let p = Arc::new(peer(|e, _| {
+        if n_of(&e.id) == 2 {
+            Err(DeliveryError::retry("503 from relay"))
+        } else {
+            Ok(())
+        }
+    }));
+    let (runner, _cp) = s.start(
+        &p,
+        RunnerConfig {
+            max_age: Some(Duration::from_secs(3600)),
+            ..fast()
+        },
+    );
+    confirmed(&runner, 3).await;
+    assert_eq!(accepted(&p), [1, 3]);
+    let letters = s.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, 1);
+    assert_eq!(
+        letters[0].error,
+        "503 from relay (given up: the event is older than max_age_secs = 3600)"
+    );
+    stop(runner).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_refusal_is_dead_lettered_at_once() {
     let mut s = Setup::new();

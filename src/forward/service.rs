@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use super::exec::{ExecConfig, ExecSink};
+use super::http::{HttpConfig, HttpSink};
 use super::nats::{NatsConfig, NatsSink};
 use super::redis::{RedisConfig, RedisSink};
 use super::spool::{SpoolError, SpoolHandle};
@@ -23,6 +24,7 @@ pub enum SinkKind {
     Nats(NatsConfig),
     Redis(RedisConfig),
     Exec(ExecConfig),
+    Http(HttpConfig),
 }
 
 impl SinkKind {
@@ -31,6 +33,7 @@ impl SinkKind {
             SinkKind::Nats(_) => "nats",
             SinkKind::Redis(_) => "redis",
             SinkKind::Exec(_) => "exec",
+            SinkKind::Http(_) => "http",
         }
     }
 }
@@ -62,6 +65,7 @@ pub(crate) enum AnySink {
     Nats(Arc<NatsSink>),
     Redis(Arc<RedisSink>),
     Exec(Arc<ExecSink>),
+    Http(Arc<HttpSink>),
 }
 
 impl Sink for AnySink {
@@ -70,6 +74,7 @@ impl Sink for AnySink {
             AnySink::Nats(s) => s.name(),
             AnySink::Redis(s) => s.name(),
             AnySink::Exec(s) => s.name(),
+            AnySink::Http(s) => s.name(),
         }
     }
 
@@ -78,6 +83,7 @@ impl Sink for AnySink {
             AnySink::Nats(s) => s.deliver(event).await,
             AnySink::Redis(s) => s.deliver(event).await,
             AnySink::Exec(s) => s.deliver(event).await,
+            AnySink::Http(s) => s.deliver(event).await,
         }
     }
 }
@@ -93,12 +99,13 @@ pub struct ActiveSink {
 
 impl ActiveSink {
     /// Whether the client holds a connection now (NATS), the last call reached the server (Redis),
-    /// or the last run could be started (exec).
+    /// the last run could be started (exec), or the last request got an HTTP answer (http).
     pub fn connected(&self) -> bool {
         match &self.sink {
             AnySink::Nats(s) => s.is_connected(),
             AnySink::Redis(s) => s.is_connected(),
             AnySink::Exec(s) => s.is_startable(),
+            AnySink::Http(s) => s.is_connected(),
         }
     }
 }
@@ -270,6 +277,9 @@ pub(crate) async fn build(spec: &SinkSpec, exec_records: &Path) -> Result<AnySin
                 .map_err(|e| build(e.to_string()))?;
             AnySink::Exec(Arc::new(sink))
         }
+        SinkKind::Http(c) => AnySink::Http(Arc::new(
+            HttpSink::new(c).map_err(|e| build(e.to_string()))?,
+        )),
     })
 }
 
@@ -283,6 +293,7 @@ pub async fn check(spec: &SinkSpec) -> Result<String, String> {
             "{} resolved at load; nothing to connect to",
             c.program.display()
         )),
+        SinkKind::Http(c) => super::http::check(c).await,
     }
 }
 
@@ -314,6 +325,21 @@ pub fn describe(spec: &SinkSpec) -> String {
             spec.runner
                 .max_attempts
                 .map_or("unbounded".to_owned(), |n| n.to_string())
+        ),
+        SinkKind::Http(c) => format!(
+            "url={} timeout={}s concurrency={} max_attempts={} max_age={}{}",
+            super::http::shown_url(&c.url),
+            c.timeout.as_secs(),
+            spec.runner.max_in_flight,
+            spec.runner
+                .max_attempts
+                .map_or("unbounded".to_owned(), |n| n.to_string()),
+            spec.runner
+                .max_age
+                .map_or("unbounded".to_owned(), |a| format!("{}s", a.as_secs())),
+            c.ca_file
+                .as_ref()
+                .map_or(String::new(), |f| format!(" ca_file={}", f.display()))
         ),
     };
     let required = match spec.required_timeout {

@@ -147,8 +147,15 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             // Senders get 503 until the sinks catch up: an operator must look.
             body["result"] = "degraded".into();
         }
-        // A sink that is behind does not make intake unhealthy (events wait in the spool): it is
-        // listed, not counted against the result.
+        // A sink its destination paused (HTTP 410) delivers nothing until an operator acts (SIGHUP
+        // or a restart): degraded. A sink that is only behind does not make intake unhealthy
+        // (events wait in the spool): it is listed, not counted against the result.
+        if snapshots
+            .iter()
+            .any(|(_, st)| st.state == crate::forward::SinkState::Paused)
+        {
+            body["result"] = "degraded".into();
+        }
         let sinks: Vec<serde_json::Value> = snapshots
             .iter()
             .map(|(s, st)| {
@@ -163,6 +170,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
                     "delivered": st.delivered,
                     "dead_lettered": st.dead_lettered,
                     "last_error": st.last_error,
+                    "paused_reason": st.paused_reason,
                 })
             })
             .collect();

@@ -16,7 +16,7 @@ pub use providers::ed25519::PublicKey;
 pub use scheme::{
     Algorithm, DeliveryIdSource, Encoding, EndpointKind, EventSource, Provider, Scheme,
 };
-pub use secret::{key_len, Key, KeyError, Secret, MIN_KEY_BYTES};
+pub use secret::{key_bytes, key_len, Key, KeyError, Secret, MIN_KEY_BYTES};
 pub use sign::sign;
 pub use verify::{
     cap_label, delivery_key, Handshake, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN,

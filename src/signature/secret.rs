@@ -76,8 +76,9 @@ enum KeyState {
     Token([u8; 32]),
 }
 
-/// The bytes a secret stands for under `scheme` (Standard Webhooks secrets are base64).
-fn key_bytes(scheme: &Scheme, secret: &Secret) -> Result<Vec<u8>, KeyError> {
+/// The bytes a secret stands for under `scheme` (Standard Webhooks secrets are base64); also the
+/// http relay's signing key, so a relay secret decodes exactly as a hook's would.
+pub fn key_bytes(scheme: &Scheme, secret: &Secret) -> Result<Vec<u8>, KeyError> {
     match scheme {
         Scheme::StandardWebhooks => {
             let text = std::str::from_utf8(secret.expose()).map_err(|_| KeyError::NotText)?;

@@ -21,7 +21,7 @@ const REDIS_STREAM: &str = "webhooks";
 /// Generous for a loaded CI box; every wait polls and returns as soon as its condition holds.
 const CATCH_UP: Duration = Duration::from_secs(60);
 
-fn hooks() -> String {
+pub(crate) fn hooks() -> String {
     format!(
         "{}{}",
         netbox_hook("/webhook/"),
@@ -44,12 +44,12 @@ fn redis_sink(url: &str, extra: &str) -> String {
 
 /// A server with both hooks and `tables` (`[spool]`, `[[sinks]]`), JSON event log at `log` when
 /// given (so a restarted server can share it).
-fn server(tables: &str, log: Option<&Path>) -> Server {
+pub(crate) fn server(tables: &str, log: Option<&Path>) -> Server {
     server_with("", tables, log)
 }
 
 /// [`server`] with top-level keys.
-fn server_with(top: &str, tables: &str, log: Option<&Path>) -> Server {
+pub(crate) fn server_with(top: &str, tables: &str, log: Option<&Path>) -> Server {
     let hooks = format!("{}{tables}", hooks());
     let log = log.map(|p| p.display().to_string());
     Server::start_with(Options {
@@ -61,13 +61,13 @@ fn server_with(top: &str, tables: &str, log: Option<&Path>) -> Server {
     })
 }
 
-fn github_body(n: usize) -> Vec<u8> {
+pub(crate) fn github_body(n: usize) -> Vec<u8> {
     format!("{{\"ref\":\"refs/heads/main\",\"n\":{n},\"text\":\"caf\\u00e9 \\n line\"}}\n")
         .into_bytes()
 }
 
 /// Posts a signed GitHub push with delivery `id`; returns the status and the `Retry-After` header.
-async fn post_github(server: &Server, id: &str, body: &[u8]) -> (u16, Option<String>) {
+pub(crate) async fn post_github(server: &Server, id: &str, body: &[u8]) -> (u16, Option<String>) {
     let key = secret(Provider::Github, 1);
     let mut req = crate::common::client()
         .post(server.url("/github"))
@@ -84,7 +84,7 @@ async fn post_github(server: &Server, id: &str, body: &[u8]) -> (u16, Option<Str
     (resp.status().as_u16(), retry)
 }
 
-async fn post_netbox(server: &Server, request_id: &str) -> (u16, Option<String>) {
+pub(crate) async fn post_netbox(server: &Server, request_id: &str) -> (u16, Option<String>) {
     let body = netbox_body(request_id);
     let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &body);
     let resp = crate::common::client()
@@ -103,7 +103,7 @@ async fn post_netbox(server: &Server, request_id: &str) -> (u16, Option<String>)
 }
 
 /// The `/healthz` entry of sink `name`.
-fn sink<'a>(h: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn sink<'a>(h: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     h["sinks"]
         .as_array()
         .expect("sinks listed")
@@ -113,7 +113,7 @@ fn sink<'a>(h: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 }
 
 /// Polls `/healthz` until every sink has lag 0 and delivered at least `delivered` in all.
-async fn wait_caught_up(server: &Server, delivered: u64) -> serde_json::Value {
+pub(crate) async fn wait_caught_up(server: &Server, delivered: u64) -> serde_json::Value {
     let deadline = Instant::now() + CATCH_UP;
     loop {
         let h = health(server).await;
@@ -166,7 +166,7 @@ async fn redis_entries(redis: &Redis) -> Vec<Entry> {
 }
 
 /// The event log's lines as JSON.
-fn log_records(path: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn log_records(path: &Path) -> Vec<serde_json::Value> {
     read_lines(path)
         .iter()
         .map(|l| serde_json::from_str(l).expect("JSON log line"))

@@ -26,6 +26,7 @@ mod netbox;
 mod operations;
 mod providers;
 mod providers_more;
+mod relay_sink;
 mod replay;
 mod rotation;
 mod systemd;
