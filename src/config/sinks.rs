@@ -12,6 +12,7 @@ use super::secrets::SecretError;
 use super::secrets::{describe_reference, resolve_secret};
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
 use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
+use crate::forward::runner::DEFAULT_MAX_BATCH;
 use crate::forward::spool::validate_sink_name;
 use crate::forward::{EventFilter, RunnerConfig, SinkKind, SinkSpec, SpoolConfig};
 
@@ -68,6 +69,8 @@ pub struct RawSink {
     pub required: Option<bool>,
     pub required_timeout_secs: Option<u64>,
     pub max_in_flight: Option<usize>,
+    /// With `max_in_flight = 1`: events per delivery, in order.
+    pub max_batch: Option<usize>,
     pub user: Option<String>,
     pub password: Option<String>,
     /// NATS only.
@@ -192,6 +195,15 @@ impl RawSink {
         if max_in_flight == 0 || max_in_flight > 1024 {
             return Err(err("max_in_flight: must be 1 to 1024".into()));
         }
+        let max_batch = self.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
+        if max_batch == 0 || max_batch > 1024 {
+            return Err(err("max_batch: must be 1 to 1024".into()));
+        }
+        if self.max_batch.is_some() && max_in_flight > 1 {
+            return Err(err(
+                "max_batch: only applies with max_in_flight = 1 (batches keep the order)".into(),
+            ));
+        }
         if self.url.trim().is_empty() {
             return Err(err("url: must not be empty".into()));
         }
@@ -275,6 +287,7 @@ impl RawSink {
             kind,
             runner: RunnerConfig {
                 max_in_flight,
+                max_batch,
                 filter: EventFilter {
                     hooks: self.hooks,
                     events: self.events,
@@ -350,6 +363,10 @@ mod tests {
             nats["max_in_flight"].as_integer(),
             Some(defaults::SINK_MAX_IN_FLIGHT as i64)
         );
+        assert_eq!(
+            nats["max_batch"].as_integer(),
+            Some(DEFAULT_MAX_BATCH as i64)
+        );
         assert_eq!(redis["stream"].as_str(), Some(defaults::REDIS_STREAM));
         assert_eq!(redis["maxlen"].as_integer(), Some(DEFAULT_MAXLEN as i64));
     }
@@ -410,6 +427,11 @@ mod tests {
                 "password",
             ),
             ("required_timeout_secs = 3\n", "required_timeout_secs"),
+            ("max_batch = 0\n", "max_batch"),
+            (
+                "max_in_flight = 4\nmax_batch = 8\n",
+                "max_batch: only applies",
+            ),
         ] {
             let e = load(&format!("{nats}{extra}")).unwrap_err();
             assert!(

@@ -8,6 +8,13 @@
 //!
 //! The client connects in the background and reconnects by itself without limit; every call here
 //! is bounded by `publish_timeout`, so a broker that is away costs a `Retry`, never a hang.
+//!
+//! A batch is published in order over the one connection without waiting for each PubAck, then
+//! the acks are awaited in order: one round trip for the batch. The one way order can break: the
+//! server refuses one message with an error that may pass (no stream leader for a moment, a
+//! resource limit) yet stores the ones published after it; the runner re-sends from the refused one
+//! on, the later ones are de-duplicated (`Nats-Msg-Id`), so each is in the stream once, but the
+//! refused one lands after them. A lost connection or a timeout loses a suffix, which keeps order.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -417,6 +424,46 @@ pub fn headers(event: &Event) -> HeaderMap {
 impl Sink for NatsSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    async fn deliver_batch(&self, events: &[Event]) -> Vec<Result<(), DeliveryError>> {
+        if self.stream.is_some() && !self.stream_ready.load(Ordering::Acquire) {
+            if let Err(e) = self.ensure_stream().await {
+                return vec![Err(e)];
+            }
+        }
+        let mut results = Vec::with_capacity(events.len());
+        let mut acks = Vec::with_capacity(events.len());
+        // Every publish goes out before any ack is awaited; a refused send ends the batch there.
+        let mut refused = None;
+        for event in events {
+            let subject = self.subject_for(event);
+            let sent = self
+                .js
+                .publish_with_headers(subject.clone(), headers(event), event.body.clone())
+                .await;
+            match sent {
+                Ok(ack) => acks.push((ack, subject)),
+                Err(e) => {
+                    refused = Some(self.classify(e, &subject).await);
+                    break;
+                }
+            }
+        }
+        for (ack, subject) in acks {
+            // Each ack is bounded by the context's timeout (publish_timeout).
+            match ack.await {
+                Ok(_) => results.push(Ok(())),
+                Err(e) => {
+                    results.push(Err(self.classify(e, &subject).await));
+                    return results;
+                }
+            }
+        }
+        if let Some(e) = refused {
+            results.push(Err(e));
+        }
+        results
     }
 
     async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {

@@ -8,6 +8,13 @@
 //! coalesced (a checkpoint is two fsyncs; one per event would cap a fast broker at a few hundred
 //! events a second). A crash between a confirmation and its checkpoint re-sends a few events, which
 //! the brokers' de-duplication (`Event::dedupe_key`) collapses: at least once, never lost.
+//!
+//! Batches (`max_in_flight = 1`): while one batch is with the sink, the next events collect in
+//! `ready`; when it comes back, up to `max_batch` of them (and about [`MAX_BATCH_BYTES`]) go out
+//! together through [`Sink::deliver_batch`], in order. Under load a batch costs one broker round
+//! trip (and one Redis fsync) for many events; when idle a batch is the one event that arrived, so
+//! latency stays one round trip. A batch's delivery ends at its first progress: what the sink
+//! confirmed is finished at once, the rest goes back to the front of `ready`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,9 +22,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use chrono::Utc;
-use futures_util::future::OptionFuture;
+use futures_util::future::{Either, FutureExt, OptionFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -37,12 +44,20 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How long the reader thread waits before trying again after a read error that is not damage
 /// (e.g. out of file descriptors).
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// Events per batch when the sink's `max_batch` is not set. Measured with `scripts/bench.sh`
+/// (README, "Forwarding"): past this the brokers' round trips are no longer what limits a sink.
+pub const DEFAULT_MAX_BATCH: usize = 128;
+/// A batch stops growing past this many body bytes (it always takes one event): it bounds what
+/// waits in `ready` and one pipeline's size whatever `max_body_bytes` allows.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// How one sink is driven. Built by the config from the sink's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
     /// Deliveries at once. 1 keeps the spool's order; more pipelines them (order then not kept).
     pub max_in_flight: usize,
+    /// With `max_in_flight = 1`: events handed to the sink at once, in order. 1 sends each alone.
+    pub max_batch: usize,
     /// First retry delay; doubles (with jitter) up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -59,6 +74,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
             max_in_flight: 1,
+            max_batch: DEFAULT_MAX_BATCH,
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             max_attempts: None,
@@ -242,6 +258,9 @@ enum Outcome {
     DeadLettered,
     /// The destination asked us to stop; the event goes back to the front.
     Paused(String),
+    /// Not finished by this batch (it ended at its first progress, or a pause before it): back to
+    /// the front of `ready`, for the next batch.
+    Untried,
 }
 
 /// What every delivery future shares.
@@ -283,7 +302,7 @@ impl<S: Sink> Core<S> {
         };
         let outcome = match result {
             Ok(()) => {
-                self.status.on_delivered();
+                self.status.on_delivered(&event);
                 Outcome::Delivered
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
@@ -294,6 +313,72 @@ impl<S: Sink> Core<S> {
             }
         };
         (seq, event, outcome)
+    }
+
+    /// Delivers a batch in order through [`Sink::deliver_batch`]. It returns at its first progress
+    /// (the leading events the sink confirmed, or a dead letter) with the rest [`Outcome::Untried`],
+    /// so confirmations reach the checkpoint at once; until then it retries the whole remainder, in
+    /// order, with backoff. A head that fails right after a confirmed prefix is tried again at once
+    /// by the next batch, its attempts counted afresh (only pipelining sinks answer past a failure).
+    async fn deliver_batch(
+        self: Arc<Self>,
+        batch: Vec<(u64, Event)>,
+    ) -> Vec<(u64, Event, Outcome)> {
+        let (seqs, events): (Vec<u64>, Vec<Event>) = batch.into_iter().unzip();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(events.len());
+        let mut backoff = None;
+        let mut attempts = 0u32;
+        while outcomes.is_empty() && !events.is_empty() {
+            let results = self.sink.deliver_batch(&events).await;
+            attempts += 1;
+            // A sink that answers for nothing is treated as one that failed: back off, never spin.
+            let mut failed = results
+                .is_empty()
+                .then(|| DeliveryError::retry("the sink answered for none of the batch"));
+            for (ev, r) in events.iter().zip(results) {
+                match r {
+                    Ok(()) => {
+                        self.status.on_delivered(ev);
+                        outcomes.push(Outcome::Delivered);
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(e) = failed else { break };
+            let head = &events[outcomes.len()];
+            match e {
+                DeliveryError::Pause(reason) => outcomes.push(Outcome::Paused(reason)),
+                // After a confirmed prefix: the next batch starts with this one.
+                _ if !outcomes.is_empty() => {}
+                DeliveryError::Permanent(_) => {
+                    self.dead_letter(head, attempts, e.to_string()).await;
+                    outcomes.push(Outcome::DeadLettered);
+                }
+                DeliveryError::Retry { .. } => {
+                    let b = backoff
+                        .get_or_insert_with(|| self.backoff(self.config.max_attempts).build());
+                    match retry_after(&e, b.next()) {
+                        Some(delay) => {
+                            self.status.on_retry(&e.to_string(), delay);
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            self.dead_letter(head, attempts, e.to_string()).await;
+                            outcomes.push(Outcome::DeadLettered);
+                        }
+                    }
+                }
+            }
+        }
+        outcomes.resize_with(events.len(), || Outcome::Untried);
+        seqs.into_iter()
+            .zip(events)
+            .zip(outcomes)
+            .map(|((seq, ev), o)| (seq, ev, o))
+            .collect()
     }
 
     /// Appends the dead letter, trying until it is on disk: only then may the checkpoint pass it.
@@ -353,9 +438,17 @@ async fn run<S: Sink>(
 ) {
     let status = core.status.clone();
     let max = core.config.max_in_flight.max(1);
+    // In order, one batch at a time; 1 (or several in flight) dispatches events one by one.
+    let batch = if max == 1 {
+        core.config.max_batch.max(1)
+    } else {
+        1
+    };
     let mut window = Window::new(checkpoint.get());
-    // Read but not dispatched: the next event(s), and events a pause sent back.
+    // Read but not dispatched: the next event(s), and events a pause or a batch sent back.
     let mut ready: BTreeMap<u64, Event> = BTreeMap::new();
+    // Body bytes in `ready`, so a batch that collects while another is out stays bounded.
+    let mut ready_bytes = 0usize;
     let mut in_flight = FuturesUnordered::new();
     let mut paused = false;
     let mut deadline: Option<Instant> = None;
@@ -363,17 +456,44 @@ async fn run<S: Sink>(
     let mut reader_done = false;
     let mut writing: Option<JoinHandle<Result<(), SpoolError>>> = None;
     loop {
-        while !paused && in_flight.len() < max {
-            let Some((seq, event)) = ready.pop_first() else {
-                break;
-            };
-            in_flight.push(core.clone().deliver(seq, event));
+        if batch > 1 {
+            if !paused && in_flight.is_empty() && !ready.is_empty() {
+                let mut events = Vec::new();
+                let mut bytes = 0;
+                while let Some(entry) = ready.first_entry() {
+                    let len = entry.get().body.len();
+                    if events.len() == batch
+                        || (!events.is_empty() && bytes + len > MAX_BATCH_BYTES)
+                    {
+                        break;
+                    }
+                    bytes += len;
+                    events.push(entry.remove_entry());
+                }
+                ready_bytes -= bytes;
+                in_flight.push(Either::Left(core.clone().deliver_batch(events)));
+            }
+        } else {
+            while !paused && in_flight.len() < max {
+                let Some((seq, event)) = ready.pop_first() else {
+                    break;
+                };
+                ready_bytes -= event.body.len();
+                let one = core.clone().deliver(seq, event).map(|done| vec![done]);
+                in_flight.push(Either::Right(one));
+            }
         }
         status
             .in_flight
             .store(in_flight.len() as u64, Ordering::Relaxed);
         status.set_oldest(window.oldest());
-        let take = ready.is_empty() && !paused && !reader_done;
+        // One at a time: read ahead one event. Batching: collect the next batch meanwhile.
+        let room = if batch > 1 {
+            ready.len() < batch && ready_bytes < MAX_BATCH_BYTES
+        } else {
+            ready.is_empty()
+        };
+        let take = room && !paused && !reader_done;
         tokio::select! {
             biased;
             // Shutdown: deliver what is spooled until the deadline; what is left stays spooled.
@@ -381,15 +501,22 @@ async fn run<S: Sink>(
                 deadline = Some(Instant::now() + core.config.shutdown_timeout);
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
-            Some((seq, event, outcome)) = in_flight.next() => match outcome {
-                Outcome::Delivered | Outcome::DeadLettered => window.finish(seq),
-                Outcome::Paused(reason) => {
-                    // Mark older resumes seen before anyone can see the pause, so a resume sent
-                    // after seeing it is never taken as already handled.
-                    resume.borrow_and_update();
-                    status.on_paused(&reason);
-                    paused = true;
-                    ready.insert(seq, event);
+            Some(done) = in_flight.next() => for (seq, event, outcome) in done {
+                match outcome {
+                    Outcome::Delivered | Outcome::DeadLettered => window.finish(seq),
+                    Outcome::Paused(reason) => {
+                        // Mark older resumes seen before anyone can see the pause, so a resume
+                        // sent after seeing it is never taken as already handled.
+                        resume.borrow_and_update();
+                        status.on_paused(&reason);
+                        paused = true;
+                        ready_bytes += event.body.len();
+                        ready.insert(seq, event);
+                    }
+                    Outcome::Untried => {
+                        ready_bytes += event.body.len();
+                        ready.insert(seq, event);
+                    }
                 }
             },
             // The previous checkpoint write finished; a newer one starts below.
@@ -408,6 +535,7 @@ async fn run<S: Sink>(
                 None => reader_done = true,
                 Some(Item::Event(rec)) => {
                     window.push_pending(rec.seq, rec.event.received_at.timestamp_millis());
+                    ready_bytes += rec.event.body.len();
                     ready.insert(rec.seq, rec.event);
                 }
                 Some(Item::Filtered(seq)) => {

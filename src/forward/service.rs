@@ -72,6 +72,13 @@ impl Sink for AnySink {
             AnySink::Redis(s) => s.deliver(event).await,
         }
     }
+
+    async fn deliver_batch(&self, events: &[Event]) -> Vec<Result<(), DeliveryError>> {
+        match self {
+            AnySink::Nats(s) => s.deliver_batch(events).await,
+            AnySink::Redis(s) => s.deliver_batch(events).await,
+        }
+    }
 }
 
 /// A sink as intake and `/healthz` see it.
