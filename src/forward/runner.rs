@@ -69,6 +69,17 @@ pub struct RunnerConfig {
     pub shutdown_timeout: Duration,
 }
 
+impl RunnerConfig {
+    /// Events per delivery: `max_batch` when in order (`max_in_flight = 1`), else 1.
+    fn batch(&self) -> usize {
+        if self.max_in_flight <= 1 {
+            self.max_batch.max(1)
+        } else {
+            1
+        }
+    }
+}
+
 impl Default for RunnerConfig {
     /// A broker's defaults: in order, never give up, 1 s doubling to 60 s.
     fn default() -> Self {
@@ -109,13 +120,23 @@ impl Runner {
         let reader = spool.reader(from)?;
         let status = Arc::new(SinkStatus::new(sink.name(), spool.durable(), from - 1));
         let stop = shutdown.child_token();
-        let (tx, rx) = mpsc::channel((2 * config.max_in_flight).clamp(8, 256));
+        let batch = config.batch();
+        // Batching: two lists read ahead, bounded by bytes; else one event per message.
+        let depth = if batch > 1 {
+            2
+        } else {
+            (2 * config.max_in_flight).clamp(8, 256)
+        };
+        let (tx, rx) = mpsc::channel(depth);
         let feed = Feed {
             reader,
             from,
             spool: spool.clone(),
             filter: config.filter.clone(),
             tx,
+            batch,
+            pending: Vec::new(),
+            pending_bytes: 0,
             stop: stop.clone(),
             rt,
         };
@@ -180,7 +201,12 @@ struct Feed {
     /// Keeps the durable watch's sender alive for as long as the thread waits on it.
     spool: SpoolHandle,
     filter: EventFilter,
-    tx: mpsc::Sender<Item>,
+    /// Items go over in lists of up to `batch` (and about [`MAX_BATCH_BYTES`]): one channel hand-off
+    /// per batch, not per event, and the runner sees at once what is readable.
+    tx: mpsc::Sender<Vec<Item>>,
+    batch: usize,
+    pending: Vec<Item>,
+    pending_bytes: usize,
     stop: CancellationToken,
     rt: tokio::runtime::Handle,
 }
@@ -203,16 +229,18 @@ impl Feed {
             let sent = match self.reader.next_record() {
                 Ok(Some(rec)) if self.filter.matches(&rec.event) => self.send(Item::Event(rec)),
                 Ok(Some(rec)) => self.send(Item::Filtered(rec.seq)),
-                Ok(None) => self.wait(&mut durable),
+                Ok(None) => self.flush() && self.wait(&mut durable),
                 Err(e @ SpoolError::Corrupt { .. }) => match self.reader.skip_damaged() {
                     Ok(Some(skipped)) => self.send(Item::Lost(skipped, e.to_string())),
                     Ok(None) => {
                         let why = format!("{e}; nothing readable after it yet");
-                        self.send(Item::Trouble(why)) && self.wait(&mut durable)
+                        self.send(Item::Trouble(why)) && self.flush() && self.wait(&mut durable)
                     }
-                    Err(e) => self.send(Item::Trouble(e.to_string())) && self.pause(),
+                    Err(e) => {
+                        self.send(Item::Trouble(e.to_string())) && self.flush() && self.pause()
+                    }
                 },
-                Err(e) => self.send(Item::Trouble(e.to_string())) && self.pause(),
+                Err(e) => self.send(Item::Trouble(e.to_string())) && self.flush() && self.pause(),
             };
             if !sent {
                 return;
@@ -220,9 +248,28 @@ impl Feed {
         }
     }
 
-    /// False when the runner is gone.
-    fn send(&self, item: Item) -> bool {
-        self.tx.blocking_send(item).is_ok()
+    /// Adds `item` to the pending list, handed over once it holds a batch (or the reader is about
+    /// to wait); false when the runner is gone.
+    fn send(&mut self, item: Item) -> bool {
+        if let Item::Event(rec) = &item {
+            self.pending_bytes += rec.event.body.len();
+        }
+        self.pending.push(item);
+        if self.pending.len() >= self.batch || self.pending_bytes >= MAX_BATCH_BYTES {
+            self.flush()
+        } else {
+            true
+        }
+    }
+
+    /// Hands the pending items to the runner in one message; false when the runner is gone.
+    fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        self.pending_bytes = 0;
+        let items = std::mem::take(&mut self.pending);
+        self.tx.blocking_send(items).is_ok()
     }
 
     /// Waits for the next durable record (no polling); false when stopping with nothing newer
@@ -432,18 +479,14 @@ fn retry_after(e: &DeliveryError, next: Option<Duration>) -> Option<Duration> {
 async fn run<S: Sink>(
     core: Arc<Core<S>>,
     checkpoint: Checkpoint,
-    mut rx: mpsc::Receiver<Item>,
+    mut rx: mpsc::Receiver<Vec<Item>>,
     mut resume: watch::Receiver<u64>,
     stop: CancellationToken,
 ) {
     let status = core.status.clone();
     let max = core.config.max_in_flight.max(1);
     // In order, one batch at a time; 1 (or several in flight) dispatches events one by one.
-    let batch = if max == 1 {
-        core.config.max_batch.max(1)
-    } else {
-        1
-    };
+    let batch = core.config.batch();
     let mut window = Window::new(checkpoint.get());
     // Read but not dispatched: the next event(s), and events a pause or a batch sent back.
     let mut ready: BTreeMap<u64, Event> = BTreeMap::new();
@@ -531,29 +574,33 @@ async fn run<S: Sink>(
                 paused = false;
                 status.on_resumed();
             }
-            item = rx.recv(), if take => match item {
+            items = rx.recv(), if take => match items {
                 None => reader_done = true,
-                Some(Item::Event(rec)) => {
-                    window.push_pending(rec.seq, rec.event.received_at.timestamp_millis());
-                    ready_bytes += rec.event.body.len();
-                    ready.insert(rec.seq, rec.event);
-                }
-                Some(Item::Filtered(seq)) => {
-                    status.filtered.fetch_add(1, Ordering::Relaxed);
-                    window.push_done(seq);
-                }
-                Some(Item::Lost(skipped, why)) => {
-                    let n = skipped.to - skipped.from;
-                    tracing::error!(sink = %status.name(), from = skipped.from, to = skipped.to,
-                        error = %why, "spooled events unreadable; passed over (the event log has them)");
-                    status.lost.fetch_add(n, Ordering::Relaxed);
-                    status.on_error(why);
-                    window.push_done(skipped.to - 1);
-                }
-                Some(Item::Trouble(why)) => {
-                    tracing::error!(sink = %status.name(), error = %why, "cannot read the spool");
-                    status.on_error(why);
-                }
+                Some(items) => for item in items {
+                    match item {
+                        Item::Event(rec) => {
+                            window.push_pending(rec.seq, rec.event.received_at.timestamp_millis());
+                            ready_bytes += rec.event.body.len();
+                            ready.insert(rec.seq, rec.event);
+                        }
+                        Item::Filtered(seq) => {
+                            status.filtered.fetch_add(1, Ordering::Relaxed);
+                            window.push_done(seq);
+                        }
+                        Item::Lost(skipped, why) => {
+                            let n = skipped.to - skipped.from;
+                            tracing::error!(sink = %status.name(), from = skipped.from, to = skipped.to,
+                                error = %why, "spooled events unreadable; passed over (the event log has them)");
+                            status.lost.fetch_add(n, Ordering::Relaxed);
+                            status.on_error(why);
+                            window.push_done(skipped.to - 1);
+                        }
+                        Item::Trouble(why) => {
+                            tracing::error!(sink = %status.name(), error = %why, "cannot read the spool");
+                            status.on_error(why);
+                        }
+                    }
+                },
             },
         }
         status.publish_confirmed(window.confirmed);
