@@ -18,8 +18,9 @@
 # Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), BENCH_LIVE_PAGE (1: an SSE
 # client reads the admin stream during the recording runs; 0: none), TMPDIR (where the logs go:
 # put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
-# runs only the recording and forwarding modes), BENCH_IN_FLIGHT (the sinks' max_in_flight in the
-# forwarding mode).
+# runs only the recording and forwarding modes), BENCH_RECORDING (0 skips the recording mode),
+# BENCH_IN_FLIGHT, BENCH_MAX_BATCH and BENCH_FWD_DURATION (the sinks' max_in_flight and max_batch,
+# and the burst, in the forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -251,6 +252,9 @@ for mode in $PAIRS; do
 done
 
 # --- recording: the same server with and without the admin listener, alternately ---------------
+# BENCH_RECORDING=0 skips it (to run only the forwarding mode, with BENCH_PAIRS="").
+RECORDING=${BENCH_RECORDING:-1}
+if [[ $RECORDING != 0 ]]; then
 log "mode recording (fsync = false; admin listener on with one live page open, vs off)"
 start_ours norec off
 OFF_PID=$PID OFF_URL=$URL
@@ -269,6 +273,7 @@ RSS[recording,off]=$(hwm_mb "$OFF_PID")
 RSS[recording,rec]=$(hwm_mb "$REC_PID")
 kill "$OFF_PID" "$REC_PID"
 wait "$OFF_PID" "$REC_PID" 2>/dev/null || true
+fi
 
 # --- report ------------------------------------------------------------------------------------
 if [[ -n $PAIRS ]]; then
@@ -300,13 +305,13 @@ for mode in $PAIRS; do
 done
 echo "(ratios of the means over the two runs; throughput > 1 and p99 < 1 favour ours)"
 fi
-awk -F'\t' '
+[[ $RECORDING != 0 ]] && awk -F'\t' '
     $1 == "recording" { rps[$2] += $4; p99[$2] += $6; n[$2]++ }
     END {
         printf "%-8s %22.2f %22.2f\n", "record", (rps["rec"] / n["rec"]) / (rps["off"] / n["off"]),
             (p99["rec"] / n["rec"]) / (p99["off"] / n["off"])
     }' "$RESULTS"
-echo "(record: recording on / off, means over three alternate runs each)"
+[[ $RECORDING != 0 ]] && echo "(record: recording on / off, means over three alternate runs each)"
 
 # --- forwarding: intake with a NATS and a Redis sink attached vs none ----------------------------
 # Both ours, fsync = true, driven alternately for BENCH_FWD_DURATION (10 s: the issue's burst).

@@ -10,11 +10,13 @@
 //! is bounded by `publish_timeout`, so a broker that is away costs a `Retry`, never a hang.
 //!
 //! A batch is published in order over the one connection without waiting for each PubAck, then
-//! the acks are awaited in order: one round trip for the batch. The one way order can break: the
-//! server refuses one message with an error that may pass (no stream leader for a moment, a
-//! resource limit) yet stores the ones published after it; the runner re-sends from the refused one
-//! on, the later ones are de-duplicated (`Nats-Msg-Id`), so each is in the stream once, but the
-//! refused one lands after them. A lost connection or a timeout loses a suffix, which keeps order.
+//! the acks are awaited in order: one round trip for the batch. Each event still lands once (the
+//! runner re-sends from the first failure on and the server de-duplicates on `Nats-Msg-Id`), but
+//! order can break in two cases: the server refuses one message with an error that may pass (no
+//! stream leader for a moment, a resource limit) yet stores those after it, so the refused one
+//! lands after them; or the connection drops mid-batch and the client, once reconnected, first
+//! sends the publishes it still had queued, ahead of our re-send of those lost with the
+//! connection. `max_batch = 1` keeps the order in both.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
