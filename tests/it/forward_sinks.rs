@@ -451,10 +451,19 @@ async fn redis_wrong_type_is_permanent_and_leaves_no_dedupe_mark() {
         matches!(r, Err(DeliveryError::Permanent(ref m)) if m.contains("WRONGTYPE")),
         "{r:?}"
     );
-    // Once the operator fixes the key, the same event goes in: the failed XADD left no mark.
+    // The batch script refuses at its first event, the same way.
+    let batch = [event(2, Some("d2"), None, b"y"), event(3, None, None, b"z")];
+    let r = sink.deliver_batch(&batch).await;
+    assert!(
+        matches!(r.as_slice(), [Err(DeliveryError::Permanent(m))] if m.contains("WRONGTYPE")),
+        "{r:?}"
+    );
+    // Once the operator fixes the key, the same events go in: the failed XADDs left no mark.
     assert_eq!(redis.command(&[b"DEL", b"webhooks"]), b":1\r\n");
     sink.deliver(&ev).await.unwrap();
-    assert_eq!(xrange(&redis, "webhooks").await.len(), 1);
+    let r = sink.deliver_batch(&batch).await;
+    assert!(r.len() == 2 && r.iter().all(Result::is_ok), "{r:?}");
+    assert_eq!(xrange(&redis, "webhooks").await.len(), 3);
 }
 
 #[tokio::test]
