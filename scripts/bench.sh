@@ -432,24 +432,28 @@ cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/p
 
 FWD=$WORK/forward.tsv # run server rps p50 p99
 SINK_RES=$WORK/forward-sinks.tsv # run sink lag_at_end drain_s delivered ev/s p50 p99
-CPU=$WORK/forward-cpu.tsv # run ours nats redis (CPU seconds over burst + drain)
+CPU=$WORK/forward-cpu.tsv # run none_us_per_req sinks_us_per_req ours nats redis (CPU s over burst + drain)
 : >"$FWD"
 : >"$SINK_RES"
 : >"$CPU"
 for run in 1 2; do
+    n0=$(cpu_s "$NONE_PID")
     DURATION=$FWD_DURATION drive forward none "$run" "$NONE_URL"
     printf '%s\tnone\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
+    none_us=$(awk -v a="$n0" -v b="$(cpu_s "$NONE_PID")" -v n="$R_OK" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')
     probe snap "$WORK/before.json"
     c0=("$(cpu_s "$SINKS_PID")" "$(cpu_s "$NATS_PID")" "$(cpu_s "$REDIS_PID")")
     t0=$(date +%s.%N)
     DURATION=$FWD_DURATION drive forward sinks "$run" "$SINKS_URL"
+    sinks_ok=$R_OK
     printf '%s\tsinks\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
     while read -r name lag drain delivered rate p50 p99; do
         printf '   forward sinks run %s, %s: lag %s when wrk stopped, 0 after %s s; %s events at %s events/s; arrival to confirmation p50 %s ms, p99 %s ms\n' \
             "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" >&2
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" >>"$SINK_RES"
     done < <(probe after "$WORK/before.json" "$t0")
-    printf '%s\t%s\t%s\t%s\n' "$run" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$none_us" \
+        "$(awk -v a="${c0[0]}" -v b="$(cpu_s "$SINKS_PID")" -v n="$sinks_ok" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')" \
         "$(awk -v a="${c0[0]}" -v b="$(cpu_s "$SINKS_PID")" 'BEGIN { printf "%.1f", b - a }')" \
         "$(awk -v a="${c0[1]}" -v b="$(cpu_s "$NATS_PID")" 'BEGIN { printf "%.1f", b - a }')" \
         "$(awk -v a="${c0[2]}" -v b="$(cpu_s "$REDIS_PID")" 'BEGIN { printf "%.1f", b - a }')" >>"$CPU"
@@ -466,6 +470,8 @@ while IFS=$'\t' read -r run name lag drain delivered rate p50 p99; do
     printf '%-4s %-6s %12s %11ss %10s %12s %10s ms %10s ms\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99"
 done <"$SINK_RES"
 echo "(lag 0 after: seconds after wrk stopped; events/s: over the burst and the drain; confirm: from arrival to the broker's ack)"
-while IFS=$'\t' read -r run ours nats redis; do
-    printf 'run %s CPU seconds over burst + drain: webhook-listener %s, nats-server %s, redis-server %s\n' "$run" "$ours" "$nats" "$redis"
+while IFS=$'\t' read -r run none_us sinks_us ours nats redis; do
+    printf 'run %s CPU: webhook-listener %s us/request without sinks, %s with (burst + drain); CPU s over burst + drain: webhook-listener %s, nats-server %s, redis-server %s\n' \
+        "$run" "$none_us" "$sinks_us" "$ours" "$nats" "$redis"
 done <"$CPU"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
