@@ -44,6 +44,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How long the reader thread waits before trying again after a read error that is not damage
 /// (e.g. out of file descriptors).
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// A checkpoint write (two fsyncs) starts at most this often. Written back to back, two busy
+/// sinks kept the disk syncing hundreds of times a second beside the event log's group commit
+/// (perf: `checkpoint::write` fsyncs under load); a crash re-sends at most this much of deliveries,
+/// which the brokers' de-duplication collapses.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Events per batch when the sink's `max_batch` is not set. Measured with `scripts/bench.sh`
 /// (README, "Forwarding"): past this the brokers' round trips are no longer what limits a sink.
 pub const DEFAULT_MAX_BATCH: usize = 128;
@@ -498,6 +503,11 @@ async fn run<S: Sink>(
     // The reader has passed everything durable (only once stopping): nothing more will come.
     let mut reader_done = false;
     let mut writing: Option<JoinHandle<Result<(), SpoolError>>> = None;
+    // When the last checkpoint write started, and when the next one may (see CHECKPOINT_EVERY).
+    let mut last_write = Instant::now()
+        .checked_sub(CHECKPOINT_EVERY)
+        .unwrap_or_else(Instant::now);
+    let mut write_due: Option<Instant> = None;
     loop {
         if batch > 1 {
             if !paused && in_flight.is_empty() && !ready.is_empty() {
@@ -563,6 +573,10 @@ async fn run<S: Sink>(
                 }
             },
             // The previous checkpoint write finished; a newer one starts below.
+            // A confirmation waits for its checkpoint write; nothing else to do here.
+            _ = tokio::time::sleep_until(write_due.unwrap_or_else(Instant::now)), if write_due.is_some() => {
+                write_due = None;
+            }
             Some(done) = OptionFuture::from(writing.as_mut()) => {
                 writing = None;
                 if let Err(e) = done.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
@@ -605,8 +619,15 @@ async fn run<S: Sink>(
         }
         status.publish_confirmed(window.confirmed);
         if writing.is_none() && window.confirmed > checkpoint.get() {
-            let (cp, seq) = (checkpoint.clone(), window.confirmed);
-            writing = Some(tokio::task::spawn_blocking(move || cp.store(seq)));
+            let now = Instant::now();
+            if now >= last_write + CHECKPOINT_EVERY {
+                last_write = now;
+                write_due = None;
+                let (cp, seq) = (checkpoint.clone(), window.confirmed);
+                writing = Some(tokio::task::spawn_blocking(move || cp.store(seq)));
+            } else if write_due.is_none() {
+                write_due = Some(last_write + CHECKPOINT_EVERY);
+            }
         }
         if deadline.is_some() && in_flight.is_empty() && ready.is_empty() && reader_done {
             break;
