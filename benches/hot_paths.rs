@@ -169,6 +169,7 @@ fn bench_parse_and_format(c: &mut Criterion) {
                         delivery_id: None,
                         event: None,
                         client,
+                        content_type: Some("application/json"),
                         payload: Payload::Netbox(&ev, black_box(body)),
                     }
                     .write(format, &mut line);

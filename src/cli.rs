@@ -1,4 +1,4 @@
-//! The command line: serve (default), `check-config`, `sign`, `healthcheck`.
+//! The command line: serve (default), `check-config`, `sign`, `healthcheck`, `replay`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -127,6 +127,12 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
+    /// Send a sink's dead letters, or the events of a JSON event log, to it again.
+    ///
+    /// With the same event ids and dedupe keys as the service, so it is safe beside a running
+    /// server and twice. Exit 0 when all were delivered, 1 when any failed, did not parse or was
+    /// left unsent, 2 when it could not start.
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// A value parser for one of strum's names: `--help` lists them and a typo is answered with them.
@@ -189,6 +195,7 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Replay(args)) => crate::replay::main(args),
     }
 }
 

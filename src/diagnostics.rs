@@ -19,8 +19,14 @@ pub enum DiagFormat {
 
 /// Installs the global subscriber: `RUST_LOG` filter (default `info`), `format`, escaped stderr.
 pub fn init(format: DiagFormat) {
+    init_with_default(format, "info");
+}
+
+/// [`init`] with another filter when `RUST_LOG` is not set (`replay`: `warn`, so its progress is
+/// not buried under connection notices).
+pub fn init_with_default(format: DiagFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // No colours: the escaper cannot tell our own ESC sequences from a sender's.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

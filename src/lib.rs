@@ -13,6 +13,7 @@
 //! - [`http`]: the public listener (router, extractor, handler, errors);
 //! - [`admin`]: the operator's listener (every delivery and why, live; fed by `http`'s observer);
 //! - [`app`]: build, serve, reload, stop;
+//! - [`replay`]: sends dead letters or a JSON event log's events to a sink again;
 //! - [`cli`]: the subcommands.
 
 pub mod admin;
@@ -28,4 +29,5 @@ pub mod http;
 pub mod live_config;
 pub mod metrics;
 pub mod payload;
+pub mod replay;
 pub mod signature;

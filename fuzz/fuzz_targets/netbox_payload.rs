@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
         delivery_id: verified.delivery_id(),
         event: verified.delivery_id(),
         client: Client::Known(client),
+        content_type: verified.delivery_id(),
         payload,
     };
 

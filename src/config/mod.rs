@@ -75,6 +75,11 @@ pub mod defaults {
     pub const SINK_REQUIRED_TIMEOUT_SECS: u64 = 5;
     /// One at a time keeps the spool's order in the stream.
     pub const SINK_MAX_IN_FLIGHT: usize = 1;
+    /// A deploy or a script that runs longer than a minute is more likely stuck than working.
+    pub const EXEC_TIMEOUT_SECS: u64 = 60;
+    /// Runs in all for a command: a failing one is given up on (dead-lettered) within about half a
+    /// minute of backoff instead of holding the events behind it forever, as a broker would.
+    pub const EXEC_MAX_ATTEMPTS: u32 = 5;
     /// The Redis stream key when `stream` is not set.
     pub const REDIS_STREAM: &str = "webhooks";
 }

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use super::defaults;
 use super::secrets::SecretError;
 use super::secrets::{describe_reference, resolve_secret};
+use crate::forward::exec::{resolve_program, ArgTemplate, EnvValue, ExecConfig, EVENT_ENV};
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
 use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
 use crate::forward::runner::DEFAULT_MAX_BATCH;
+use crate::forward::runner::{DEFAULT_RETRY_INITIAL_SECS, DEFAULT_RETRY_MAX_SECS};
 use crate::forward::spool::validate_sink_name;
 use crate::forward::{EventFilter, RunnerConfig, SinkKind, SinkSpec, SpoolConfig};
 
@@ -51,6 +53,17 @@ pub struct RawSpool {
 pub enum RawSinkKind {
     Nats,
     Redis,
+    Exec,
+}
+
+impl RawSinkKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RawSinkKind::Nats => "nats",
+            RawSinkKind::Redis => "redis",
+            RawSinkKind::Exec => "exec",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,7 +71,8 @@ pub enum RawSinkKind {
 pub struct RawSink {
     pub name: String,
     pub kind: RawSinkKind,
-    pub url: String,
+    /// NATS and Redis.
+    pub url: Option<String>,
     pub hooks: Option<Vec<String>>,
     pub events: Option<Vec<String>>,
     /// NATS only.
@@ -71,6 +85,17 @@ pub struct RawSink {
     pub max_in_flight: Option<usize>,
     /// With `max_in_flight = 1`: events per delivery, in order.
     pub max_batch: Option<usize>,
+    /// The same setting as `max_in_flight`, under the name the command and relay sinks use.
+    pub concurrency: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub retry_initial_secs: Option<u64>,
+    pub retry_max_secs: Option<u64>,
+    /// exec only.
+    pub timeout_secs: Option<u64>,
+    pub command: Option<Vec<String>>,
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    pub pass_env: Option<Vec<String>>,
+    pub working_dir: Option<PathBuf>,
     pub user: Option<String>,
     pub password: Option<String>,
     /// NATS only.
@@ -130,13 +155,37 @@ impl RawSink {
         };
         validate_sink_name(&self.name)
             .map_err(|_| err("name: use 1 to 64 of A-Z a-z 0-9 _ - (it names files)".into()))?;
-        let only = |key: &str, set: bool, kind: &str| {
-            if set {
-                Err(err(format!("{key}: only applies to kind = \"{kind}\"")))
+        let this_kind = self.kind;
+        let only = |key: &str, set: bool, kinds: &[RawSinkKind]| {
+            if set && !kinds.contains(&this_kind) {
+                let kinds: Vec<String> = kinds
+                    .iter()
+                    .map(|k| format!("kind = \"{}\"", k.as_str()))
+                    .collect();
+                Err(err(format!(
+                    "{key}: only applies to {}",
+                    kinds.join(" or ")
+                )))
             } else {
                 Ok(())
             }
         };
+        {
+            use RawSinkKind::{Exec, Nats, Redis};
+            only("url", self.url.is_some(), &[Nats, Redis])?;
+            only("subject", self.subject.is_some(), &[Nats])?;
+            only("stream", self.stream.is_some(), &[Nats, Redis])?;
+            only("maxlen", self.maxlen.is_some(), &[Redis])?;
+            only("user", self.user.is_some(), &[Nats, Redis])?;
+            only("password", self.password.is_some(), &[Nats, Redis])?;
+            only("token", self.token.is_some(), &[Nats])?;
+            only("creds", self.creds.is_some(), &[Nats])?;
+            only("command", self.command.is_some(), &[Exec])?;
+            only("env", self.env.is_some(), &[Exec])?;
+            only("pass_env", self.pass_env.is_some(), &[Exec])?;
+            only("working_dir", self.working_dir.is_some(), &[Exec])?;
+            only("timeout_secs", self.timeout_secs.is_some(), &[Exec])?;
+        }
         let secret =
             |key: &'static str, reference: &Option<String>| -> Result<Option<String>, SinkError> {
                 let Some(reference) = reference else {
@@ -191,28 +240,61 @@ impl RawSink {
         if required_timeout_secs == 0 {
             return Err(err("required_timeout_secs: must be greater than 0".into()));
         }
-        let max_in_flight = self.max_in_flight.unwrap_or(defaults::SINK_MAX_IN_FLIGHT);
+        let (in_flight_key, max_in_flight) = match (self.max_in_flight, self.concurrency) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "concurrency, max_in_flight: the same setting under two names; set one".into(),
+                ))
+            }
+            (Some(n), None) => ("max_in_flight", n),
+            (None, Some(n)) => ("concurrency", n),
+            (None, None) => ("concurrency", defaults::SINK_MAX_IN_FLIGHT),
+        };
         if max_in_flight == 0 || max_in_flight > 1024 {
-            return Err(err("max_in_flight: must be 1 to 1024".into()));
+            return Err(err(format!("{in_flight_key}: must be 1 to 1024")));
         }
         let max_batch = self.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
         if max_batch == 0 || max_batch > 1024 {
             return Err(err("max_batch: must be 1 to 1024".into()));
         }
         if self.max_batch.is_some() && max_in_flight > 1 {
-            return Err(err(
-                "max_batch: only applies with max_in_flight = 1 (batches keep the order)".into(),
-            ));
+            return Err(err(format!(
+                "max_batch: only applies with {in_flight_key} = 1 (batches keep the order)"
+            )));
         }
-        if self.url.trim().is_empty() {
-            return Err(err("url: must not be empty".into()));
+        let exec = self.kind == RawSinkKind::Exec;
+        let max_attempts = match self.max_attempts {
+            Some(0) => {
+                return Err(err(
+                    "max_attempts: must be at least 1 (the first run counts)".into(),
+                ))
+            }
+            Some(n) => Some(n),
+            None if exec => Some(defaults::EXEC_MAX_ATTEMPTS),
+            None => None,
+        };
+        let retry_initial = self
+            .retry_initial_secs
+            .unwrap_or(DEFAULT_RETRY_INITIAL_SECS);
+        let retry_max = self.retry_max_secs.unwrap_or(DEFAULT_RETRY_MAX_SECS);
+        if retry_initial == 0 || retry_max < retry_initial {
+            return Err(err(format!(
+                "retry_initial_secs, retry_max_secs: need 1 <= retry_initial_secs ({retry_initial}) <= retry_max_secs ({retry_max})"
+            )));
         }
+        let url = || match self.url.as_deref().map(str::trim) {
+            Some(u) if !u.is_empty() => Ok(u.to_owned()),
+            Some(_) => Err(err("url: must not be empty".into())),
+            None => Err(err(format!(
+                "url: required for kind = \"{}\"",
+                this_kind.as_str()
+            ))),
+        };
 
         let user = secret("user", &self.user)?;
         let password = secret("password", &self.password)?;
         let kind = match self.kind {
             RawSinkKind::Nats => {
-                only("maxlen", self.maxlen.is_some(), "redis")?;
                 let token = secret("token", &self.token)?;
                 let creds = self
                     .creds
@@ -242,7 +324,7 @@ impl RawSink {
                         ))
                     }
                 };
-                let mut c = NatsConfig::new(&self.name, self.url.trim());
+                let mut c = NatsConfig::new(&self.name, &url()?);
                 c.auth = auth;
                 c.subject = self.subject.unwrap_or_else(|| DEFAULT_SUBJECT.to_owned());
                 c.stream = self.stream;
@@ -260,13 +342,10 @@ impl RawSink {
                 SinkKind::Nats(c)
             }
             RawSinkKind::Redis => {
-                only("subject", self.subject.is_some(), "nats")?;
-                only("token", self.token.is_some(), "nats")?;
-                only("creds", self.creds.is_some(), "nats")?;
                 let stream = self
                     .stream
                     .unwrap_or_else(|| defaults::REDIS_STREAM.to_owned());
-                let mut c = RedisConfig::new(&self.name, self.url.trim(), stream);
+                let mut c = RedisConfig::new(&self.name, &url()?, stream);
                 c.username = user;
                 c.password = password;
                 c.maxlen = self.maxlen.unwrap_or(DEFAULT_MAXLEN);
@@ -281,6 +360,18 @@ impl RawSink {
                 })?;
                 SinkKind::Redis(c)
             }
+            RawSinkKind::Exec => SinkKind::Exec(
+                exec_config(
+                    &self.name,
+                    self.command,
+                    self.env,
+                    self.pass_env,
+                    self.working_dir,
+                    self.timeout_secs,
+                    resolve_credentials,
+                )
+                .map_err(err)?,
+            ),
         };
         Ok(SinkSpec {
             name: self.name,
@@ -288,16 +379,124 @@ impl RawSink {
             runner: RunnerConfig {
                 max_in_flight,
                 max_batch,
+                max_attempts,
+                retry_initial: Duration::from_secs(retry_initial),
+                retry_max: Duration::from_secs(retry_max),
                 filter: EventFilter {
                     hooks: self.hooks,
                     events: self.events,
                 },
                 shutdown_timeout: d.shutdown_timeout,
-                ..RunnerConfig::default()
             },
             required_timeout: required.then(|| Duration::from_secs(required_timeout_secs)),
         })
     }
+}
+
+/// A `kind = "exec"` entry's own keys, validated. `look`: false for `--syntax-only`, which reads no
+/// `env:`/`file:` reference and does not look for the program or the directory. Errors are the
+/// message after the sink's name: the key first.
+fn exec_config(
+    name: &str,
+    command: Option<Vec<String>>,
+    env: Option<std::collections::BTreeMap<String, String>>,
+    pass_env: Option<Vec<String>>,
+    working_dir: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+    look: bool,
+) -> Result<ExecConfig, String> {
+    use std::os::unix::ffi::OsStringExt;
+    let command = command.unwrap_or_default();
+    let Some(argv0) = command.first() else {
+        return Err(
+            "command: required for kind = \"exec\": the program and its arguments, as an array"
+                .into(),
+        );
+    };
+    let mut argv = Vec::with_capacity(command.len());
+    for (i, a) in command.iter().enumerate() {
+        let t = ArgTemplate::parse(a).map_err(|e| format!("command[{i}]: {e}"))?;
+        if i == 0 && t.has_placeholders() {
+            return Err("command[0]: the program cannot hold a placeholder".into());
+        }
+        if a.contains('\0') {
+            return Err(format!("command[{i}]: contains a NUL character"));
+        }
+        argv.push(t);
+    }
+    let env_name = |key: &str, n: &str| -> Result<(), String> {
+        let ok = !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "{key}: {n:?} is not a variable name (A-Z a-z 0-9 _)"
+            ));
+        }
+        if EVENT_ENV.contains(&n) {
+            return Err(format!("{key}: {n} is set by the sink for every event"));
+        }
+        Ok(())
+    };
+    let pass_env = pass_env.unwrap_or_default();
+    for n in &pass_env {
+        env_name("pass_env", n)?;
+    }
+    let mut resolved = Vec::new();
+    for (k, reference) in env.unwrap_or_default() {
+        env_name("env", &k)?;
+        if pass_env.contains(&k) {
+            return Err(format!("env.{k}: also in pass_env; choose one"));
+        }
+        let outside = reference.starts_with("env:") || reference.starts_with("file:");
+        let value = if !look && outside {
+            b"(unresolved)".to_vec()
+        } else {
+            let v = resolve_secret(&reference)
+                .map_err(|e| format!("env.{k} {}: {e}", describe_reference(&reference)))?;
+            v.expose().to_vec()
+        };
+        if value.contains(&0) {
+            return Err(format!(
+                "env.{k} {}: contains a NUL byte",
+                describe_reference(&reference)
+            ));
+        }
+        resolved.push((k, EnvValue(std::ffi::OsString::from_vec(value))));
+    }
+    if let Some(d) = &working_dir {
+        if look && !d.is_dir() {
+            return Err(format!("working_dir: {} is not a directory", d.display()));
+        }
+    }
+    let timeout_secs = timeout_secs.unwrap_or(defaults::EXEC_TIMEOUT_SECS);
+    if timeout_secs == 0 {
+        return Err("timeout_secs: must be at least 1".into());
+    }
+    let program = if look {
+        let path = ExecConfig::child_path(&resolved, &pass_env);
+        resolve_program(argv0, working_dir.as_deref(), path.as_deref())
+            .map_err(|e| format!("command[0]: {e}"))?
+    } else {
+        let has_path =
+            resolved.iter().any(|(k, _)| k == "PATH") || pass_env.iter().any(|k| k == "PATH");
+        if !argv0.contains('/') && !has_path {
+            return Err(format!(
+                "command[0]: {}",
+                crate::forward::exec::ExecConfigError::BareWithoutPath(argv0.clone())
+            ));
+        }
+        PathBuf::from(argv0)
+    };
+    Ok(ExecConfig {
+        name: name.to_owned(),
+        program,
+        argv,
+        env: resolved,
+        pass_env,
+        working_dir,
+        timeout: Duration::from_secs(timeout_secs),
+    })
 }
 
 #[cfg(test)]
@@ -360,12 +559,48 @@ mod tests {
             Some(defaults::SINK_REQUIRED_TIMEOUT_SECS as i64)
         );
         assert_eq!(
-            nats["max_in_flight"].as_integer(),
+            nats["concurrency"].as_integer(),
             Some(defaults::SINK_MAX_IN_FLIGHT as i64)
         );
         assert_eq!(
             nats["max_batch"].as_integer(),
             Some(DEFAULT_MAX_BATCH as i64)
+        );
+        assert_eq!(
+            redis["max_in_flight"].as_integer(),
+            Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
+        assert_eq!(
+            nats["retry_initial_secs"].as_integer(),
+            Some(DEFAULT_RETRY_INITIAL_SECS as i64)
+        );
+        assert_eq!(
+            nats["retry_max_secs"].as_integer(),
+            Some(DEFAULT_RETRY_MAX_SECS as i64)
+        );
+        let exec = &sinks[2];
+        assert_eq!(exec["kind"].as_str(), Some("exec"));
+        assert_eq!(
+            exec["timeout_secs"].as_integer(),
+            Some(defaults::EXEC_TIMEOUT_SECS as i64)
+        );
+        assert_eq!(
+            exec["max_attempts"].as_integer(),
+            Some(defaults::EXEC_MAX_ATTEMPTS as i64)
+        );
+        assert_eq!(
+            exec["concurrency"].as_integer(),
+            Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
+        assert_eq!(
+            (
+                exec["retry_initial_secs"].as_integer(),
+                exec["retry_max_secs"].as_integer()
+            ),
+            (
+                Some(DEFAULT_RETRY_INITIAL_SECS as i64),
+                Some(DEFAULT_RETRY_MAX_SECS as i64)
+            )
         );
         assert_eq!(redis["stream"].as_str(), Some(defaults::REDIS_STREAM));
         assert_eq!(redis["maxlen"].as_integer(), Some(DEFAULT_MAXLEN as i64));
@@ -464,6 +699,153 @@ mod tests {
         let e = Config::from_toml(&text, "t").unwrap_err().to_string();
         assert!(
             e.contains("spool.segment_bytes") && e.contains("max_body_bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_exec_sink_resolves_with_its_defaults_and_hides_env_values() {
+        std::env::set_var("SINK_TEST_EXEC_TOKEN", "exec-token-from-env-77");
+        let c = load(
+            "[[sinks]]\nname = \"deploy\"\nkind = \"exec\"\ncommand = [\"sh\", \"-c\", \"x {event}\"]\npass_env = [\"PATH\"]\nenv = { TOKEN = \"env:SINK_TEST_EXEC_TOKEN\" }\n",
+        )
+        .unwrap();
+        let s = &c.sinks[0];
+        let crate::forward::SinkKind::Exec(e) = &s.kind else {
+            panic!("exec")
+        };
+        assert!(
+            e.program.is_absolute() && e.program.ends_with("sh"),
+            "{:?}",
+            e.program
+        );
+        assert_eq!(e.timeout, Duration::from_secs(defaults::EXEC_TIMEOUT_SECS));
+        assert_eq!(e.env[0].1 .0, "exec-token-from-env-77");
+        assert_eq!(s.runner.max_attempts, Some(defaults::EXEC_MAX_ATTEMPTS));
+        assert_eq!(s.runner.max_in_flight, defaults::SINK_MAX_IN_FLIGHT);
+        assert_eq!(
+            s.runner.retry_initial,
+            Duration::from_secs(DEFAULT_RETRY_INITIAL_SECS)
+        );
+        assert!(!format!("{c:?}").contains("exec-token-from-env-77"));
+        assert!(!crate::forward::service::describe(s).contains("exec-token-from-env-77"));
+
+        let c = load("[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://h:4222\"\nconcurrency = 4\nmax_attempts = 9\nretry_max_secs = 5\n").unwrap();
+        let r = &c.sinks[0].runner;
+        assert_eq!((r.max_in_flight, r.max_attempts), (4, Some(9)));
+        assert_eq!(r.retry_max, Duration::from_secs(5));
+        let c =
+            load("[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://h:4222\"\n").unwrap();
+        assert_eq!(
+            c.sinks[0].runner.max_attempts, None,
+            "a broker never gives up"
+        );
+    }
+
+    #[test]
+    fn exec_and_runner_keys_are_refused_where_they_do_not_apply() {
+        let exec = "[[sinks]]\nname = \"run\"\nkind = \"exec\"\n";
+        let cmd = "command = [\"/bin/true\"]\n";
+        let nats = "[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\n";
+        for (text, needle) in [
+            (exec.to_owned(), "command: required"),
+            (format!("{exec}command = []\n"), "command: required"),
+            (
+                format!("{exec}{cmd}url = \"nats://h\"\n"),
+                "url: only applies to kind = \"nats\" or kind = \"redis\"",
+            ),
+            (
+                format!("{exec}{cmd}stream = \"s\"\n"),
+                "stream: only applies",
+            ),
+            (
+                format!("{nats}command = [\"/bin/true\"]\n"),
+                "command: only applies to kind = \"exec\"",
+            ),
+            (
+                format!("{nats}timeout_secs = 5\n"),
+                "timeout_secs: only applies",
+            ),
+            (
+                format!("{nats}env = {{ A = \"b\" }}\n"),
+                "env: only applies",
+            ),
+            (
+                "[[sinks]]\nname = \"c\"\nkind = \"redis\"\n".to_owned(),
+                "url: required for kind = \"redis\"",
+            ),
+            (
+                format!("{exec}{cmd}concurrency = 2\nmax_in_flight = 2\n"),
+                "set one",
+            ),
+            (
+                format!("{exec}{cmd}concurrency = 0\n"),
+                "concurrency: must be 1 to 1024",
+            ),
+            (
+                format!("{exec}{cmd}max_attempts = 0\n"),
+                "max_attempts: must be at least 1",
+            ),
+            (
+                format!("{exec}{cmd}retry_initial_secs = 0\n"),
+                "retry_initial_secs",
+            ),
+            (
+                format!("{exec}{cmd}retry_initial_secs = 10\nretry_max_secs = 5\n"),
+                "retry_max_secs (5)",
+            ),
+            (
+                format!("{exec}{cmd}timeout_secs = 0\n"),
+                "timeout_secs: must be at least 1",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ \"A-B\" = \"x\" }}\n"),
+                "not a variable name",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ WEBHOOK_EVENT = \"x\" }}\n"),
+                "set by the sink",
+            ),
+            (
+                format!("{exec}{cmd}pass_env = [\"WEBHOOK_HOOK\"]\n"),
+                "set by the sink",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ PATH = \"/bin\" }}\npass_env = [\"PATH\"]\n"),
+                "also in pass_env",
+            ),
+            (
+                format!("{exec}{cmd}env = {{ T = \"env:SINK_TEST_UNSET_EXEC\" }}\n"),
+                "env.T env:SINK_TEST_UNSET_EXEC",
+            ),
+            (
+                format!("{exec}command = [\"/bin/{{provider}}\"]\n"),
+                "program cannot hold a placeholder",
+            ),
+            (
+                format!("{exec}command = [\"/bin/true\", \"{{evnt}}\"]\n"),
+                "command[1]: {evnt} is not a placeholder",
+            ),
+            (format!("{exec}command = [\"true\"]\n"), "give a full path"),
+            (
+                format!("{exec}{cmd}working_dir = \"/nonexistent-dir-x\"\n"),
+                "working_dir: /nonexistent-dir-x is not a directory",
+            ),
+        ] {
+            let e = load(&text).unwrap_err();
+            assert!(e.contains("sinks[0]") && e.contains(needle), "{text}: {e}");
+        }
+        // A bare name with PATH given through env resolves along that PATH, not ours.
+        let ok = format!(
+            "{exec}command = [\"true\"]\nenv = {{ PATH = \"/nonexistent:/bin:/usr/bin\" }}\n"
+        );
+        load(&ok).unwrap();
+        let e = load(&format!(
+            "{exec}command = [\"true\"]\nenv = {{ PATH = \"/nonexistent\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("not found in the command's PATH (/nonexistent)"),
             "{e}"
         );
     }

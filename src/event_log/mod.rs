@@ -23,6 +23,7 @@ use crate::forward::{Event, Spool};
 use crate::metrics::Metrics;
 
 mod file;
+pub mod read;
 pub mod record;
 mod spooled;
 

@@ -37,6 +37,8 @@ pub struct EventRecord<'a> {
     /// `model` fields instead, so this is not written for it.
     pub event: Option<&'a str>,
     pub client: Client,
+    /// The request's `Content-Type`, as sent: JSON lines only, so a replayed event keeps it.
+    pub content_type: Option<&'a str>,
     pub payload: Payload<'a>,
 }
 
@@ -116,6 +118,7 @@ impl EventRecord<'_> {
         json_field(out, "provider", Some(self.provider));
         json_field(out, "delivery_id", self.delivery_id);
         json_field(out, "client", Some(&self.client.to_string()));
+        json_field(out, "content_type", self.content_type);
         if !matches!(self.payload, Payload::Netbox(..)) {
             json_field(out, "event", self.event);
         }
@@ -428,6 +431,7 @@ mod tests {
             url in hostile_string(),
             hook in hostile_string(),
             delivery_id in hostile_string(),
+            content_type in hostile_string(),
             ascii in any::<bool>(),
             pretty in any::<bool>(),
             raw in prop::collection::vec(any::<u8>(), 0..40),
@@ -455,6 +459,7 @@ mod tests {
                 delivery_id: Some(&delivery_id),
                 event: Some(&event),
                 client: Client::Known(std::net::IpAddr::from([192, 0, 2, 1])),
+                content_type: Some(&content_type),
                 payload,
             };
 
@@ -465,6 +470,7 @@ mod tests {
             prop_assert_eq!(&line["hook"], &hook);
             prop_assert_eq!(&line["event_id"], &event_id.to_string());
             prop_assert_eq!(&line["delivery_id"], &delivery_id);
+            prop_assert_eq!(&line["content_type"], &content_type);
             prop_assert_eq!(&line["event"], &event);
             prop_assert_eq!(&line["model"], &model);
             prop_assert_eq!(&line["username"], &username);
@@ -478,6 +484,7 @@ mod tests {
             prop_assert_eq!(field("hook"), Some(hook.clone()));
             prop_assert_eq!(field("event_id"), Some(event_id.to_string()));
             prop_assert_eq!(field("delivery_id"), Some(delivery_id.clone()));
+            prop_assert_eq!(field("content_type"), None, "the text line keeps its fields");
             prop_assert_eq!(field("event"), Some(event.clone()));
             prop_assert_eq!(field("model"), Some(model.clone()));
             prop_assert_eq!(field("username"), Some(username.clone()));

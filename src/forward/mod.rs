@@ -36,7 +36,9 @@
 //! `join` every runner (each waits at most its `shutdown_timeout`), then stop the writer.
 
 pub mod event;
+pub mod exec;
 pub mod filter;
+pub mod lines;
 pub mod nats;
 pub mod redact;
 pub mod redis;

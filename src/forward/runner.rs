@@ -56,6 +56,11 @@ pub const DEFAULT_MAX_BATCH: usize = 128;
 /// waits in `ready` and one pipeline's size whatever `max_body_bytes` allows.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
+/// A sink's first retry delay (`retry_initial_secs`); doubles, with jitter, up to the next.
+pub const DEFAULT_RETRY_INITIAL_SECS: u64 = 1;
+/// `retry_max_secs`: a minute between tries bounds how long a recovered destination waits for us.
+pub const DEFAULT_RETRY_MAX_SECS: u64 = 60;
+
 /// How one sink is driven. Built by the config from the sink's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
@@ -91,8 +96,8 @@ impl Default for RunnerConfig {
         RunnerConfig {
             max_in_flight: 1,
             max_batch: DEFAULT_MAX_BATCH,
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(60),
+            retry_initial: Duration::from_secs(DEFAULT_RETRY_INITIAL_SECS),
+            retry_max: Duration::from_secs(DEFAULT_RETRY_MAX_SECS),
             max_attempts: None,
             filter: EventFilter::default(),
             shutdown_timeout: Duration::from_secs(10),
@@ -323,35 +328,59 @@ struct Core<S> {
     dead_letters: PathBuf,
 }
 
-impl<S: Sink> Core<S> {
-    fn backoff(&self, max_attempts: Option<u32>) -> ExponentialBuilder {
-        let b = ExponentialBuilder::default()
-            .with_min_delay(self.config.retry_initial)
-            .with_max_delay(self.config.retry_max)
-            .with_factor(2.0)
-            .with_jitter();
-        match max_attempts {
-            Some(n) => b.with_max_times(n.max(1) as usize - 1),
-            None => b.without_max_times(),
-        }
+/// The runner's backoff: `retry_initial` doubling (with jitter) to `retry_max`, for at most
+/// `max_attempts` attempts in all (`None`: without end).
+fn backoff(config: &RunnerConfig, max_attempts: Option<u32>) -> ExponentialBuilder {
+    let b = ExponentialBuilder::default()
+        .with_min_delay(config.retry_initial)
+        .with_max_delay(config.retry_max)
+        .with_factor(2.0)
+        .with_jitter();
+    match max_attempts {
+        Some(n) => b.with_max_times(n.max(1) as usize - 1),
+        None => b.without_max_times(),
     }
+}
 
+/// Delivers one event with a sink's retry policy (backoff, the peer's `Retry-After`, at most
+/// `max_attempts`, only `Retry` errors retried); the last result and the attempts made. The one
+/// copy of that policy: the runner and `replay` both call it. `notify` hears of each retry and
+/// its delay before the wait.
+pub(crate) async fn deliver_with_retries<S: Sink>(
+    sink: &S,
+    event: &Event,
+    config: &RunnerConfig,
+    max_attempts: Option<u32>,
+    notify: impl Fn(&DeliveryError, Duration),
+) -> (Result<(), DeliveryError>, u32) {
+    let attempts = AtomicU32::new(0);
+    let result = {
+        let tries = &attempts;
+        (move || async move {
+            tries.fetch_add(1, Ordering::Relaxed);
+            sink.deliver(event).await
+        })
+        .retry(backoff(config, max_attempts))
+        .sleep(tokio::time::sleep)
+        .when(|e| matches!(e, DeliveryError::Retry { .. }))
+        .adjust(retry_after)
+        .notify(notify)
+        .await
+    };
+    (result, attempts.into_inner())
+}
+
+impl<S: Sink> Core<S> {
     /// Delivers one event, retrying as configured; dead-letters it when that is the end of it.
     async fn deliver(self: Arc<Self>, seq: u64, event: Event) -> (u64, Event, Outcome) {
-        let attempts = AtomicU32::new(0);
-        let result = {
-            let (sink, ev, tries) = (&self.sink, &event, &attempts);
-            (move || async move {
-                tries.fetch_add(1, Ordering::Relaxed);
-                sink.deliver(ev).await
-            })
-            .retry(self.backoff(self.config.max_attempts))
-            .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, DeliveryError::Retry { .. }))
-            .adjust(retry_after)
-            .notify(|e, delay| self.status.on_retry(&e.to_string(), delay))
-            .await
-        };
+        let (result, attempts) = deliver_with_retries(
+            &self.sink,
+            &event,
+            &self.config,
+            self.config.max_attempts,
+            |e, delay| self.status.on_retry(&e.to_string(), delay),
+        )
+        .await;
         let outcome = match result {
             Ok(()) => {
                 self.status.on_delivered(&event);
@@ -359,8 +388,7 @@ impl<S: Sink> Core<S> {
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
             Err(e) => {
-                self.dead_letter(&event, attempts.into_inner(), e.to_string())
-                    .await;
+                self.dead_letter(&event, attempts, e.to_string()).await;
                 Outcome::DeadLettered
             }
         };
@@ -410,8 +438,9 @@ impl<S: Sink> Core<S> {
                     outcomes.push(Outcome::DeadLettered);
                 }
                 DeliveryError::Retry { .. } => {
-                    let b = backoff
-                        .get_or_insert_with(|| self.backoff(self.config.max_attempts).build());
+                    let b = backoff.get_or_insert_with(|| {
+                        backoff(&self.config, self.config.max_attempts).build()
+                    });
                     match retry_after(&e, b.next()) {
                         Some(delay) => {
                             self.status.on_retry(&e.to_string(), delay);
@@ -450,7 +479,7 @@ impl<S: Sink> Core<S> {
             }
         };
         let written = write
-            .retry(self.backoff(None))
+            .retry(backoff(&self.config, None))
             .notify(|e, _| {
                 let msg = format!("cannot write dead letter: {e}");
                 tracing::error!(sink = %self.status.name(), error = %msg);

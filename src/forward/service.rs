@@ -3,12 +3,14 @@
 //! the metrics read [`Forwarding::sinks`]; only the app starts, reloads and stops it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
+use super::exec::{ExecConfig, ExecSink};
 use super::nats::{NatsConfig, NatsSink};
 use super::redis::{RedisConfig, RedisSink};
 use super::spool::{SpoolError, SpoolHandle};
@@ -20,6 +22,7 @@ use super::{DeliveryError, Event, Runner, RunnerConfig, Sink};
 pub enum SinkKind {
     Nats(NatsConfig),
     Redis(RedisConfig),
+    Exec(ExecConfig),
 }
 
 impl SinkKind {
@@ -27,6 +30,7 @@ impl SinkKind {
         match self {
             SinkKind::Nats(_) => "nats",
             SinkKind::Redis(_) => "redis",
+            SinkKind::Exec(_) => "exec",
         }
     }
 }
@@ -51,11 +55,13 @@ pub enum ForwardError {
     Build { name: String, message: String },
 }
 
-/// Either broker sink, so one runner type drives both; the `Arc` keeps a handle for `connected`.
+/// Any configured sink, so one runner type drives them all; the `Arc` keeps a handle for
+/// `connected`. Built only by [`build`], which `replay` uses too.
 #[derive(Clone)]
-enum AnySink {
+pub(crate) enum AnySink {
     Nats(Arc<NatsSink>),
     Redis(Arc<RedisSink>),
+    Exec(Arc<ExecSink>),
 }
 
 impl Sink for AnySink {
@@ -63,6 +69,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.name(),
             AnySink::Redis(s) => s.name(),
+            AnySink::Exec(s) => s.name(),
         }
     }
 
@@ -70,6 +77,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.deliver(event).await,
             AnySink::Redis(s) => s.deliver(event).await,
+            AnySink::Exec(s) => s.deliver(event).await,
         }
     }
 
@@ -77,6 +85,8 @@ impl Sink for AnySink {
         match self {
             AnySink::Nats(s) => s.deliver_batch(events).await,
             AnySink::Redis(s) => s.deliver_batch(events).await,
+            // The trait's default: one event per call, exactly as `deliver`.
+            AnySink::Exec(s) => s.deliver_batch(events).await,
         }
     }
 }
@@ -91,11 +101,13 @@ pub struct ActiveSink {
 }
 
 impl ActiveSink {
-    /// Whether the client holds a connection now (NATS), or the last call reached the server (Redis).
+    /// Whether the client holds a connection now (NATS), the last call reached the server (Redis),
+    /// or the last run could be started (exec).
     pub fn connected(&self) -> bool {
         match &self.sink {
             AnySink::Nats(s) => s.is_connected(),
             AnySink::Redis(s) => s.is_connected(),
+            AnySink::Exec(s) => s.is_startable(),
         }
     }
 }
@@ -209,20 +221,7 @@ async fn start_one(
     spec: &SinkSpec,
     shutdown: &CancellationToken,
 ) -> Result<Running, ForwardError> {
-    let build = |message: String| ForwardError::Build {
-        name: spec.name.clone(),
-        message,
-    };
-    let sink = match &spec.kind {
-        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
-            NatsSink::new(c.clone())
-                .await
-                .map_err(|e| build(e.to_string()))?,
-        )),
-        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
-            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
-        )),
-    };
+    let sink = build(spec, &super::exec::records_parent(spool.dir())).await?;
     let spool_err = |source| ForwardError::Spool {
         name: spec.name.clone(),
         source,
@@ -253,12 +252,46 @@ async fn start_one(
     })
 }
 
+/// The sink a spec describes: the one place a [`SinkKind`] becomes a sink, so the
+/// service and `replay` deliver through the same code for every kind. `exec_records`: where an
+/// exec sink records its running process groups (and kills what an earlier process left there):
+/// the service's and `replay`'s are apart, so a replay never kills the running service's commands.
+pub(crate) async fn build(spec: &SinkSpec, exec_records: &Path) -> Result<AnySink, ForwardError> {
+    let build = |message: String| ForwardError::Build {
+        name: spec.name.clone(),
+        message,
+    };
+    Ok(match &spec.kind {
+        SinkKind::Nats(c) => AnySink::Nats(Arc::new(
+            NatsSink::new(c.clone())
+                .await
+                .map_err(|e| build(e.to_string()))?,
+        )),
+        SinkKind::Redis(c) => AnySink::Redis(Arc::new(
+            RedisSink::new(c.clone()).map_err(|e| build(e.to_string()))?,
+        )),
+        // Kills what a previous process left running, before this sink delivers anything.
+        SinkKind::Exec(c) => {
+            let (c, dir) = (c.clone(), exec_records.to_path_buf());
+            let sink = tokio::task::spawn_blocking(move || ExecSink::new(c, &dir))
+                .await
+                .map_err(|e| build(e.to_string()))?
+                .map_err(|e| build(e.to_string()))?;
+            AnySink::Exec(Arc::new(sink))
+        }
+    })
+}
+
 /// For `check-config --connect`: reaches the sink's broker once (bounded by its connect timeout)
 /// and says what it found. Errors carry no credentials.
 pub async fn check(spec: &SinkSpec) -> Result<String, String> {
     match &spec.kind {
         SinkKind::Nats(c) => super::nats::check(c).await,
         SinkKind::Redis(c) => super::redis::check(c).await,
+        SinkKind::Exec(c) => Ok(format!(
+            "{} resolved at load; nothing to connect to",
+            c.program.display()
+        )),
     }
 }
 
@@ -282,6 +315,14 @@ pub fn describe(spec: &SinkSpec) -> String {
             super::redact::redact_url(&c.url),
             c.stream,
             c.maxlen
+        ),
+        SinkKind::Exec(c) => format!(
+            "{} concurrency={} max_attempts={}",
+            super::exec::describe(c),
+            spec.runner.max_in_flight,
+            spec.runner
+                .max_attempts
+                .map_or("unbounded".to_owned(), |n| n.to_string())
         ),
     };
     let required = match spec.required_timeout {

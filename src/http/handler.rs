@@ -137,6 +137,7 @@ pub async fn receive(
         delivery_id: delivery_id.as_deref(),
         event: event.as_deref(),
         client: req.client,
+        content_type: req.content_type.as_deref(),
         payload,
     }
     .write(state.log_format, &mut line);

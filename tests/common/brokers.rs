@@ -152,6 +152,14 @@ impl Nats {
         n
     }
 
+    /// Replaces the config file's contents (e.g. a larger `max_payload`); the next
+    /// [`restart`](Self::restart) reads it.
+    pub fn set_config(&mut self, conf: &str) {
+        let p = self.dir.path().join("nats.conf");
+        std::fs::write(&p, conf).expect("write nats.conf");
+        self.config = Some(p);
+    }
+
     fn spawn(&mut self) {
         let store = self.dir.path().join("js");
         let mut cmd = Command::new(binary_path("nats-server"));

@@ -22,6 +22,7 @@ const FLOORS: &[&[&str]] = &[
     &["http"],
     &["admin"],
     &["app"],
+    &["replay"],
     &["cli"],
 ];
 

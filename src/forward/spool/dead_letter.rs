@@ -5,11 +5,11 @@
 //! One letter is one line for every reader: serde_json already escapes C0 controls, and the
 //! formatter here also escapes C1 controls and U+2028/U+2029, which some JSON-lines readers and
 //! JavaScript treat as line breaks. Appends take an `flock` and check that the file they opened is
-//! still the one at the path, so a replay rewriting the file (under the same lock, then rename)
+//! still the one at the path, so a replay rewriting the file (under the same lock, then rename: [`rewrite`])
 //! never loses a letter the running service appends meanwhile.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -19,12 +19,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::frame::MAX_PAYLOAD;
 use super::segment::sync_dir;
+use crate::forward::lines::{Lines, MAX_LINE};
 use crate::forward::Event;
-
-/// Longest line read back: a body of [`MAX_PAYLOAD`] bytes that JSON escaping grows sixfold.
-const MAX_LINE: u64 = 6 * MAX_PAYLOAD as u64 + (64 << 10);
 
 pub(super) fn dir(spool_dir: &Path) -> PathBuf {
     spool_dir.join("dead-letter")
@@ -205,9 +202,7 @@ pub struct Entry {
 /// Reads a dead-letter file one line at a time (bounded memory beyond the longest line). A line
 /// that does not parse is an `Err` entry, not the end: the rest are still replayable.
 pub struct Reader {
-    input: BufReader<File>,
-    line: usize,
-    buf: Vec<u8>,
+    lines: Lines<BufReader<File>>,
 }
 
 impl Reader {
@@ -222,55 +217,30 @@ impl Reader {
 
     fn new(file: File) -> Reader {
         Reader {
-            input: BufReader::new(file),
-            line: 0,
-            buf: Vec::new(),
+            lines: Lines::new(BufReader::new(file)),
         }
+    }
+
+    /// Bytes read so far (for a progress bar over the file's size).
+    pub fn consumed(&self) -> u64 {
+        self.lines.consumed()
     }
 
     /// The next non-empty line's raw bytes and parsed letter; the raw bytes are `None` when the
     /// line was too long to hold (and was skipped).
     fn next_raw(&mut self) -> io::Result<Option<(Option<Vec<u8>>, Entry)>> {
-        loop {
-            self.buf.clear();
-            let n = (&mut self.input)
-                .take(MAX_LINE)
-                .read_until(b'\n', &mut self.buf)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.line += 1;
-            let too_long = self.buf.last() != Some(&b'\n') && n as u64 == MAX_LINE;
-            if too_long {
-                // Skip the rest of the overlong line.
-                let mut rest = Vec::new();
-                while !rest.ends_with(b"\n") {
-                    rest.clear();
-                    if (&mut self.input)
-                        .take(1 << 20)
-                        .read_until(b'\n', &mut rest)?
-                        == 0
-                    {
-                        break;
-                    }
-                }
-            }
-            let raw = std::mem::take(&mut self.buf);
-            let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let letter = if too_long {
-                Err(format!("line longer than {MAX_LINE} bytes"))
-            } else {
-                DeadLetter::from_line(text)
-            };
-            let entry = Entry {
-                line: self.line,
-                letter,
-            };
-            return Ok(Some(((!too_long).then_some(raw), entry)));
-        }
+        let Some(line) = self.lines.next_line()? else {
+            return Ok(None);
+        };
+        let letter = match line.text() {
+            None => Err(format!("line longer than {MAX_LINE} bytes")),
+            Some(text) => DeadLetter::from_line(text),
+        };
+        let entry = Entry {
+            line: line.number,
+            letter,
+        };
+        Ok(Some((line.bytes, entry)))
     }
 }
 
@@ -282,10 +252,21 @@ impl Iterator for Reader {
     }
 }
 
-/// Rewrites `path` atomically keeping the letters for which `keep` says true (and every line that
-/// does not parse, untouched), under the appenders' lock; returns how many were removed. Replay
-/// calls it once at the end with the set of letters it delivered.
-pub fn retain(path: &Path, mut keep: impl FnMut(&DeadLetter) -> bool) -> io::Result<usize> {
+/// What [`rewrite`] does with one letter.
+#[derive(Debug)]
+pub enum Fate {
+    Keep,
+    /// Delivered: the letter goes.
+    Drop,
+    /// Tried again and still refused: this letter (new attempts, error, time) takes its place.
+    Replace(Box<DeadLetter>),
+}
+
+/// Rewrites `path` atomically under the appenders' lock, deciding each letter's [`Fate`] (every
+/// line that does not parse is kept untouched); returns how many were dropped. Letters appended
+/// while a replay ran are in the file by the time the lock is held, so they are never lost: the
+/// caller's `fate` keeps what it did not try. Replay calls it once at the end.
+pub fn rewrite(path: &Path, mut fate: impl FnMut(&DeadLetter) -> Fate) -> io::Result<usize> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -297,24 +278,27 @@ pub fn retain(path: &Path, mut keep: impl FnMut(&DeadLetter) -> bool) -> io::Res
     let mut reader = Reader::new(file.try_clone()?);
     let mut removed = 0;
     while let Some((raw, entry)) = reader.next_raw()? {
-        let kept = match &entry.letter {
-            Ok(letter) => keep(letter),
-            Err(_) => true,
+        let fate = match &entry.letter {
+            Ok(letter) => fate(letter),
+            Err(_) => Fate::Keep,
         };
-        if kept {
-            let Some(raw) = raw else {
-                let _ = fs::remove_file(&tmp);
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("line {} is too long to keep; not rewriting", entry.line),
-                ));
-            };
-            out.write_all(&raw)?;
-            if !raw.ends_with(b"\n") {
-                out.write_all(b"\n")?;
+        match fate {
+            Fate::Drop => removed += 1,
+            Fate::Replace(letter) => out.write_all(&letter.to_line())?,
+            Fate::Keep => {
+                let Some(raw) = raw else {
+                    drop(out);
+                    let _ = fs::remove_file(&tmp);
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("line {} is too long to keep; not rewriting", entry.line),
+                    ));
+                };
+                out.write_all(&raw)?;
+                if !raw.ends_with(b"\n") {
+                    out.write_all(b"\n")?;
+                }
             }
-        } else {
-            removed += 1;
         }
     }
     let out = out.into_inner().map_err(|e| e.into_error())?;

@@ -77,7 +77,7 @@ fn appended_letters_read_back_in_order_and_a_bad_line_does_not_stop_the_rest() {
 }
 
 #[test]
-fn retain_drops_the_delivered_and_keeps_the_rest_and_unparsable_lines() {
+fn rewrite_drops_the_delivered_replaces_the_retried_and_keeps_the_rest_and_unparsable_lines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("bus.jsonl");
     for n in 1..=3 {
@@ -86,13 +86,65 @@ fn retain_drops_the_delivered_and_keeps_the_rest_and_unparsable_lines() {
     let mut f = OpenOptions::new().append(true).open(&p).expect("open");
     f.write_all(b"{broken\n").expect("write");
     let delivered = letter(2).event.id;
-    assert_eq!(retain(&p, |l| l.event.id != delivered).expect("retain"), 1);
+    let mut retried = letter(3);
+    retried.attempts = 8;
+    retried.error = "still no".into();
+    let fate = |l: &DeadLetter| match l.event.id {
+        id if id == delivered => Fate::Drop,
+        id if id == retried.event.id => Fate::Replace(Box::new(retried.clone())),
+        _ => Fate::Keep,
+    };
+    assert_eq!(rewrite(&p, fate).expect("rewrite"), 1);
     let text = fs::read_to_string(&p).expect("read");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2], "{broken");
     assert!(!text.contains(&delivered.to_string()));
+    assert_eq!(
+        DeadLetter::from_line(lines[0].as_bytes()).expect("kept"),
+        letter(1)
+    );
+    assert_eq!(
+        DeadLetter::from_line(lines[1].as_bytes()).expect("replaced"),
+        retried
+    );
     // An append after the rewrite lands in the new file, not the replaced one.
     append(&p, &letter(4)).expect("append");
     assert_eq!(fs::read_to_string(&p).expect("read").lines().count(), 4);
+}
+
+#[test]
+fn a_letter_appended_while_a_rewrite_holds_the_lock_lands_in_the_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("bus.jsonl");
+    for n in 1..=2 {
+        append(&p, &letter(n)).expect("append");
+    }
+    let mut appender = None;
+    let removed = rewrite(&p, |l| {
+        if appender.is_none() {
+            // The service dead-letters another event while the replay's rewrite holds the lock:
+            // it opens the old file (or, later, the renamed one) and waits for the lock.
+            let path = p.clone();
+            appender = Some(std::thread::spawn(move || append(&path, &letter(3))));
+        }
+        if l.event.id == letter(1).event.id {
+            Fate::Drop
+        } else {
+            Fate::Keep
+        }
+    })
+    .expect("rewrite");
+    assert_eq!(removed, 1);
+    appender
+        .expect("started")
+        .join()
+        .expect("joined")
+        .expect("appended");
+    let ids: Vec<_> = Reader::open(&p)
+        .expect("open")
+        .expect("exists")
+        .map(|e| e.expect("read").letter.expect("letter").event.id)
+        .collect();
+    assert_eq!(ids, [letter(2).event.id, letter(3).event.id]);
 }
