@@ -406,7 +406,7 @@ impl<S: Sink> Core<S> {
     ) -> Vec<(u64, Event, Outcome)> {
         let (seqs, events): (Vec<u64>, Vec<Event>) = batch.into_iter().unzip();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(events.len());
-        let mut backoff = None;
+        let mut delays = None;
         let mut attempts = 0u32;
         while outcomes.is_empty() && !events.is_empty() {
             let results = self.sink.deliver_batch(&events).await;
@@ -438,7 +438,7 @@ impl<S: Sink> Core<S> {
                     outcomes.push(Outcome::DeadLettered);
                 }
                 DeliveryError::Retry { .. } => {
-                    let b = backoff.get_or_insert_with(|| {
+                    let b = delays.get_or_insert_with(|| {
                         backoff(&self.config, self.config.max_attempts).build()
                     });
                     match retry_after(&e, b.next()) {
