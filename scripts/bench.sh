@@ -18,8 +18,9 @@
 # Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), BENCH_LIVE_PAGE (1: an SSE
 # client reads the admin stream during the recording runs; 0: none), TMPDIR (where the logs go:
 # put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
-# runs only the recording and forwarding modes), BENCH_IN_FLIGHT (the sinks' max_in_flight in the
-# forwarding mode).
+# runs only the recording and forwarding modes), BENCH_RECORDING (0 skips the recording mode),
+# BENCH_IN_FLIGHT, BENCH_MAX_BATCH and BENCH_FWD_DURATION (the sinks' max_in_flight and max_batch,
+# and the burst, in the forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -251,6 +252,9 @@ for mode in $PAIRS; do
 done
 
 # --- recording: the same server with and without the admin listener, alternately ---------------
+# BENCH_RECORDING=0 skips it (to run only the forwarding mode, with BENCH_PAIRS="").
+RECORDING=${BENCH_RECORDING:-1}
+if [[ $RECORDING != 0 ]]; then
 log "mode recording (fsync = false; admin listener on with one live page open, vs off)"
 start_ours norec off
 OFF_PID=$PID OFF_URL=$URL
@@ -269,6 +273,7 @@ RSS[recording,off]=$(hwm_mb "$OFF_PID")
 RSS[recording,rec]=$(hwm_mb "$REC_PID")
 kill "$OFF_PID" "$REC_PID"
 wait "$OFF_PID" "$REC_PID" 2>/dev/null || true
+fi
 
 # --- report ------------------------------------------------------------------------------------
 if [[ -n $PAIRS ]]; then
@@ -300,19 +305,22 @@ for mode in $PAIRS; do
 done
 echo "(ratios of the means over the two runs; throughput > 1 and p99 < 1 favour ours)"
 fi
-awk -F'\t' '
+[[ $RECORDING != 0 ]] && awk -F'\t' '
     $1 == "recording" { rps[$2] += $4; p99[$2] += $6; n[$2]++ }
     END {
         printf "%-8s %22.2f %22.2f\n", "record", (rps["rec"] / n["rec"]) / (rps["off"] / n["off"]),
             (p99["rec"] / n["rec"]) / (p99["off"] / n["off"])
     }' "$RESULTS"
-echo "(record: recording on / off, means over three alternate runs each)"
+[[ $RECORDING != 0 ]] && echo "(record: recording on / off, means over three alternate runs each)"
 
 # --- forwarding: intake with a NATS and a Redis sink attached vs none ----------------------------
-# Both ours, fsync = true, driven alternately. After each run with sinks the script times how long
-# the sinks take to drain the burst (lag_events back to 0 in /healthz) and reports the events/s
-# delivered into each broker over the run plus the drain. Skipped when either broker is missing.
-# Knob: BENCH_IN_FLIGHT (the sinks' max_in_flight, default 1: in order).
+# Both ours, fsync = true, driven alternately for BENCH_FWD_DURATION (10 s: the issue's burst).
+# After each burst into the server with sinks: each sink's lag when wrk stopped, how long until its
+# lag_events is 0 (from /healthz), the events/s it delivered over burst + drain, and p50/p99 of
+# webhook_sink_confirm_seconds (arrival to broker confirmation; from the admin /metrics, this
+# run's bucket counts only). Skipped when either broker is missing.
+# Knobs: BENCH_IN_FLIGHT (the sinks' max_in_flight, default 1: in order), BENCH_MAX_BATCH (the
+# sinks' max_batch; unset: the default; 1: no batching), BENCH_FWD_DURATION.
 NATS_BIN=$(command -v nats-server || ls /usr/sbin/nats-server /usr/bin/nats-server 2>/dev/null | head -1 || true)
 REDIS_BIN=$(command -v redis-server || ls /usr/sbin/redis-server /usr/bin/redis-server 2>/dev/null | head -1 || true)
 if [[ -z ${NATS_BIN:-} || -z ${REDIS_BIN:-} ]]; then
@@ -322,78 +330,148 @@ if [[ -z ${NATS_BIN:-} || -z ${REDIS_BIN:-} ]]; then
 fi
 log "mode forward"
 IN_FLIGHT=${BENCH_IN_FLIGHT:-1}
+FWD_DURATION=${BENCH_FWD_DURATION:-10s}
+BATCH_LINE=""
+[[ -n ${BENCH_MAX_BATCH:-} ]] && BATCH_LINE="max_batch = $BENCH_MAX_BATCH"
 NATS_PORT=$(free_port)
 REDIS_PORT=$(free_port)
 mkdir -p "$WORK/js" "$WORK/redis"
 "$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/js" >"$WORK/nats.out" 2>&1 &
 PIDS+=("$!")
+NATS_PID=$!
 "$REDIS_BIN" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --appendonly yes \
     --appendfsync always --save "" >"$WORK/redis.out" 2>&1 &
 PIDS+=("$!")
+REDIS_PID=$!
 for ((i = 0; i < 300; i++)); do
     grep -q "Server is ready" "$WORK/nats.out" && grep -q "Ready to accept" "$WORK/redis.out" && break
     sleep 0.1
 done
 
-# start_fwd NAME SINKS_TOML: ours with fsync and the given sinks; sets PID, URL, HEALTH.
+# start_fwd NAME SINKS_TOML: ours with fsync and the given sinks, admin (for /metrics) on a free
+# port; sets PID, URL, HEALTH, METRICS.
 start_fwd() {
-    local name=$1 port
+    local name=$1 port admin
     port=$(free_port)
+    admin=$(free_port)
     {
-        # No admin listener: its default port would be taken by the second server.
-        printf 'listen = "127.0.0.1:%s"\n\n[admin]\nlisten = ""\n\n[log]\nfile = "%s"\nformat = "json"\n\n' "$port" "$WORK/fwd-$name.log"
+        printf 'listen = "127.0.0.1:%s"\n\n[admin]\nlisten = "127.0.0.1:%s"\n\n[log]\nfile = "%s"\nformat = "json"\n\n' "$port" "$admin" "$WORK/fwd-$name.log"
         printf '[[hooks]]\npath = "/webhook/"\nprovider = "netbox"\nsecrets = ["literal:%s"]\n%s\n' "$SECRET" "$2"
     } >"$WORK/fwd-$name.toml"
     RUST_LOG=warn "$OURS" --config "$WORK/fwd-$name.toml" >"$WORK/fwd-$name.out" 2>"$WORK/fwd-$name.err" &
     started "$port" "http://127.0.0.1:$port/healthz"
     HEALTH=http://127.0.0.1:$port/healthz
+    METRICS=http://127.0.0.1:$admin/metrics
 }
 
-SINKS_TOML=$(printf '[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "nats://127.0.0.1:%s"\nstream = "WEBHOOKS"\nmax_in_flight = %s\n\n[[sinks]]\nname = "cache"\nkind = "redis"\nurl = "redis://127.0.0.1:%s/0"\nmax_in_flight = %s\n' \
-    "$NATS_PORT" "$IN_FLIGHT" "$REDIS_PORT" "$IN_FLIGHT")
+SINKS_TOML=$(printf '[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "nats://127.0.0.1:%s"\nstream = "WEBHOOKS"\nmax_in_flight = %s\n%s\n\n[[sinks]]\nname = "cache"\nkind = "redis"\nurl = "redis://127.0.0.1:%s/0"\nmax_in_flight = %s\n%s\n' \
+    "$NATS_PORT" "$IN_FLIGHT" "$BATCH_LINE" "$REDIS_PORT" "$IN_FLIGHT" "$BATCH_LINE")
 start_fwd none ""
 NONE_URL=$URL
+NONE_PID=$PID
 start_fwd sinks "$SINKS_TOML"
-SINKS_URL=$URL SINKS_HEALTH=$HEALTH
+SINKS_URL=$URL SINKS_HEALTH=$HEALTH SINKS_METRICS=$METRICS SINKS_PID=$PID
 
-# delivered: the fewest events any sink has delivered so far.
-delivered() {
-    python3 -c 'import json,sys,urllib.request; h=json.load(urllib.request.urlopen(sys.argv[1])); print(min(s["delivered"] for s in h["sinks"]))' "$SINKS_HEALTH"
-}
-# lag_zero: seconds until every sink's lag_events is 0 ("timeout" after 120 s).
-lag_zero() {
-    python3 -c '
-import json, sys, time, urllib.request
-url, t0 = sys.argv[1], time.monotonic()
-while time.monotonic() - t0 < 120:
-    h = json.load(urllib.request.urlopen(url))
-    if all(s["lag_events"] == 0 for s in h["sinks"]):
-        print("%.2f" % (time.monotonic() - t0))
-        sys.exit(0)
-    time.sleep(0.05)
-print("timeout")' "$SINKS_HEALTH"
-}
+# probe.py snap OUT | after BEFORE T0: "snap" saves each sink's delivered count and confirm-time
+# buckets; "after" (run when wrk stopped) reads each sink's lag, polls until every lag_events is
+# 0 (120 s at most), and prints one line per sink: name lag_at_end drain_s delivered events_per_s
+# p50_ms p99_ms (quantiles interpolated in this run's bucket counts, as histogram_quantile does).
+cat >"$WORK/probe.py" <<'PY'
+import json, re, sys, time, urllib.request
+health, metrics = sys.argv[1], sys.argv[2]
+BUCKET = re.compile(r'^webhook_sink_confirm_seconds_bucket\{(.*)\} (\S+)')
+def sinks():
+    return {s["name"]: s for s in json.load(urllib.request.urlopen(health))["sinks"]}
+def buckets():
+    out = {}
+    for line in urllib.request.urlopen(metrics).read().decode().splitlines():
+        m = BUCKET.match(line)
+        if m:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            out.setdefault(labels["sink"], []).append((float(labels["le"]), float(m.group(2))))
+    return out
+def snap():
+    return {"delivered": {n: s["delivered"] for n, s in sinks().items()}, "buckets": buckets()}
+def quantile(q, bs):
+    total = bs[-1][1]
+    if total == 0:
+        return float("nan")
+    rank, lo, below = q * total, 0.0, 0.0
+    for le, cum in bs:
+        if cum >= rank:
+            if le == float("inf"):
+                return lo * 1000
+            return (lo + (le - lo) * (rank - below) / max(cum - below, 1e-9)) * 1000
+        lo, below = le, cum
+    return lo * 1000
+if sys.argv[3] == "snap":
+    json.dump(snap(), open(sys.argv[4], "w"))
+    sys.exit(0)
+before, t0 = json.load(open(sys.argv[4])), float(sys.argv[5])
+t_end = time.time()
+lag = {n: s["lag_events"] for n, s in sinks().items()}
+drained = {}
+while len(drained) < len(lag) and time.time() - t_end < 120:
+    for n, s in sinks().items():
+        if n not in drained and s["lag_events"] == 0:
+            drained[n] = time.time()
+    time.sleep(0.02)
+after = snap()
+for n in sorted(lag):
+    done = drained.get(n)
+    delivered = after["delivered"][n] - before["delivered"].get(n, 0)
+    span = (done or time.time()) - t0
+    prev = dict(before["buckets"].get(n, []))
+    bs = [(le, cum - prev.get(le, 0)) for le, cum in after["buckets"][n]]
+    print("%s %d %s %d %.0f %.2f %.2f" % (n, lag[n], "%.2f" % (done - t_end) if done else "timeout",
+          delivered, delivered / span, quantile(0.5, bs), quantile(0.99, bs)))
+PY
+probe() { python3 "$WORK/probe.py" "$SINKS_HEALTH" "$SINKS_METRICS" "$@"; }
+# cpu_s PID: user+system CPU seconds the process has used so far.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 
-FWD=$WORK/forward.tsv # run server rps p50 p99 drain_s events_per_s
+FWD=$WORK/forward.tsv # run server rps p50 p99
+SINK_RES=$WORK/forward-sinks.tsv # run sink lag_at_end drain_s delivered ev/s p50 p99
+CPU=$WORK/forward-cpu.tsv # run none_us_per_req sinks_us_per_req ours nats redis (CPU s over burst + drain)
 : >"$FWD"
+: >"$SINK_RES"
+: >"$CPU"
 for run in 1 2; do
-    drive forward none "$run" "$NONE_URL"
-    printf '%s\tnone\t%s\t%s\t%s\t-\t-\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
-    before=$(delivered)
+    n0=$(cpu_s "$NONE_PID")
+    DURATION=$FWD_DURATION drive forward none "$run" "$NONE_URL"
+    printf '%s\tnone\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
+    none_us=$(awk -v a="$n0" -v b="$(cpu_s "$NONE_PID")" -v n="$R_OK" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')
+    probe snap "$WORK/before.json"
+    c0=("$(cpu_s "$SINKS_PID")" "$(cpu_s "$NATS_PID")" "$(cpu_s "$REDIS_PID")")
     t0=$(date +%s.%N)
-    drive forward sinks "$run" "$SINKS_URL"
-    drained=$(lag_zero)
-    t2=$(date +%s.%N)
-    after=$(delivered)
-    rate=$(awk -v n=$((after - before)) -v a="$t0" -v c="$t2" 'BEGIN { printf "%.0f", n / (c - a) }')
-    printf '   forward sinks run %s: lag 0 %s s after wrk stopped; %d events into each broker at %s events/s\n' \
-        "$run" "$drained" $((after - before)) "$rate" >&2
-    printf '%s\tsinks\t%s\t%s\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" "$drained" "$rate" >>"$FWD"
+    DURATION=$FWD_DURATION drive forward sinks "$run" "$SINKS_URL"
+    sinks_ok=$R_OK
+    printf '%s\tsinks\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
+    while read -r name lag drain delivered rate p50 p99; do
+        printf '   forward sinks run %s, %s: lag %s when wrk stopped, 0 after %s s; %s events at %s events/s; arrival to confirmation p50 %s ms, p99 %s ms\n' \
+            "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" >&2
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" >>"$SINK_RES"
+    done < <(probe after "$WORK/before.json" "$t0")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$none_us" \
+        "$(awk -v a="${c0[0]}" -v b="$(cpu_s "$SINKS_PID")" -v n="$sinks_ok" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')" \
+        "$(awk -v a="${c0[0]}" -v b="$(cpu_s "$SINKS_PID")" 'BEGIN { printf "%.1f", b - a }')" \
+        "$(awk -v a="${c0[1]}" -v b="$(cpu_s "$NATS_PID")" 'BEGIN { printf "%.1f", b - a }')" \
+        "$(awk -v a="${c0[2]}" -v b="$(cpu_s "$REDIS_PID")" 'BEGIN { printf "%.1f", b - a }')" >>"$CPU"
 done
 echo
-echo "forwarding: webhook-listener fsync=true, no sink vs a NATS and a Redis sink (max_in_flight $IN_FLIGHT); wrk -t1 -c$CONNS -d$DURATION"
-printf '%-4s %-6s %10s %9s %9s %18s %16s\n' run sinks 'req/s' 'p50 ms' 'p99 ms' 'lag 0 after (s)' 'delivered ev/s'
-while IFS=$'\t' read -r run server rps p50 p99 drain rate; do
-    printf '%-4s %-6s %10s %9s %9s %18s %16s\n' "$run" "$server" "$rps" "$p50" "$p99" "$drain" "$rate"
+echo "forwarding: webhook-listener fsync=true, no sink vs a NATS and a Redis sink (max_in_flight $IN_FLIGHT${BENCH_MAX_BATCH:+, max_batch $BENCH_MAX_BATCH}); wrk -t1 -c$CONNS -d$FWD_DURATION"
+printf '%-4s %-6s %10s %9s %9s\n' run sinks 'req/s' 'p50 ms' 'p99 ms'
+while IFS=$'\t' read -r run server rps p50 p99; do
+    printf '%-4s %-6s %10s %9s %9s\n' "$run" "$server" "$rps" "$p50" "$p99"
 done <"$FWD"
 awk -F'\t' '{ rps[$2] += $3; n[$2]++ } END { printf "intake with sinks / without: %.2f (mean of %d runs each)\n", (rps["sinks"] / n["sinks"]) / (rps["none"] / n["none"]), n["none"] }' "$FWD"
+printf '%-4s %-6s %12s %12s %10s %12s %12s %12s\n' run sink 'lag at end' 'lag 0 after' delivered 'events/s' 'confirm p50' 'confirm p99'
+while IFS=$'\t' read -r run name lag drain delivered rate p50 p99; do
+    printf '%-4s %-6s %12s %11ss %10s %12s %10s ms %10s ms\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99"
+done <"$SINK_RES"
+echo "(lag 0 after: seconds after wrk stopped; events/s: over the burst and the drain; confirm: from arrival to the broker's ack)"
+while IFS=$'\t' read -r run none_us sinks_us ours nats redis; do
+    printf 'run %s CPU: webhook-listener %s us/request without sinks, %s with (burst + drain); CPU s over burst + drain: webhook-listener %s, nats-server %s, redis-server %s\n' \
+        "$run" "$none_us" "$sinks_us" "$ours" "$nats" "$redis"
+done <"$CPU"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"

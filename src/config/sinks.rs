@@ -14,6 +14,7 @@ use crate::forward::exec::{resolve_program, ArgTemplate, EnvValue, ExecConfig, E
 use crate::forward::http::HttpConfig;
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
 use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
+use crate::forward::runner::DEFAULT_MAX_BATCH;
 use crate::forward::runner::{DEFAULT_RETRY_INITIAL_SECS, DEFAULT_RETRY_MAX_SECS};
 use crate::forward::spool::validate_sink_name;
 use crate::forward::{EventFilter, RunnerConfig, SinkKind, SinkSpec, SpoolConfig};
@@ -85,6 +86,8 @@ pub struct RawSink {
     pub required: Option<bool>,
     pub required_timeout_secs: Option<u64>,
     pub max_in_flight: Option<usize>,
+    /// With `max_in_flight = 1`: events per delivery, in order.
+    pub max_batch: Option<usize>,
     /// The same setting as `max_in_flight`, under the name the command and relay sinks use.
     pub concurrency: Option<usize>,
     pub max_attempts: Option<u32>,
@@ -262,6 +265,15 @@ impl RawSink {
         if max_in_flight == 0 || max_in_flight > 1024 {
             return Err(err(format!("{in_flight_key}: must be 1 to 1024")));
         }
+        let max_batch = self.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
+        if max_batch == 0 || max_batch > 1024 {
+            return Err(err("max_batch: must be 1 to 1024".into()));
+        }
+        if self.max_batch.is_some() && max_in_flight > 1 {
+            return Err(err(format!(
+                "max_batch: only applies with {in_flight_key} = 1 (batches keep the order)"
+            )));
+        }
         let exec = self.kind == RawSinkKind::Exec;
         let http = self.kind == RawSinkKind::Http;
         let max_attempts = match self.max_attempts {
@@ -427,6 +439,7 @@ impl RawSink {
             kind,
             runner: RunnerConfig {
                 max_in_flight,
+                max_batch,
                 max_attempts,
                 max_age,
                 retry_initial: Duration::from_secs(retry_initial),
@@ -610,6 +623,10 @@ mod tests {
         assert_eq!(
             nats["concurrency"].as_integer(),
             Some(defaults::SINK_MAX_IN_FLIGHT as i64)
+        );
+        assert_eq!(
+            nats["max_batch"].as_integer(),
+            Some(DEFAULT_MAX_BATCH as i64)
         );
         assert_eq!(
             redis["max_in_flight"].as_integer(),
@@ -827,6 +844,11 @@ mod tests {
                 "password",
             ),
             ("required_timeout_secs = 3\n", "required_timeout_secs"),
+            ("max_batch = 0\n", "max_batch"),
+            (
+                "max_in_flight = 4\nmax_batch = 8\n",
+                "max_batch: only applies",
+            ),
         ] {
             let e = load(&format!("{nats}{extra}")).unwrap_err();
             assert!(

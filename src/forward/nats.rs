@@ -8,6 +8,15 @@
 //!
 //! The client connects in the background and reconnects by itself without limit; every call here
 //! is bounded by `publish_timeout`, so a broker that is away costs a `Retry`, never a hang.
+//!
+//! A batch is published in order over the one connection without waiting for each PubAck, then
+//! the acks are awaited in order: one round trip for the batch. Each event still lands once (the
+//! runner re-sends from the first failure on and the server de-duplicates on `Nats-Msg-Id`), but
+//! order can break in two cases: the server refuses one message with an error that may pass (no
+//! stream leader for a moment, a resource limit) yet stores those after it, so the refused one
+//! lands after them; or the connection drops mid-batch and the client, once reconnected, first
+//! sends the publishes it still had queued, ahead of our re-send of those lost with the
+//! connection. `max_batch = 1` keeps the order in both.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -417,6 +426,46 @@ pub fn headers(event: &Event) -> HeaderMap {
 impl Sink for NatsSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    async fn deliver_batch(&self, events: &[Event]) -> Vec<Result<(), DeliveryError>> {
+        if self.stream.is_some() && !self.stream_ready.load(Ordering::Acquire) {
+            if let Err(e) = self.ensure_stream().await {
+                return vec![Err(e)];
+            }
+        }
+        let mut results = Vec::with_capacity(events.len());
+        let mut acks = Vec::with_capacity(events.len());
+        // Every publish goes out before any ack is awaited; a refused send ends the batch there.
+        let mut refused = None;
+        for event in events {
+            let subject = self.subject_for(event);
+            let sent = self
+                .js
+                .publish_with_headers(subject.clone(), headers(event), event.body.clone())
+                .await;
+            match sent {
+                Ok(ack) => acks.push((ack, subject)),
+                Err(e) => {
+                    refused = Some(self.classify(e, &subject).await);
+                    break;
+                }
+            }
+        }
+        for (ack, subject) in acks {
+            // Each ack is bounded by the context's timeout (publish_timeout).
+            match ack.await {
+                Ok(_) => results.push(Ok(())),
+                Err(e) => {
+                    results.push(Err(self.classify(e, &subject).await));
+                    return results;
+                }
+            }
+        }
+        if let Some(e) = refused {
+            results.push(Err(e));
+        }
+        results
     }
 
     async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {

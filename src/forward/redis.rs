@@ -7,7 +7,14 @@
 //! key, so its first `{...}` is the same tag and both land in one slot, which a script needs.
 //!
 //! The `ConnectionManager` reconnects by itself; every call is bounded by `call_timeout`.
+//!
+//! A batch is one script call that adds each event in turn, the same step as for one event, and
+//! stops at the first refusal: one round trip, and with `appendfsync always` one fsync for the
+//! batch. (A pipeline of one call per event syncs about every 16 KiB, once per read of the
+//! connection: ~3,000 events/s here.) It keeps the order: the runner re-sends from the refused
+//! event on, and the ones before it are de-duplicated.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -35,6 +42,25 @@ end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 return id
+";
+
+/// The batch form of [`DELIVER_LUA`]: KEYS[1] stream, KEYS[2..] one dedupe key per event; ARGV[1]
+/// maxlen, ARGV[2] window (s), then per event its field count and fields. Returns `{done}` or, at
+/// the first XADD refused, `{done, error}`: the events before it are in (or were already).
+const DELIVER_BATCH_LUA: &str = r"
+local a = 3
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[a])
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, a + 1, a + n))
+    if type(id) == 'table' and id.err then
+      return {i - 2, id.err}
+    end
+    redis.call('SET', KEYS[i], '1', 'EX', ARGV[2])
+  end
+  a = a + 1 + n
+end
+return {#KEYS - 1}
 ";
 
 /// One `kind = "redis"` sink, with resolved values.
@@ -147,6 +173,7 @@ pub struct RedisSink {
     name: String,
     manager: ConnectionManager,
     script: Script,
+    batch_script: Script,
     stream: String,
     maxlen: u64,
     window_secs: u64,
@@ -180,6 +207,7 @@ impl RedisSink {
             name: config.name,
             manager,
             script: Script::new(DELIVER_LUA),
+            batch_script: Script::new(DELIVER_BATCH_LUA),
             stream: config.stream,
             maxlen: config.maxlen,
             window_secs: config.dedupe_window.as_secs().max(1),
@@ -241,38 +269,113 @@ impl RedisSink {
     }
 }
 
+impl RedisSink {
+    /// The script call that adds `event` once.
+    fn invocation(&self, event: &Event) -> redis::ScriptInvocation<'_> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(&self.stream)
+            .key(dedupe_key(&self.stream, &event.dedupe_key()))
+            .arg(self.maxlen)
+            .arg(self.window_secs);
+        for f in &fields(event) {
+            inv.arg(f.as_ref());
+        }
+        inv
+    }
+
+    /// What an XADD refused inside the batch script means (the script hands back its error text).
+    fn classify_reply(&self, error: &str) -> DeliveryError {
+        let refs: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        let text = scrub(error, &refs);
+        if text.starts_with("WRONGTYPE") {
+            DeliveryError::Permanent(text)
+        } else {
+            DeliveryError::retry(text)
+        }
+    }
+}
+
+/// An event's stream entry, as field/value pairs in order.
+fn fields<'a>(event: &'a Event) -> Vec<Cow<'a, [u8]>> {
+    let mut f: Vec<Cow<'a, [u8]>> = Vec::with_capacity(16);
+    let mut put = |name: &'static str, value: Cow<'a, [u8]>| {
+        f.push(Cow::Borrowed(name.as_bytes()));
+        f.push(value);
+    };
+    put("event_id", Cow::Owned(event.id.to_string().into_bytes()));
+    put("hook", Cow::Borrowed(event.hook.as_bytes()));
+    put("provider", Cow::Borrowed(event.provider.as_bytes()));
+    if let Some(e) = &event.event_type {
+        put("event", Cow::Borrowed(e.as_bytes()));
+    }
+    if let Some(d) = &event.delivery_id {
+        put("delivery_id", Cow::Borrowed(d.as_bytes()));
+    }
+    let at = event
+        .received_at
+        .to_rfc3339_opts(SecondsFormat::Micros, true);
+    put("received_at", Cow::Owned(at.into_bytes()));
+    if let Some(ct) = &event.content_type {
+        put("content_type", Cow::Borrowed(ct.as_bytes()));
+    }
+    put("body", Cow::Borrowed(event.body.as_ref()));
+    f
+}
+
 impl Sink for RedisSink {
     fn name(&self) -> &str {
         &self.name
     }
 
+    async fn deliver_batch(&self, events: &[Event]) -> Vec<Result<(), DeliveryError>> {
+        let mut inv = self.batch_script.prepare_invoke();
+        inv.key(&self.stream).arg(self.maxlen).arg(self.window_secs);
+        for event in events {
+            inv.key(dedupe_key(&self.stream, &event.dedupe_key()));
+            let fields = fields(event);
+            inv.arg(fields.len());
+            for f in &fields {
+                inv.arg(f.as_ref());
+            }
+        }
+        let mut conn = self.manager.clone();
+        let call = inv.invoke_async::<Vec<redis::Value>>(&mut conn);
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(Ok(reply)) => {
+                self.set_connected(true);
+                let done = match reply.first() {
+                    Some(redis::Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
+                    _ => 0,
+                };
+                let mut results: Vec<Result<(), DeliveryError>> =
+                    (0..done.min(events.len())).map(|_| Ok(())).collect();
+                match reply.get(1) {
+                    Some(redis::Value::BulkString(b)) => {
+                        results.push(Err(self.classify_reply(&String::from_utf8_lossy(b))))
+                    }
+                    Some(redis::Value::SimpleString(t)) => {
+                        results.push(Err(self.classify_reply(t)))
+                    }
+                    Some(other) => results.push(Err(DeliveryError::retry(format!(
+                        "unexpected script reply {other:?}"
+                    )))),
+                    None => {}
+                }
+                results
+            }
+            Ok(Err(e)) => vec![Err(self.classify(&e))],
+            Err(_) => {
+                self.set_connected(false);
+                vec![Err(DeliveryError::retry(format!(
+                    "no answer within {:?}",
+                    self.call_timeout
+                )))]
+            }
+        }
+    }
+
     async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {
-        let mut inv = self.script.prepare_invoke();
-        inv.key(&self.stream)
-            .key(dedupe_key(&self.stream, &event.dedupe_key()))
-            .arg(self.maxlen)
-            .arg(self.window_secs)
-            .arg("event_id")
-            .arg(event.id.to_string())
-            .arg("hook")
-            .arg(&event.hook)
-            .arg("provider")
-            .arg(&event.provider);
-        if let Some(e) = &event.event_type {
-            inv.arg("event").arg(e);
-        }
-        if let Some(d) = &event.delivery_id {
-            inv.arg("delivery_id").arg(d);
-        }
-        inv.arg("received_at").arg(
-            event
-                .received_at
-                .to_rfc3339_opts(SecondsFormat::Micros, true),
-        );
-        if let Some(ct) = &event.content_type {
-            inv.arg("content_type").arg(ct);
-        }
-        inv.arg("body").arg(event.body.as_ref());
+        let inv = self.invocation(event);
         let mut conn = self.manager.clone();
         let call = inv.invoke_async::<Option<String>>(&mut conn);
         match tokio::time::timeout(self.call_timeout, call).await {

@@ -8,6 +8,13 @@
 //! coalesced (a checkpoint is two fsyncs; one per event would cap a fast broker at a few hundred
 //! events a second). A crash between a confirmation and its checkpoint re-sends a few events, which
 //! the brokers' de-duplication (`Event::dedupe_key`) collapses: at least once, never lost.
+//!
+//! Batches (`max_in_flight = 1`): while one batch is with the sink, the next events collect in
+//! `ready`; when it comes back, up to `max_batch` of them (and about [`MAX_BATCH_BYTES`]) go out
+//! together through [`Sink::deliver_batch`], in order. Under load a batch costs one broker round
+//! trip (and one Redis fsync) for many events; when idle a batch is the one event that arrived, so
+//! latency stays one round trip. A batch's delivery ends at its first progress: what the sink
+//! confirmed is finished at once, the rest goes back to the front of `ready`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,9 +22,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use chrono::Utc;
-use futures_util::future::OptionFuture;
+use futures_util::future::{Either, FutureExt, OptionFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -37,6 +44,17 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How long the reader thread waits before trying again after a read error that is not damage
 /// (e.g. out of file descriptors).
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// A checkpoint write (two fsyncs) starts at most this often. Written back to back, two busy
+/// sinks kept the disk syncing hundreds of times a second beside the event log's group commit
+/// (perf: `checkpoint::write` fsyncs under load); a crash re-sends at most this much of deliveries,
+/// which the brokers' de-duplication collapses.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// Events per batch when the sink's `max_batch` is not set. Measured with `scripts/bench.sh`
+/// (README, "Forwarding"): past this the brokers' round trips are no longer what limits a sink.
+pub const DEFAULT_MAX_BATCH: usize = 128;
+/// A batch stops growing past this many body bytes (it always takes one event): it bounds what
+/// waits in `ready` and one pipeline's size whatever `max_body_bytes` allows.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// A sink's first retry delay (`retry_initial_secs`); doubles, with jitter, up to the next.
 pub const DEFAULT_RETRY_INITIAL_SECS: u64 = 1;
@@ -48,6 +66,8 @@ pub const DEFAULT_RETRY_MAX_SECS: u64 = 60;
 pub struct RunnerConfig {
     /// Deliveries at once. 1 keeps the spool's order; more pipelines them (order then not kept).
     pub max_in_flight: usize,
+    /// With `max_in_flight = 1`: events handed to the sink at once, in order. 1 sends each alone.
+    pub max_batch: usize,
     /// First retry delay; doubles (with jitter) up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -62,11 +82,23 @@ pub struct RunnerConfig {
     pub shutdown_timeout: Duration,
 }
 
+impl RunnerConfig {
+    /// Events per delivery: `max_batch` when in order (`max_in_flight = 1`), else 1.
+    fn batch(&self) -> usize {
+        if self.max_in_flight <= 1 {
+            self.max_batch.max(1)
+        } else {
+            1
+        }
+    }
+}
+
 impl Default for RunnerConfig {
     /// A broker's defaults: in order, never give up, 1 s doubling to 60 s.
     fn default() -> Self {
         RunnerConfig {
             max_in_flight: 1,
+            max_batch: DEFAULT_MAX_BATCH,
             retry_initial: Duration::from_secs(DEFAULT_RETRY_INITIAL_SECS),
             retry_max: Duration::from_secs(DEFAULT_RETRY_MAX_SECS),
             max_attempts: None,
@@ -102,13 +134,23 @@ impl Runner {
         let reader = spool.reader(from)?;
         let status = Arc::new(SinkStatus::new(sink.name(), spool.durable(), from - 1));
         let stop = shutdown.child_token();
-        let (tx, rx) = mpsc::channel((2 * config.max_in_flight).clamp(8, 256));
+        let batch = config.batch();
+        // Batching: two lists read ahead, bounded by bytes; else one event per message.
+        let depth = if batch > 1 {
+            2
+        } else {
+            (2 * config.max_in_flight).clamp(8, 256)
+        };
+        let (tx, rx) = mpsc::channel(depth);
         let feed = Feed {
             reader,
             from,
             spool: spool.clone(),
             filter: config.filter.clone(),
             tx,
+            batch,
+            pending: Vec::new(),
+            pending_bytes: 0,
             stop: stop.clone(),
             rt,
         };
@@ -173,7 +215,12 @@ struct Feed {
     /// Keeps the durable watch's sender alive for as long as the thread waits on it.
     spool: SpoolHandle,
     filter: EventFilter,
-    tx: mpsc::Sender<Item>,
+    /// Items go over in lists of up to `batch` (and about [`MAX_BATCH_BYTES`]): one channel hand-off
+    /// per batch, not per event, and the runner sees at once what is readable.
+    tx: mpsc::Sender<Vec<Item>>,
+    batch: usize,
+    pending: Vec<Item>,
+    pending_bytes: usize,
     stop: CancellationToken,
     rt: tokio::runtime::Handle,
 }
@@ -196,16 +243,18 @@ impl Feed {
             let sent = match self.reader.next_record() {
                 Ok(Some(rec)) if self.filter.matches(&rec.event) => self.send(Item::Event(rec)),
                 Ok(Some(rec)) => self.send(Item::Filtered(rec.seq)),
-                Ok(None) => self.wait(&mut durable),
+                Ok(None) => self.flush() && self.wait(&mut durable),
                 Err(e @ SpoolError::Corrupt { .. }) => match self.reader.skip_damaged() {
                     Ok(Some(skipped)) => self.send(Item::Lost(skipped, e.to_string())),
                     Ok(None) => {
                         let why = format!("{e}; nothing readable after it yet");
-                        self.send(Item::Trouble(why)) && self.wait(&mut durable)
+                        self.send(Item::Trouble(why)) && self.flush() && self.wait(&mut durable)
                     }
-                    Err(e) => self.send(Item::Trouble(e.to_string())) && self.pause(),
+                    Err(e) => {
+                        self.send(Item::Trouble(e.to_string())) && self.flush() && self.pause()
+                    }
                 },
-                Err(e) => self.send(Item::Trouble(e.to_string())) && self.pause(),
+                Err(e) => self.send(Item::Trouble(e.to_string())) && self.flush() && self.pause(),
             };
             if !sent {
                 return;
@@ -213,9 +262,28 @@ impl Feed {
         }
     }
 
-    /// False when the runner is gone.
-    fn send(&self, item: Item) -> bool {
-        self.tx.blocking_send(item).is_ok()
+    /// Adds `item` to the pending list, handed over once it holds a batch (or the reader is about
+    /// to wait); false when the runner is gone.
+    fn send(&mut self, item: Item) -> bool {
+        if let Item::Event(rec) = &item {
+            self.pending_bytes += rec.event.body.len();
+        }
+        self.pending.push(item);
+        if self.pending.len() >= self.batch || self.pending_bytes >= MAX_BATCH_BYTES {
+            self.flush()
+        } else {
+            true
+        }
+    }
+
+    /// Hands the pending items to the runner in one message; false when the runner is gone.
+    fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        self.pending_bytes = 0;
+        let items = std::mem::take(&mut self.pending);
+        self.tx.blocking_send(items).is_ok()
     }
 
     /// Waits for the next durable record (no polling); false when stopping with nothing newer
@@ -251,6 +319,9 @@ enum Outcome {
     DeadLettered,
     /// The destination asked us to stop; the event goes back to the front.
     Paused(String),
+    /// Not finished by this batch (it ended at its first progress, or a pause before it): back to
+    /// the front of `ready`, for the next batch.
+    Untried,
 }
 
 /// What every delivery future shares.
@@ -337,7 +408,7 @@ impl<S: Sink> Core<S> {
         .await;
         let outcome = match result {
             Ok(()) => {
-                self.status.on_delivered();
+                self.status.on_delivered(&event);
                 Outcome::Delivered
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
@@ -347,6 +418,73 @@ impl<S: Sink> Core<S> {
             }
         };
         (seq, event, outcome)
+    }
+
+    /// Delivers a batch in order through [`Sink::deliver_batch`]. It returns at its first progress
+    /// (the leading events the sink confirmed, or a dead letter) with the rest [`Outcome::Untried`],
+    /// so confirmations reach the checkpoint at once; until then it retries the whole remainder, in
+    /// order, with backoff. A head that fails right after a confirmed prefix is tried again at once
+    /// by the next batch, its attempts counted afresh (only pipelining sinks answer past a failure).
+    async fn deliver_batch(
+        self: Arc<Self>,
+        batch: Vec<(u64, Event)>,
+    ) -> Vec<(u64, Event, Outcome)> {
+        let (seqs, events): (Vec<u64>, Vec<Event>) = batch.into_iter().unzip();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(events.len());
+        let mut delays = None;
+        let mut attempts = 0u32;
+        while outcomes.is_empty() && !events.is_empty() {
+            let results = self.sink.deliver_batch(&events).await;
+            attempts += 1;
+            // A sink that answers for nothing is treated as one that failed: back off, never spin.
+            let mut failed = results
+                .is_empty()
+                .then(|| DeliveryError::retry("the sink answered for none of the batch"));
+            for (ev, r) in events.iter().zip(results) {
+                match r {
+                    Ok(()) => {
+                        self.status.on_delivered(ev);
+                        outcomes.push(Outcome::Delivered);
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(e) = failed else { break };
+            let head = &events[outcomes.len()];
+            match e {
+                DeliveryError::Pause(reason) => outcomes.push(Outcome::Paused(reason)),
+                // After a confirmed prefix: the next batch starts with this one.
+                _ if !outcomes.is_empty() => {}
+                DeliveryError::Permanent(_) => {
+                    self.dead_letter(head, attempts, e.to_string()).await;
+                    outcomes.push(Outcome::DeadLettered);
+                }
+                DeliveryError::Retry { .. } => {
+                    let b = delays.get_or_insert_with(|| {
+                        backoff(&self.config, self.config.max_attempts).build()
+                    });
+                    match retry_after(&e, b.next()) {
+                        Some(delay) => {
+                            self.status.on_retry(&e.to_string(), delay);
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            self.dead_letter(head, attempts, e.to_string()).await;
+                            outcomes.push(Outcome::DeadLettered);
+                        }
+                    }
+                }
+            }
+        }
+        outcomes.resize_with(events.len(), || Outcome::Untried);
+        seqs.into_iter()
+            .zip(events)
+            .zip(outcomes)
+            .map(|((seq, ev), o)| (seq, ev, o))
+            .collect()
     }
 
     /// Appends the dead letter, trying until it is on disk: only then may the checkpoint pass it.
@@ -400,33 +538,69 @@ fn retry_after(e: &DeliveryError, next: Option<Duration>) -> Option<Duration> {
 async fn run<S: Sink>(
     core: Arc<Core<S>>,
     checkpoint: Checkpoint,
-    mut rx: mpsc::Receiver<Item>,
+    mut rx: mpsc::Receiver<Vec<Item>>,
     mut resume: watch::Receiver<u64>,
     stop: CancellationToken,
 ) {
     let status = core.status.clone();
     let max = core.config.max_in_flight.max(1);
+    // In order, one batch at a time; 1 (or several in flight) dispatches events one by one.
+    let batch = core.config.batch();
     let mut window = Window::new(checkpoint.get());
-    // Read but not dispatched: the next event(s), and events a pause sent back.
+    // Read but not dispatched: the next event(s), and events a pause or a batch sent back.
     let mut ready: BTreeMap<u64, Event> = BTreeMap::new();
+    // Body bytes in `ready`, so a batch that collects while another is out stays bounded.
+    let mut ready_bytes = 0usize;
     let mut in_flight = FuturesUnordered::new();
     let mut paused = false;
     let mut deadline: Option<Instant> = None;
     // The reader has passed everything durable (only once stopping): nothing more will come.
     let mut reader_done = false;
     let mut writing: Option<JoinHandle<Result<(), SpoolError>>> = None;
+    // When the last checkpoint write started, and when the next one may (see CHECKPOINT_EVERY).
+    let mut last_write = Instant::now()
+        .checked_sub(CHECKPOINT_EVERY)
+        .unwrap_or_else(Instant::now);
+    let mut write_due: Option<Instant> = None;
     loop {
-        while !paused && in_flight.len() < max {
-            let Some((seq, event)) = ready.pop_first() else {
-                break;
-            };
-            in_flight.push(core.clone().deliver(seq, event));
+        if batch > 1 {
+            if !paused && in_flight.is_empty() && !ready.is_empty() {
+                let mut events = Vec::new();
+                let mut bytes = 0;
+                while let Some(entry) = ready.first_entry() {
+                    let len = entry.get().body.len();
+                    if events.len() == batch
+                        || (!events.is_empty() && bytes + len > MAX_BATCH_BYTES)
+                    {
+                        break;
+                    }
+                    bytes += len;
+                    events.push(entry.remove_entry());
+                }
+                ready_bytes -= bytes;
+                in_flight.push(Either::Left(core.clone().deliver_batch(events)));
+            }
+        } else {
+            while !paused && in_flight.len() < max {
+                let Some((seq, event)) = ready.pop_first() else {
+                    break;
+                };
+                ready_bytes -= event.body.len();
+                let one = core.clone().deliver(seq, event).map(|done| vec![done]);
+                in_flight.push(Either::Right(one));
+            }
         }
         status
             .in_flight
             .store(in_flight.len() as u64, Ordering::Relaxed);
         status.set_oldest(window.oldest());
-        let take = ready.is_empty() && !paused && !reader_done;
+        // One at a time: read ahead one event. Batching: collect the next batch meanwhile.
+        let room = if batch > 1 {
+            ready.len() < batch && ready_bytes < MAX_BATCH_BYTES
+        } else {
+            ready.is_empty()
+        };
+        let take = room && !paused && !reader_done;
         tokio::select! {
             biased;
             // Shutdown: deliver what is spooled until the deadline; what is left stays spooled.
@@ -434,18 +608,29 @@ async fn run<S: Sink>(
                 deadline = Some(Instant::now() + core.config.shutdown_timeout);
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
-            Some((seq, event, outcome)) = in_flight.next() => match outcome {
-                Outcome::Delivered | Outcome::DeadLettered => window.finish(seq),
-                Outcome::Paused(reason) => {
-                    // Mark older resumes seen before anyone can see the pause, so a resume sent
-                    // after seeing it is never taken as already handled.
-                    resume.borrow_and_update();
-                    status.on_paused(&reason);
-                    paused = true;
-                    ready.insert(seq, event);
+            Some(done) = in_flight.next() => for (seq, event, outcome) in done {
+                match outcome {
+                    Outcome::Delivered | Outcome::DeadLettered => window.finish(seq),
+                    Outcome::Paused(reason) => {
+                        // Mark older resumes seen before anyone can see the pause, so a resume
+                        // sent after seeing it is never taken as already handled.
+                        resume.borrow_and_update();
+                        status.on_paused(&reason);
+                        paused = true;
+                        ready_bytes += event.body.len();
+                        ready.insert(seq, event);
+                    }
+                    Outcome::Untried => {
+                        ready_bytes += event.body.len();
+                        ready.insert(seq, event);
+                    }
                 }
             },
             // The previous checkpoint write finished; a newer one starts below.
+            // A confirmation waits for its checkpoint write; nothing else to do here.
+            _ = tokio::time::sleep_until(write_due.unwrap_or_else(Instant::now)), if write_due.is_some() => {
+                write_due = None;
+            }
             Some(done) = OptionFuture::from(writing.as_mut()) => {
                 writing = None;
                 if let Err(e) = done.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
@@ -457,34 +642,46 @@ async fn run<S: Sink>(
                 paused = false;
                 status.on_resumed();
             }
-            item = rx.recv(), if take => match item {
+            items = rx.recv(), if take => match items {
                 None => reader_done = true,
-                Some(Item::Event(rec)) => {
-                    window.push_pending(rec.seq, rec.event.received_at.timestamp_millis());
-                    ready.insert(rec.seq, rec.event);
-                }
-                Some(Item::Filtered(seq)) => {
-                    status.filtered.fetch_add(1, Ordering::Relaxed);
-                    window.push_done(seq);
-                }
-                Some(Item::Lost(skipped, why)) => {
-                    let n = skipped.to - skipped.from;
-                    tracing::error!(sink = %status.name(), from = skipped.from, to = skipped.to,
-                        error = %why, "spooled events unreadable; passed over (the event log has them)");
-                    status.lost.fetch_add(n, Ordering::Relaxed);
-                    status.on_error(why);
-                    window.push_done(skipped.to - 1);
-                }
-                Some(Item::Trouble(why)) => {
-                    tracing::error!(sink = %status.name(), error = %why, "cannot read the spool");
-                    status.on_error(why);
-                }
+                Some(items) => for item in items {
+                    match item {
+                        Item::Event(rec) => {
+                            window.push_pending(rec.seq, rec.event.received_at.timestamp_millis());
+                            ready_bytes += rec.event.body.len();
+                            ready.insert(rec.seq, rec.event);
+                        }
+                        Item::Filtered(seq) => {
+                            status.filtered.fetch_add(1, Ordering::Relaxed);
+                            window.push_done(seq);
+                        }
+                        Item::Lost(skipped, why) => {
+                            let n = skipped.to - skipped.from;
+                            tracing::error!(sink = %status.name(), from = skipped.from, to = skipped.to,
+                                error = %why, "spooled events unreadable; passed over (the event log has them)");
+                            status.lost.fetch_add(n, Ordering::Relaxed);
+                            status.on_error(why);
+                            window.push_done(skipped.to - 1);
+                        }
+                        Item::Trouble(why) => {
+                            tracing::error!(sink = %status.name(), error = %why, "cannot read the spool");
+                            status.on_error(why);
+                        }
+                    }
+                },
             },
         }
         status.publish_confirmed(window.confirmed);
         if writing.is_none() && window.confirmed > checkpoint.get() {
-            let (cp, seq) = (checkpoint.clone(), window.confirmed);
-            writing = Some(tokio::task::spawn_blocking(move || cp.store(seq)));
+            let now = Instant::now();
+            if now >= last_write + CHECKPOINT_EVERY {
+                last_write = now;
+                write_due = None;
+                let (cp, seq) = (checkpoint.clone(), window.confirmed);
+                writing = Some(tokio::task::spawn_blocking(move || cp.store(seq)));
+            } else if write_due.is_none() {
+                write_due = Some(last_write + CHECKPOINT_EVERY);
+            }
         }
         if deadline.is_some() && in_flight.is_empty() && ready.is_empty() && reader_done {
             break;

@@ -447,3 +447,243 @@ fn a_retry_after_hint_is_honoured_within_bounds() {
     );
     assert_eq!(retry_after(&DeliveryError::retry("x"), ours), ours);
 }
+
+/// A broker on one connection: answers a whole batch per call and records each call. It
+/// de-duplicates like the real ones (an event it already stored is `Ok` and stored once), and
+/// `pipelined` says whether it goes on past a refused event (a broker that refused one message) or
+/// stops there (a connection lost mid-batch: the rest never arrived).
+struct BatchPeer {
+    peer: Arc<Peer>,
+    pipelined: bool,
+    calls: Mutex<Vec<Vec<u64>>>,
+    duplicates: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct BatchSink(Arc<BatchPeer>);
+
+impl BatchSink {
+    fn new(peer: Peer, pipelined: bool) -> BatchSink {
+        BatchSink(Arc::new(BatchPeer {
+            peer: Arc::new(peer),
+            pipelined,
+            calls: Mutex::default(),
+            duplicates: AtomicUsize::new(0),
+        }))
+    }
+
+    fn answer(&self, event: &Event) -> Result<(), DeliveryError> {
+        let p = &self.0.peer;
+        let attempt = {
+            let mut a = p.attempts.lock().expect("lock");
+            let n = a.entry(event.id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let answer = (p.answer)(event, attempt);
+        if answer.is_ok() {
+            let mut accepted = p.accepted.lock().expect("lock");
+            if accepted.contains(&event.id) {
+                self.0.duplicates.fetch_add(1, Ordering::SeqCst);
+            } else {
+                accepted.push(event.id);
+            }
+        }
+        answer
+    }
+
+    fn calls(&self) -> Vec<Vec<u64>> {
+        self.0.calls.lock().expect("lock").clone()
+    }
+}
+
+impl Sink for BatchSink {
+    fn name(&self) -> &str {
+        "peer"
+    }
+
+    async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {
+        self.answer(event)
+    }
+
+    async fn deliver_batch(&self, events: &[Event]) -> Vec<Result<(), DeliveryError>> {
+        let ns = events.iter().map(|e| n_of(&e.id)).collect();
+        self.0.calls.lock().expect("lock").push(ns);
+        let mut results = Vec::new();
+        for e in events {
+            let r = self.answer(e);
+            let failed = r.is_err();
+            results.push(r);
+            if failed && !self.0.pipelined {
+                break;
+            }
+        }
+        results
+    }
+}
+
+impl Setup {
+    fn start_batch(&mut self, sink: &BatchSink, config: RunnerConfig) -> (Runner, Checkpoint) {
+        let handle = self.spool.handle();
+        let cp = self.checkpoint.take().expect("first start");
+        let runner = Runner::spawn(sink.clone(), &handle, cp.clone(), config, &self.shutdown)
+            .expect("spawn");
+        (runner, cp)
+    }
+}
+
+fn run(range: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+    range.collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_readable_goes_out_in_order_in_batches_of_at_most_max_batch() {
+    let mut s = Setup::new();
+    s.append(1..=300);
+    let sink = BatchSink::new(always_ok(), true);
+    let (runner, cp) = s.start_batch(
+        &sink,
+        RunnerConfig {
+            max_batch: 128,
+            ..fast()
+        },
+    );
+    confirmed(&runner, 300).await;
+    s.append(301..=310);
+    confirmed(&runner, 310).await;
+    assert_eq!(
+        sink.calls(),
+        [run(1..=128), run(129..=256), run(257..=300), run(301..=310)],
+        "one call per batch, each in spool order"
+    );
+    assert_eq!(accepted(&sink.0.peer), run(1..=310));
+    let snap = runner.status().snapshot();
+    assert_eq!((snap.delivered, snap.lag_events), (310, 0));
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("confirm", "t", runner.status().confirm_seconds().clone());
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    assert!(
+        text.contains("confirm_count 310"),
+        "each confirmation timed: {text}"
+    );
+    stop(runner).await;
+    assert_eq!(cp.get(), 310);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_mid_batch_resends_from_the_lost_event_in_order() {
+    let mut s = Setup::new();
+    s.append(1..=10);
+    // Event 5 is lost on its first send, and the connection with it: 6..10 never arrive.
+    let sink = BatchSink::new(
+        peer(|e, attempt| {
+            if n_of(&e.id) == 5 && attempt == 1 {
+                Err(DeliveryError::retry("connection reset"))
+            } else {
+                Ok(())
+            }
+        }),
+        false,
+    );
+    let (runner, _cp) = s.start_batch(&sink, fast());
+    confirmed(&runner, 10).await;
+    assert_eq!(sink.calls(), [run(1..=10), run(5..=10)]);
+    assert_eq!(accepted(&sink.0.peer), run(1..=10), "in order, each once");
+    assert_eq!(sink.0.duplicates.load(Ordering::SeqCst), 0);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_first_event_holds_the_batch_and_retries_it_whole_with_backoff() {
+    let mut s = Setup::new();
+    s.append(1..=4);
+    let sink = BatchSink::new(
+        peer(|e, attempt| {
+            if n_of(&e.id) == 1 && attempt < 3 {
+                Err(DeliveryError::retry("broker away"))
+            } else {
+                Ok(())
+            }
+        }),
+        false,
+    );
+    let (runner, _cp) = s.start_batch(&sink, fast());
+    confirmed(&runner, 4).await;
+    assert_eq!(sink.calls(), [run(1..=4), run(1..=4), run(1..=4)]);
+    assert_eq!(accepted(&sink.0.peer), run(1..=4));
+    let snap = runner.status().snapshot();
+    assert_eq!((snap.retried, snap.delivered), (2, 4));
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_refuses_one_and_stores_the_rest_gets_each_once_by_dedupe() {
+    let mut s = Setup::new();
+    s.append(1..=10);
+    // The broker refuses 5 once (no stream leader for a moment) but stores 6..10 it already had.
+    let sink = BatchSink::new(
+        peer(|e, attempt| {
+            if n_of(&e.id) == 5 && attempt == 1 {
+                Err(DeliveryError::retry("no stream leader"))
+            } else {
+                Ok(())
+            }
+        }),
+        true,
+    );
+    let (runner, _cp) = s.start_batch(&sink, fast());
+    confirmed(&runner, 10).await;
+    assert_eq!(sink.calls(), [run(1..=10), run(5..=10)], "re-sent in order");
+    assert_eq!(
+        sink.0.duplicates.load(Ordering::SeqCst),
+        5,
+        "6..10 sent twice"
+    );
+    // Each once; this is the one case where order breaks (documented in forward/nats.rs).
+    assert_eq!(accepted(&sink.0.peer), [1, 2, 3, 4, 6, 7, 8, 9, 10, 5]);
+    assert_eq!(runner.status().snapshot().delivered, 10);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_refusal_mid_batch_is_dead_lettered_and_the_rest_follow_in_order() {
+    let mut s = Setup::new();
+    s.append(1..=6);
+    let sink = BatchSink::new(
+        peer(|e, _| {
+            if n_of(&e.id) == 3 {
+                Err(DeliveryError::Permanent("message too large".into()))
+            } else {
+                Ok(())
+            }
+        }),
+        false,
+    );
+    let (runner, _cp) = s.start_batch(&sink, fast());
+    confirmed(&runner, 6).await;
+    assert_eq!(sink.calls(), [run(1..=6), run(3..=6), run(4..=6)]);
+    assert_eq!(accepted(&sink.0.peer), [1, 2, 4, 5, 6]);
+    let letters = s.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event, event(3));
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_batch_1_delivers_each_event_alone_through_deliver() {
+    let mut s = Setup::new();
+    s.append(1..=3);
+    let sink = BatchSink::new(always_ok(), true);
+    let (runner, _cp) = s.start_batch(
+        &sink,
+        RunnerConfig {
+            max_batch: 1,
+            ..fast()
+        },
+    );
+    confirmed(&runner, 3).await;
+    assert!(sink.calls().is_empty(), "{:?}", sink.calls());
+    assert_eq!(accepted(&sink.0.peer), [1, 2, 3]);
+    stop(runner).await;
+}

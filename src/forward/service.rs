@@ -86,6 +86,15 @@ impl Sink for AnySink {
             AnySink::Http(s) => s.deliver(event).await,
         }
     }
+
+    async fn deliver_batch(&self, events: &[Event]) -> Vec<Result<(), DeliveryError>> {
+        match self {
+            AnySink::Nats(s) => s.deliver_batch(events).await,
+            AnySink::Redis(s) => s.deliver_batch(events).await,
+            // The trait's default: one event per call, exactly as `deliver`.
+            AnySink::Exec(s) => s.deliver_batch(events).await,
+        }
+    }
 }
 
 /// A sink as intake and `/healthz` see it.

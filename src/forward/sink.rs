@@ -1,6 +1,7 @@
 //! A sink's one job: deliver one event and say, when it could not, whether trying again can help.
 //! Checkpoints, retries with backoff, in-flight bounds and dead letters live once, in the runner
-//! around every sink, so each sink stays small.
+//! around every sink, so each sink stays small. A sink that can pipeline (a broker on one
+//! connection) also answers for several events at once: [`Sink::deliver_batch`].
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,4 +46,23 @@ pub trait Sink: Send + Sync + 'static {
     /// Delivers one event; `Ok` only once the destination confirmed it (a broker's ack, an exit
     /// status 0, a 2xx). A duplicate acknowledged by the broker's de-duplication is `Ok`.
     fn deliver(&self, event: &Event) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+
+    /// Delivers `events` (never empty) in order and answers one result per event tried, in the
+    /// same order; a shorter answer means the rest were not tried. The runner counts the leading
+    /// `Ok`s as delivered and sends the first failure and everything after it again, in order
+    /// (later `Ok`s included: the broker's de-duplication makes that re-send harmless).
+    ///
+    /// The default delivers only the first event and lets the runner come back for the rest, so a
+    /// sink that cannot pipeline is confirmed one event at a time, exactly as with `deliver`.
+    fn deliver_batch(
+        &self,
+        events: &[Event],
+    ) -> impl Future<Output = Vec<Result<(), DeliveryError>>> + Send {
+        async move {
+            match events.first() {
+                Some(first) => vec![self.deliver(first).await],
+                None => Vec::new(),
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 
 use crate::forward::{Forwarding, StatusSnapshot};
@@ -63,13 +64,16 @@ const FAMILIES: &[(&str, &str, MetricType, Value)] = &[
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let sinks = self.0.sinks();
-        let snaps: Vec<(String, StatusSnapshot, bool)> = sinks
+        let snaps: Vec<(String, StatusSnapshot, bool, Histogram)> = sinks
             .iter()
-            .map(|s| (s.name.clone(), s.status.snapshot(), s.connected()))
+            .map(|s| {
+                let confirm = s.status.confirm_seconds().clone();
+                (s.name.clone(), s.status.snapshot(), s.connected(), confirm)
+            })
             .collect();
         for (name, help, kind, value) in FAMILIES {
             let mut family = encoder.encode_descriptor(name, help, None, *kind)?;
-            for (sink, snap, connected) in &snaps {
+            for (sink, snap, connected, _) in &snaps {
                 let labels = [("sink", sink.as_str())];
                 let v = value(snap, *connected);
                 let series = family.encode_family(&labels)?;
@@ -78,6 +82,15 @@ impl Collector for SinkCollector {
                     _ => ConstGauge::new(v).encode(series)?,
                 }
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "webhook_sink_confirm_seconds",
+            "Seconds from an event's arrival to its destination's confirmation",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (sink, _, _, confirm) in &snaps {
+            confirm.encode(family.encode_family(&[("sink", sink.as_str())])?)?;
         }
         Ok(())
     }

@@ -204,7 +204,11 @@ impl Nats {
             .await
             .expect("stream exists");
         let c = s
-            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            // Nothing is acked: without room for every message, fetches stop at the default 1,000.
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                max_ack_pending: 1_000_000,
+                ..Default::default()
+            })
             .await
             .expect("consumer");
         let mut out = Vec::new();
