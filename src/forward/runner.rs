@@ -288,7 +288,7 @@ impl<S: Sink> Core<S> {
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
             Err(e) => {
-                self.dead_letter(&event, attempts.into_inner(), e.to_string())
+                self.dead_letter(seq, &event, attempts.into_inner(), e.to_string())
                     .await;
                 Outcome::DeadLettered
             }
@@ -297,7 +297,7 @@ impl<S: Sink> Core<S> {
     }
 
     /// Appends the dead letter, trying until it is on disk: only then may the checkpoint pass it.
-    async fn dead_letter(&self, event: &Event, attempts: u32, error: String) {
+    async fn dead_letter(&self, seq: u64, event: &Event, attempts: u32, error: String) {
         let letter = Arc::new(DeadLetter {
             event: event.clone(),
             attempts,
@@ -321,7 +321,7 @@ impl<S: Sink> Core<S> {
             })
             .await;
         if written.is_ok() {
-            self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            self.status.on_dead_lettered(seq);
             tracing::warn!(sink = %self.status.name(), event_id = %event.id, attempts,
                 error = %letter.error, "event dead-lettered");
         }

@@ -13,7 +13,7 @@ use super::nats::{NatsConfig, NatsSink};
 use super::redis::{RedisConfig, RedisSink};
 use super::spool::{SpoolError, SpoolHandle};
 use super::status::SinkStatus;
-use super::{DeliveryError, Event, Runner, RunnerConfig, Sink};
+use super::{DeliveryError, Event, EventFilter, Runner, RunnerConfig, Sink};
 
 /// What a sink talks to, with resolved settings (credentials included, never logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,10 +74,14 @@ impl Sink for AnySink {
     }
 }
 
-/// A sink as intake and `/healthz` see it.
+/// A sink as intake, `/healthz` and the operator page see it.
 pub struct ActiveSink {
     pub name: String,
     pub kind: &'static str,
+    /// Where it delivers, credentials removed ([`target`]).
+    pub target: String,
+    /// Which events it takes, so the page can say "not for this sink".
+    pub filter: EventFilter,
     pub status: Arc<SinkStatus>,
     pub required_timeout: Option<Duration>,
     sink: AnySink,
@@ -235,6 +239,8 @@ async fn start_one(
     let active = Arc::new(ActiveSink {
         name: spec.name.clone(),
         kind: spec.kind.as_str(),
+        target: target(&spec.kind),
+        filter: spec.runner.filter.clone(),
         status: runner.status().clone(),
         required_timeout: spec.required_timeout,
         sink,
@@ -255,11 +261,10 @@ pub async fn check(spec: &SinkSpec) -> Result<String, String> {
     }
 }
 
-/// One line about a sink for `check-config`: kind, where, and what it takes; no credentials.
-pub fn describe(spec: &SinkSpec) -> String {
-    let filter = &spec.runner.filter;
-    let list = |l: &Option<Vec<String>>| l.as_ref().map_or("all".to_owned(), |v| v.join(","));
-    let target = match &spec.kind {
+/// Where a sink delivers, for `check-config` and the operator page: URL(s) without userinfo, and
+/// the subject or stream.
+pub fn target(kind: &SinkKind) -> String {
+    match kind {
         SinkKind::Nats(c) => format!(
             "url={} subject={} stream={}",
             c.url
@@ -276,7 +281,14 @@ pub fn describe(spec: &SinkSpec) -> String {
             c.stream,
             c.maxlen
         ),
-    };
+    }
+}
+
+/// One line about a sink for `check-config`: kind, where, and what it takes; no credentials.
+pub fn describe(spec: &SinkSpec) -> String {
+    let filter = &spec.runner.filter;
+    let list = |l: &Option<Vec<String>>| l.as_ref().map_or("all".to_owned(), |v| v.join(","));
+    let target = target(&spec.kind);
     let required = match spec.required_timeout {
         Some(t) => format!(" required (waits {} s)", t.as_secs()),
         None => String::new(),

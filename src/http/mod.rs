@@ -208,10 +208,12 @@ async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let target = HookTarget::resolve(&state, &req);
     let method = req.method().clone();
     let unknown_path = target.hook.is_none().then(|| req.uri().path().to_owned());
-    // Only for an observer: the headers are copied (the body is shared, not copied).
+    // Only for an observer: the headers are copied, masked, into one buffer (the body is shared,
+    // not copied).
     let mut seen = state.observer.as_ref().map(|_| {
+        let scheme = target.hook.as_deref().map(|h| h.verifier.scheme());
         let seen = Seen {
-            headers: req.headers().clone(),
+            headers: observe::KeptHeaders::capture(req.headers(), scheme),
             ..Seen::default()
         };
         (seen, req.uri().path().to_owned(), chrono::Utc::now())
