@@ -137,19 +137,30 @@ pub fn is_credential(name: &str, scheme: Option<&Scheme>) -> bool {
             return true;
         }
     }
-    const WORDS: [&str; 9] = [
-        "signature",
-        "token",
-        "secret",
-        "auth",
-        "cookie",
-        "hmac",
-        "password",
-        "session",
-        "key",
-    ];
     // GitLab's delivery id, not a credential.
-    name != "idempotency-key" && WORDS.iter().any(|w| name.contains(w))
+    name != "idempotency-key" && names_a_credential(name.as_bytes())
+}
+
+/// Whether `name` (lower case, as every `HeaderName` is) contains one of the words a credential's
+/// header is named with. One pass keyed on the first letter: nine `str::contains` cost ~2k
+/// instructions per header (callgrind), most of a recorded request's overhead.
+fn names_a_credential(name: &[u8]) -> bool {
+    const WORDS: [&[u8]; 9] = [
+        b"signature",
+        b"token",
+        b"secret",
+        b"auth",
+        b"cookie",
+        b"hmac",
+        b"password",
+        b"session",
+        b"key",
+    ];
+    (0..name.len()).any(|i| {
+        let rest = &name[i..];
+        let first = rest[0];
+        WORDS.iter().any(|w| w[0] == first && rest.starts_with(w))
+    })
 }
 
 /// `value` as its scheme and its length only: `sha256=‹masked, 71 bytes›`, `Bearer ‹masked, 47
@@ -185,6 +196,43 @@ fn mask_into(out: &mut String, value: &[u8]) {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn credential_names_are_found_anywhere_in_the_name() {
+        for name in [
+            "x-hook-signature",
+            "authorization",
+            "x-gitlab-token",
+            "cookie",
+            "x-api-key",
+            "x-shopify-hmac-sha256",
+            "session-id",
+            "x-secret",
+            "x-password",
+            "key",
+        ] {
+            assert!(is_credential(name, None), "{name}");
+        }
+        for name in [
+            "content-type",
+            "x-github-event",
+            "idempotency-key",
+            "host",
+            "x-ke",
+            "",
+        ] {
+            assert!(!is_credential(name, None), "{name}");
+        }
+        let hmac = Scheme::Hmac {
+            header: "x-sig".into(),
+            algorithm: crate::signature::Algorithm::Sha256,
+            encoding: crate::signature::Encoding::Hex,
+            prefix: String::new(),
+            delivery_id_header: None,
+            event_header: None,
+        };
+        assert!(is_credential("x-sig", Some(&hmac)));
+    }
 
     #[test]
     fn masks_keep_the_scheme_and_length_only() {
