@@ -19,7 +19,7 @@
 # client reads the admin stream during the recording runs; 0: none), TMPDIR (where the logs go:
 # put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
 # runs only the recording and forwarding modes), BENCH_IN_FLIGHT (the sinks' max_in_flight in the
-# forwarding mode).
+# forwarding mode), BENCH_FORWARDING (1; 0 skips the forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -313,6 +313,9 @@ echo "(record: recording on / off, means over three alternate runs each)"
 # the sinks take to drain the burst (lag_events back to 0 in /healthz) and reports the events/s
 # delivered into each broker over the run plus the drain. Skipped when either broker is missing.
 # Knob: BENCH_IN_FLIGHT (the sinks' max_in_flight, default 1: in order).
+if [[ ${BENCH_FORWARDING:-1} == 0 ]]; then
+    exit 0
+fi
 NATS_BIN=$(command -v nats-server || ls /usr/sbin/nats-server /usr/bin/nats-server 2>/dev/null | head -1 || true)
 REDIS_BIN=$(command -v redis-server || ls /usr/sbin/redis-server /usr/bin/redis-server 2>/dev/null | head -1 || true)
 if [[ -z ${NATS_BIN:-} || -z ${REDIS_BIN:-} ]]; then

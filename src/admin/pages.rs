@@ -199,7 +199,8 @@ fn sinks_panel(sinks: Option<&[SinkView]>) -> Markup {
                                 }
                                 td {
                                     span class={ "state " (s.state) } { (s.state) }
-                                    " " span.muted { (if s.connected { "connected" } else { "not connected" }) }
+                                    // The client's own view, which can differ from the last delivery's.
+                                    @if !s.connected { " " span.muted { "(no connection)" } }
                                     @if let Some(why) = &s.paused_reason { div.error { "paused: " (why) } }
                                 }
                                 td { (s.lag_events) " events, " (format!("{:.1}", s.lag_seconds)) " s" }
