@@ -87,13 +87,15 @@ impl KeptHeaders {
             }
             kept.text.push_str(name);
             let name_end = kept.text.len();
-            let value = value.as_bytes();
             if is_credential(name, scheme) {
-                mask_into(&mut kept.text, value);
+                mask_into(&mut kept.text, value.as_bytes());
             } else {
-                match std::str::from_utf8(value) {
+                // Visible ASCII, as nearly every value is, checks cheaper than `from_utf8`.
+                match value.to_str() {
                     Ok(v) => kept.text.push_str(v),
-                    Err(_) => kept.text.push_str(&String::from_utf8_lossy(value)),
+                    Err(_) => kept
+                        .text
+                        .push_str(&String::from_utf8_lossy(value.as_bytes())),
                 }
             }
             // Both below HEADERS_CAP plus one mask, so they fit.
@@ -176,8 +178,11 @@ fn mask_into(out: &mut String, value: &[u8]) {
     const SCHEMES: [&str; 11] = [
         "bearer", "basic", "token", "sha1", "sha256", "sha512", "md5", "v0", "v1", "v1a", "t",
     ];
+    // No scheme is longer than six letters: a bare 128-character hex signature is not scanned
+    // whole (that was ~700 instructions per request).
     let word = value
         .iter()
+        .take(7)
         .take_while(|b| b.is_ascii_alphanumeric())
         .count();
     if let Some(b'=' | b',' | b' ') = value.get(word) {
