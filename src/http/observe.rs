@@ -148,22 +148,22 @@ pub fn is_credential(name: &str, scheme: Option<&Scheme>) -> bool {
 /// `str::contains` cost ~2k instructions per header (callgrind), most of what recording a request
 /// cost; comparing all nine first letters at every byte still ~400.
 fn names_a_credential(name: &[u8]) -> bool {
-    // Literal needles: each comparison is a few inline loads, not a `memcmp` call (~20 per
-    // header with a slice of words, callgrind).
-    (0..name.len()).any(|i| {
-        let rest = &name[i..];
-        match rest[0] {
+    // Sliced only at a candidate letter (slicing at every byte was ~350 instructions of bounds
+    // checks per request), and literal needles: a few inline loads each, not a `memcmp` call.
+    name.iter().enumerate().any(|(i, &b)| {
+        let rest = || &name[i..];
+        match b {
             b's' => {
-                rest.starts_with(b"signature")
-                    || rest.starts_with(b"secret")
-                    || rest.starts_with(b"session")
+                rest().starts_with(b"signature")
+                    || rest().starts_with(b"secret")
+                    || rest().starts_with(b"session")
             }
-            b't' => rest.starts_with(b"token"),
-            b'a' => rest.starts_with(b"auth"),
-            b'c' => rest.starts_with(b"cookie"),
-            b'h' => rest.starts_with(b"hmac"),
-            b'p' => rest.starts_with(b"password"),
-            b'k' => rest.starts_with(b"key"),
+            b't' => rest().starts_with(b"token"),
+            b'a' => rest().starts_with(b"auth"),
+            b'c' => rest().starts_with(b"cookie"),
+            b'h' => rest().starts_with(b"hmac"),
+            b'p' => rest().starts_with(b"password"),
+            b'k' => rest().starts_with(b"key"),
             _ => false,
         }
     })
