@@ -249,13 +249,14 @@ impl SinkStatus {
         Done::Delivered(l.confirmed.get(step).map(|&(_, t)| t))
     }
 
+    /// Called by the runner only (one writer), so the check and the two writes cannot interleave
+    /// with another publish. The ledger gets the step first: whoever sees the new point (a
+    /// `wait_confirmed`, the page) finds its time there.
     pub(crate) fn publish_confirmed(&self, seq: u64) {
-        let moved = self.confirmed.send_if_modified(|c| {
-            let changed = seq > *c;
-            *c = (*c).max(seq);
-            changed
-        });
-        if moved {
+        if seq <= *self.confirmed.borrow() {
+            return;
+        }
+        {
             let mut l = self.ledger();
             if l.confirmed.len() >= LEDGER_CAP {
                 if let Some((c, _)) = l.confirmed.pop_front() {
@@ -264,6 +265,11 @@ impl SinkStatus {
             }
             l.confirmed.push_back((seq, Utc::now()));
         }
+        self.confirmed.send_if_modified(|c| {
+            let changed = seq > *c;
+            *c = (*c).max(seq);
+            changed
+        });
     }
 
     /// `seq` was dead-lettered (recorded before its confirmation is published).

@@ -755,6 +755,8 @@ async fn the_sinks_panel_and_each_delivery_say_which_sink_has_it_and_when() {
         s.len() == 2
             && named(s, "bus")["delivered"] == 1
             && named(s, "bus")["filtered"] == 1
+            // Confirmed, not only delivered: the checkpoint passed both events.
+            && named(s, "bus")["lag_events"] == 0
             && named(s, "cache")["last_error"]
                 .as_str()
                 .is_some_and(|e| e.contains("onerror"))

@@ -159,7 +159,7 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
             .json()
             .await
             .unwrap();
-        if sinks[0]["delivered"] == 1 {
+        if sinks[0]["delivered"] == 1 && sinks[0]["lag_events"] == 0 {
             break;
         }
         assert!(
