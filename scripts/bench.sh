@@ -20,7 +20,7 @@
 # put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
 # runs only the recording and forwarding modes), BENCH_RECORDING (0 skips the recording mode),
 # BENCH_IN_FLIGHT, BENCH_MAX_BATCH and BENCH_FWD_DURATION (the sinks' max_in_flight and max_batch,
-# and the burst, in the forwarding mode).
+# and the burst, in the forwarding mode), BENCH_FORWARDING (1; 0 skips the forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -321,6 +321,9 @@ fi
 # run's bucket counts only). Skipped when either broker is missing.
 # Knobs: BENCH_IN_FLIGHT (the sinks' max_in_flight, default 1: in order), BENCH_MAX_BATCH (the
 # sinks' max_batch; unset: the default; 1: no batching), BENCH_FWD_DURATION.
+if [[ ${BENCH_FORWARDING:-1} == 0 ]]; then
+    exit 0
+fi
 NATS_BIN=$(command -v nats-server || ls /usr/sbin/nats-server /usr/bin/nats-server 2>/dev/null | head -1 || true)
 REDIS_BIN=$(command -v redis-server || ls /usr/sbin/redis-server /usr/bin/redis-server 2>/dev/null | head -1 || true)
 if [[ -z ${NATS_BIN:-} || -z ${REDIS_BIN:-} ]]; then

@@ -7,7 +7,8 @@
 # Runs the binary twice under `valgrind --tool=callgrind` (fsync off, JSON log, the 1.6 kB NetBox
 # fixture), once for N1 and once for N2 signed requests from scripts/fixed_load.py, and prints
 # (Ir(N2) - Ir(N1)) / (N2 - N1): start-up and shutdown cancel out. Knobs: N1 (2000), N2 (4000),
-# LOG_FORMAT (json), EXTRA_CONFIG (TOML appended at the top level, e.g. a [spool] and [[sinks]]).
+# LOG_FORMAT (json), EXTRA_CONFIG (TOML appended at the top level, e.g. a [spool] and [[sinks]]),
+# KEEP_PROFILES (a directory: the two callgrind files are copied there, for callgrind_annotate).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${1:-$ROOT/target/release/webhook-listener}
@@ -44,4 +45,5 @@ TOML
     grep -m1 "^summary:" "$WORK/cg.$n" | awk '{print $2}'
 }
 a=$(run "$N1"); b=$(run "$N2")
+if [ -n "${KEEP_PROFILES:-}" ]; then mkdir -p "$KEEP_PROFILES" && cp "$WORK/cg.$N1" "$WORK/cg.$N2" "$KEEP_PROFILES/"; fi
 echo "Ir($N1)=$a Ir($N2)=$b per-request=$(( (b - a) / (N2 - N1) ))"

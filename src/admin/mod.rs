@@ -6,12 +6,14 @@
 //!   the broadcast the live page reads;
 //! - [`record`]: one delivery as kept, credentials masked, body capped;
 //! - [`routes`]: the router, the token check, the SSE stream;
+//! - [`sinks`]: each sink's state for the page, and what each did with one delivery;
 //! - [`pages`]: the server-rendered HTML.
 
 mod pages;
 pub mod record;
 pub mod recorder;
 mod routes;
+pub mod sinks;
 
 use std::io;
 use std::net::SocketAddr;

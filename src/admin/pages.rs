@@ -6,6 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::record::{signature_headers, Record, Summary};
 use super::recorder::HookStats;
+use super::sinks::{DeliveredTo, SinkView};
 use super::{assets, OUTCOMES};
 use crate::live_config::Hook;
 use crate::signature::Scheme;
@@ -51,9 +52,11 @@ pub struct Filters<'a> {
     pub outcome: Option<&'a str>,
 }
 
+/// The list page. `sinks` is `None` when no `[[sinks]]` are configured.
 pub fn index(
     rows: &[std::sync::Arc<Record>],
     hooks: &[HookView<'_>],
+    sinks: Option<&[SinkView]>,
     filters: &Filters<'_>,
     last_id: u64,
     recent: usize,
@@ -71,7 +74,7 @@ pub fn index(
                 h2 { "Hooks" }
                 (hooks_panel(hooks))
             }
-            (sinks_panel())
+            (sinks_panel(sinks))
             section {
                 h2 { "Deliveries" }
                 p.muted { "The last " (recent) " kept, newest first, accepted and refused alike. Reload for the latest; with JavaScript new ones appear as they arrive." }
@@ -128,7 +131,7 @@ fn row(s: &Summary) -> Markup {
             td { (s.size.map(|n| n.to_string()).unwrap_or_default()) }
             td { (s.event.as_deref().unwrap_or("")) }
             td { (s.delivery_id.as_deref().unwrap_or("")) }
-            td { (s.event_id.as_deref().unwrap_or("")) }
+            td { @if let Some(id) = s.event_id { (id) } }
             td { (format!("{:.1}", s.latency_ms)) }
         }
     }
@@ -171,14 +174,47 @@ fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{v:.1}"))
 }
 
-/// HOOK POINT (sinks): the per-sink panel (state, lag, last error, dead letters) goes here; the
-/// sinks run (src/forward/service.rs) but their status is not handed to the admin state yet, so
-/// the page says where to look instead.
-fn sinks_panel() -> Markup {
+/// Each sink's state, lag, counters and last error, as `/api/sinks` has them; read when the page
+/// is rendered (a reload of the page shows the latest).
+fn sinks_panel(sinks: Option<&[SinkView]>) -> Markup {
     html! {
         section.sinks {
             h2 { "Sinks" }
-            p.muted { "Not shown here yet: each sink's state and lag are in /healthz, and its counters in /metrics." }
+            @match sinks {
+                None => p.muted { "No sinks configured: accepted events go to the event log only." },
+                Some([]) => p.muted { "No sink is running (a reload may have left them out; see the diagnostics)." },
+                Some(sinks) => div.scroll { table.sinks #sinks {
+                    thead { tr {
+                        th { "sink" } th { "state" } th { "lag" } th { "in flight" }
+                        th { "delivered" } th { "retried" } th { "dead letters" } th { "filtered" }
+                        th { "last error" }
+                    } }
+                    tbody {
+                        @for s in sinks {
+                            tr data-sink=(s.name) {
+                                td {
+                                    strong { (s.name) } " " span.muted { (s.kind) }
+                                    @if s.required { " " span.muted { "required" } }
+                                    div.muted { code { (s.target) } }
+                                }
+                                td {
+                                    span class={ "state " (s.state) } { (s.state) }
+                                    // The client's own view, which can differ from the last delivery's.
+                                    @if !s.connected { " " span.muted { "(no connection)" } }
+                                    @if let Some(why) = &s.paused_reason { div.error { "paused: " (why) } }
+                                }
+                                td { (s.lag_events) " events, " (format!("{:.1}", s.lag_seconds)) " s" }
+                                td { (s.in_flight) }
+                                td { (s.delivered) }
+                                td { (s.retried) }
+                                td { (s.dead_lettered) }
+                                td { (s.filtered) @if s.lost > 0 { span.error { " (" (s.lost) " unreadable)" } } }
+                                td.error { (s.last_error.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                } },
+            }
         }
     }
 }
@@ -209,7 +245,8 @@ fn sign_command(scheme: &Scheme) -> String {
     cmd
 }
 
-pub fn detail(r: &Record, pretty_body: Option<&str>) -> Markup {
+/// One delivery; `sinks` for an accepted one that was spooled (see [`super::sinks::delivered_to`]).
+pub fn detail(r: &Record, pretty_body: Option<&str>, sinks: Option<&[DeliveredTo]>) -> Markup {
     let s = &r.summary;
     layout(
         &format!("delivery {}", s.id),
@@ -225,7 +262,7 @@ pub fn detail(r: &Record, pretty_body: Option<&str>) -> Markup {
                 dt { "size" } dd { (s.size.map_or_else(|| "not read".to_string(), |n| format!("{n} bytes"))) }
                 dt { "event" } dd { (s.event.as_deref().unwrap_or("")) }
                 dt { "delivery id" } dd { (s.delivery_id.as_deref().unwrap_or("")) }
-                dt { "event id" } dd { (s.event_id.as_deref().unwrap_or("")) }
+                dt { "event id" } dd { @if let Some(id) = s.event_id { (id) } }
                 dt { "latency" } dd { (format!("{:.2} ms", s.latency_ms)) }
             }
             @if let Some(e) = &r.expected {
@@ -237,15 +274,31 @@ pub fn detail(r: &Record, pretty_body: Option<&str>) -> Markup {
                     @if !e.allow_ips.is_empty() { dt { "allow_ips" } dd { (e.allow_ips.join(", ")) } }
                 }
             }
-            @if s.outcome == "accepted" {
-                // HOOK POINT (sinks): which sinks have delivered this event, and when.
+            @if let Some(sinks) = sinks {
                 h3 { "Sinks" }
-                p.muted { "Not shown here yet: the sinks' progress is in /healthz and /metrics." }
+                @if sinks.is_empty() { p.muted { "No sink is running." } }
+                @else {
+                    div.scroll { table.sinks #delivered {
+                        thead { tr { th { "sink" } th { "this event" } th { "when (UTC)" } } }
+                        tbody {
+                            @for d in sinks {
+                                tr data-state=(d.state) {
+                                    td { (d.name) }
+                                    td { (d.words()) }
+                                    td { (d.delivered_at.or(d.dead_lettered_at).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_default()) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            } @else if s.outcome == "accepted" {
+                h3 { "Sinks" }
+                p.muted { "No sinks configured: the event went to the event log only." }
             }
             h3 { "Headers" }
             p.muted { "Signature, token and cookie values are masked: only their scheme and length are kept." }
             div.scroll { table.headers #headers {
-                @for (name, value) in &r.headers { tr { th { (name) } td { (value) } } }
+                @for (name, value) in r.headers.iter() { tr { th { (name) } td { (value) } } }
             } }
             h3 { "Body" }
             @match (pretty_body, &r.body) {

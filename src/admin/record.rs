@@ -2,11 +2,15 @@
 //! with every credential masked (scheme and length, never a value), and the body capped. Built
 //! from what the router observed, before anything is stored, so the ring never holds a secret.
 
+use std::sync::Arc;
+
+use axum::http::Method;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::http::observe::Observed;
+use crate::client_ip::Client;
+use crate::http::observe::{KeptHeaders, Observed};
 use crate::live_config::Hook;
 use crate::metrics::Outcome;
 use crate::signature::{self, Scheme, Secret};
@@ -15,17 +19,20 @@ use crate::signature::{self, Scheme, Secret};
 /// ring to `recent` × 64 KiB whatever senders send.
 pub const BODY_CAP: usize = 64 * 1024;
 
-/// The columns of the list, the JSON API and the live stream.
+/// The columns of the list, the JSON API and the live stream. Kept as the request path had them
+/// (shared path, address, id) and turned into text only when shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// The record's own id, increasing; also the SSE event id.
     pub id: u64,
     #[serde(serialize_with = "rfc3339")]
     pub received_at: DateTime<Utc>,
-    /// The hook's path.
-    pub hook: String,
+    /// The hook's path (shared with the config's hook).
+    #[serde(serialize_with = "display")]
+    pub hook: Arc<str>,
     pub provider: Option<&'static str>,
-    pub client: String,
+    #[serde(serialize_with = "display")]
+    pub client: Client,
     /// The metrics' outcome name.
     pub outcome: &'static str,
     pub status: u16,
@@ -35,8 +42,11 @@ pub struct Summary {
     pub size: Option<usize>,
     pub event: Option<String>,
     pub delivery_id: Option<String>,
-    pub event_id: Option<String>,
+    pub event_id: Option<uuid::Uuid>,
     pub latency_ms: f64,
+    /// The event's spool sequence number, to compare with each sink's confirmed point.
+    #[serde(skip)]
+    pub seq: Option<u64>,
 }
 
 /// A summary plus what only the detail page shows.
@@ -44,9 +54,10 @@ pub struct Summary {
 pub struct Record {
     #[serde(flatten)]
     pub summary: Summary,
-    pub method: String,
+    #[serde(serialize_with = "display")]
+    pub method: Method,
     /// Name and value, in the order received; credential values masked.
-    pub headers: Vec<(String, String)>,
+    pub headers: KeptHeaders,
     /// The first [`BODY_CAP`] bytes.
     pub body: Option<KeptBody>,
     pub body_truncated: bool,
@@ -55,8 +66,9 @@ pub struct Record {
 }
 
 /// The first [`BODY_CAP`] bytes of a body, copied (so the request's buffer, and the memory budget
-/// it holds, go when the request does) and decoded to text only when shown: decoding on the request
-/// path cost ~11.7k of the ~27k instructions recording took per 1.6 kB NetBox body (callgrind).
+/// it holds, go when the request does: sharing it would let the ring hold `recent` bodies' worth
+/// of the budget) and decoded to text only when shown: decoding on the request path cost ~11.7k of
+/// the ~27k instructions recording took per 1.6 kB NetBox body (callgrind).
 #[derive(Debug, Clone)]
 pub struct KeptBody(Bytes);
 
@@ -91,24 +103,14 @@ fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 impl Record {
     /// The record for `o`, id still 0 (the recorder numbers it).
     pub fn new(o: Observed<'_>) -> Record {
         let scheme = o.hook.map(|h| h.verifier.scheme());
-        let headers = o
-            .seen
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let name = name.as_str();
-                let shown = if is_credential(name, scheme) {
-                    mask(value.as_bytes())
-                } else {
-                    String::from_utf8_lossy(value.as_bytes()).into_owned()
-                };
-                (name.to_owned(), shown)
-            })
-            .collect();
         let size = o.seen.body.as_ref().map(Bytes::len);
         let (body, body_truncated) = match &o.seen.body {
             None => (None, false),
@@ -122,9 +124,9 @@ impl Record {
             summary: Summary {
                 id: 0,
                 received_at: o.received_at,
-                hook: o.path.to_owned(),
+                hook: o.hook.map_or_else(|| o.path.into(), |h| h.path.clone()),
                 provider: scheme.map(|s| s.provider().name()),
-                client: o.client.to_string(),
+                client: o.client,
                 outcome: o.outcome.as_str(),
                 status: o.status,
                 reason: o.reason,
@@ -133,61 +135,15 @@ impl Record {
                 delivery_id: o.seen.delivery_id,
                 event_id: o.seen.event_id,
                 latency_ms: o.latency.as_secs_f64() * 1000.0,
+                seq: o.seen.seq,
             },
-            method: o.method.to_string(),
-            headers,
+            method: o.method.clone(),
+            headers: o.seen.headers,
             body,
             body_truncated,
             expected: o.hook.filter(|_| refused).map(expected),
         }
     }
-}
-
-/// A header that carries (or may carry) a credential: every scheme's signature or token header,
-/// and anything named like one. Masking too much costs a little insight; too little, a secret.
-fn is_credential(name: &str, scheme: Option<&Scheme>) -> bool {
-    if let Some(Scheme::Hmac { header, .. }) = scheme {
-        if name == header {
-            return true;
-        }
-    }
-    const WORDS: [&str; 9] = [
-        "signature",
-        "token",
-        "secret",
-        "auth",
-        "cookie",
-        "hmac",
-        "password",
-        "session",
-        "key",
-    ];
-    // GitLab's delivery id, not a credential.
-    name != "idempotency-key" && WORDS.iter().any(|w| name.contains(w))
-}
-
-/// `value` as its scheme and its length only: `sha256=‹masked, 71 bytes›`, `Bearer ‹masked, 47
-/// bytes›`, `‹masked, 128 bytes›` for bare hex. A scheme is shown only when it is one of the known
-/// names, so no part of a free-form token (`my-secret token`) is ever shown as one.
-pub fn mask(value: &[u8]) -> String {
-    const SCHEMES: [&str; 11] = [
-        "bearer", "basic", "token", "sha1", "sha256", "sha512", "md5", "v0", "v1", "v1a", "t",
-    ];
-    let word = value
-        .iter()
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count();
-    let scheme = match value.get(word) {
-        Some(b'=' | b',' | b' ')
-            if SCHEMES
-                .iter()
-                .any(|s| s.as_bytes().eq_ignore_ascii_case(&value[..word])) =>
-        {
-            String::from_utf8_lossy(&value[..=word]).into_owned()
-        }
-        _ => String::new(),
-    };
-    format!("{scheme}‹masked, {} bytes›", value.len())
 }
 
 /// What `hook` checks. The header names come from signing an empty body with a throwaway key, so
@@ -216,18 +172,7 @@ pub fn signature_headers(scheme: &Scheme) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_keep_the_scheme_and_length_only() {
-        assert_eq!(mask(b"sha256=abcdef"), "sha256=‹masked, 13 bytes›");
-        assert_eq!(mask(b"Bearer tok"), "Bearer ‹masked, 10 bytes›");
-        assert_eq!(mask(b"v1,Zm9v"), "v1,‹masked, 7 bytes›");
-        assert_eq!(mask(b"0123abcd"), "‹masked, 8 bytes›");
-        assert_eq!(mask(b"t=1,v1=ab"), "t=‹masked, 9 bytes›");
-        assert_eq!(mask(b"my-secret token"), "‹masked, 15 bytes›");
-        assert_eq!(mask(b"hunter2 x"), "‹masked, 9 bytes›");
-        assert_eq!(mask(b""), "‹masked, 0 bytes›");
-    }
+    use crate::http::observe::is_credential;
 
     #[test]
     fn every_scheme_names_its_signature_header() {

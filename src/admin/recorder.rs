@@ -82,12 +82,12 @@ impl Recorder {
             }
         };
         // The hook's key is allocated the first time it is seen, not per request.
-        match ring.stats.get_mut(&record.summary.hook) {
+        match ring.stats.get_mut(&*record.summary.hook) {
             Some(stats) => count(stats),
             None => {
                 let mut stats = HookStats::default();
                 count(&mut stats);
-                ring.stats.insert(record.summary.hook.clone(), stats);
+                ring.stats.insert(record.summary.hook.to_string(), stats);
             }
         }
         let record = Arc::new(record);
@@ -95,8 +95,10 @@ impl Recorder {
             ring.recent.pop_front();
         }
         ring.recent.push_back(record.clone());
-        // No receiver is not an error: nobody has the page open.
-        let _ = self.tx.send(record);
+        // Nobody has the page open: nothing to send (and no error built to say so).
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(record);
+        }
         id
     }
 
@@ -130,7 +132,7 @@ impl Recorder {
         let ring = self.lock();
         let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for r in &ring.recent {
-            out.entry(r.summary.hook.clone())
+            out.entry(r.summary.hook.to_string())
                 .or_default()
                 .push(r.summary.latency_ms);
         }
@@ -194,7 +196,7 @@ mod tests {
                 received_at: Utc::now(),
                 hook: hook.into(),
                 provider: Some("netbox"),
-                client: "192.0.2.1".into(),
+                client: crate::client_ip::Client::Known("192.0.2.1".parse().unwrap()),
                 outcome: outcome.as_str(),
                 status: 200,
                 reason: None,
@@ -203,9 +205,10 @@ mod tests {
                 delivery_id: None,
                 event_id: None,
                 latency_ms: 1.0,
+                seq: None,
             },
-            method: "POST".into(),
-            headers: Vec::new(),
+            method: axum::http::Method::POST,
+            headers: Default::default(),
             body: Some(crate::admin::record::KeptBody::new(b"{}")),
             body_truncated: false,
             expected: None,

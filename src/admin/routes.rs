@@ -22,6 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::pages::{self, Filters, HookView};
 use super::record::Record;
 use super::recorder::Recorder;
+use super::sinks;
 use super::{assets, OUTCOMES};
 use crate::config::AdminConfig;
 use crate::http::{metrics_text, AppState};
@@ -86,6 +87,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/deliveries/{id}", get(detail))
         .route("/api/deliveries", get(api_list))
         .route("/api/deliveries/{id}", get(api_one))
+        .route("/api/sinks", get(api_sinks))
         .route("/api/stream", get(stream))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -237,7 +239,7 @@ impl ListQuery {
         )
     }
     fn keeps(&self, r: &Record) -> bool {
-        self.hook().is_none_or(|h| r.summary.hook == h)
+        self.hook().is_none_or(|h| *r.summary.hook == *h)
             && self.outcome().is_none_or(|o| r.summary.outcome == o)
     }
 }
@@ -272,7 +274,8 @@ async fn index(State(s): State<AdminState>, Query(q): Query<ListQuery>) -> Respo
         hook: q.hook(),
         outcome: q.outcome(),
     };
-    pages::index(&rows, &views, &filters, last_id, s.recent).into_response()
+    let sinks = s.app.forward.as_deref().map(|f| sinks::views(Some(f)));
+    pages::index(&rows, &views, sinks.as_deref(), &filters, last_id, s.recent).into_response()
 }
 
 /// Nearest rank over sorted `v`.
@@ -296,7 +299,8 @@ async fn detail(State(s): State<AdminState>, Path(id): Path<String>) -> Response
         let v: serde_json::Value = serde_json::from_str(&b.text()).ok()?;
         serde_json::to_string_pretty(&v).ok()
     });
-    pages::detail(&r, pretty.as_deref()).into_response()
+    let delivered = sinks::delivered_to(s.app.forward.as_deref(), &r.summary);
+    pages::detail(&r, pretty.as_deref(), delivered.as_deref()).into_response()
 }
 
 async fn api_list(State(s): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
@@ -309,15 +313,34 @@ async fn api_list(State(s): State<AdminState>, Query(q): Query<ListQuery>) -> Re
     Json(summaries).into_response()
 }
 
+/// One record, and for an accepted delivery that was spooled what each sink did with it (absent
+/// otherwise: `[]` would say there are no sinks).
+#[derive(serde::Serialize)]
+struct One<'a> {
+    #[serde(flatten)]
+    record: &'a Record,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sinks: Option<Vec<sinks::DeliveredTo>>,
+}
+
 async fn api_one(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
     match id.parse().ok().and_then(|id| s.recorder.get(id)) {
-        Some(r) => Json(&*r).into_response(),
+        Some(r) => Json(One {
+            sinks: sinks::delivered_to(s.app.forward.as_deref(), &r.summary),
+            record: &r,
+        })
+        .into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "result": "no such delivery is kept" })),
         )
             .into_response(),
     }
+}
+
+/// Every running sink's state, lag, counters and last error; `[]` without sinks.
+async fn api_sinks(State(s): State<AdminState>) -> Response {
+    Json(sinks::views(s.app.forward.as_deref())).into_response()
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {

@@ -13,12 +13,18 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn matches(&self, event: &Event) -> bool {
+        self.takes(&event.hook, event.event_type.as_deref())
+    }
+
+    /// [`EventFilter::matches`] on the two fields it reads, for what only has those (the
+    /// operator page's record of a delivery).
+    pub fn takes(&self, hook: &str, event_type: Option<&str>) -> bool {
         let hook_ok = self
             .hooks
             .as_ref()
-            .is_none_or(|hooks| hooks.iter().any(|h| h == &event.hook));
+            .is_none_or(|hooks| hooks.iter().any(|h| h == hook));
         // An event without a type is the empty string: only `*` takes it.
-        let ty = event.event_type.as_deref().unwrap_or("");
+        let ty = event_type.unwrap_or("");
         let type_ok = self
             .events
             .as_ref()

@@ -413,7 +413,7 @@ impl<S: Sink> Core<S> {
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
             Err(e) => {
-                self.dead_letter(&event, attempts, e.to_string()).await;
+                self.dead_letter(seq, &event, attempts, e.to_string()).await;
                 Outcome::DeadLettered
             }
         };
@@ -459,7 +459,8 @@ impl<S: Sink> Core<S> {
                 // After a confirmed prefix: the next batch starts with this one.
                 _ if !outcomes.is_empty() => {}
                 DeliveryError::Permanent(_) => {
-                    self.dead_letter(head, attempts, e.to_string()).await;
+                    self.dead_letter(seqs[outcomes.len()], head, attempts, e.to_string())
+                        .await;
                     outcomes.push(Outcome::DeadLettered);
                 }
                 DeliveryError::Retry { .. } => {
@@ -472,7 +473,8 @@ impl<S: Sink> Core<S> {
                             tokio::time::sleep(delay).await;
                         }
                         None => {
-                            self.dead_letter(head, attempts, e.to_string()).await;
+                            self.dead_letter(seqs[outcomes.len()], head, attempts, e.to_string())
+                                .await;
                             outcomes.push(Outcome::DeadLettered);
                         }
                     }
@@ -488,7 +490,7 @@ impl<S: Sink> Core<S> {
     }
 
     /// Appends the dead letter, trying until it is on disk: only then may the checkpoint pass it.
-    async fn dead_letter(&self, event: &Event, attempts: u32, error: String) {
+    async fn dead_letter(&self, seq: u64, event: &Event, attempts: u32, error: String) {
         let letter = Arc::new(DeadLetter {
             event: event.clone(),
             attempts,
@@ -512,7 +514,7 @@ impl<S: Sink> Core<S> {
             })
             .await;
         if written.is_ok() {
-            self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            self.status.on_dead_lettered(seq);
             tracing::warn!(sink = %self.status.name(), event_id = %event.id, attempts,
                 error = %letter.error, "event dead-lettered");
         }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::forward::spool::{Spool, SpoolConfig};
-use crate::forward::status::SinkState;
+use crate::forward::status::{Done, SinkState};
 use crate::forward::testing::event;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -252,6 +252,22 @@ async fn out_of_attempts_is_dead_lettered_and_the_rest_flow() {
     );
     assert_eq!(letters[0].event, event(2));
     assert_eq!(runner.status().snapshot().dead_lettered, 1);
+    // What the operator page asks per event: the dead one, the delivered ones and when.
+    let st = runner.status();
+    assert!(
+        matches!(st.done(2), Done::DeadLettered(_)),
+        "{:?}",
+        st.done(2)
+    );
+    for seq in [1, 3, 4] {
+        assert!(
+            matches!(st.done(seq), Done::Delivered(Some(_))),
+            "{seq}: {:?}",
+            st.done(seq)
+        );
+    }
+    assert_eq!(st.done(5), Done::Pending);
+    assert_eq!(st.done(0), Done::BeforeStart);
     stop(runner).await;
 }
 

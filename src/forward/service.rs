@@ -16,7 +16,7 @@ use super::nats::{NatsConfig, NatsSink};
 use super::redis::{RedisConfig, RedisSink};
 use super::spool::{SpoolError, SpoolHandle};
 use super::status::SinkStatus;
-use super::{DeliveryError, Event, Runner, RunnerConfig, Sink};
+use super::{DeliveryError, Event, EventFilter, Runner, RunnerConfig, Sink};
 
 /// What a sink talks to, with resolved settings (credentials included, never logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,14 +93,19 @@ impl Sink for AnySink {
             AnySink::Redis(s) => s.deliver_batch(events).await,
             // The trait's default: one event per call, exactly as `deliver`.
             AnySink::Exec(s) => s.deliver_batch(events).await,
+            AnySink::Http(s) => s.deliver_batch(events).await,
         }
     }
 }
 
-/// A sink as intake and `/healthz` see it.
+/// A sink as intake, `/healthz` and the operator page see it.
 pub struct ActiveSink {
     pub name: String,
     pub kind: &'static str,
+    /// Where it delivers, credentials removed ([`target`]).
+    pub target: String,
+    /// Which events it takes, so the page can say "not for this sink".
+    pub filter: EventFilter,
     pub status: Arc<SinkStatus>,
     pub required_timeout: Option<Duration>,
     sink: AnySink,
@@ -248,6 +253,8 @@ async fn start_one(
     let active = Arc::new(ActiveSink {
         name: spec.name.clone(),
         kind: spec.kind.as_str(),
+        target: target(&spec.kind),
+        filter: spec.runner.filter.clone(),
         status: runner.status().clone(),
         required_timeout: spec.required_timeout,
         sink,
@@ -306,11 +313,10 @@ pub async fn check(spec: &SinkSpec) -> Result<String, String> {
     }
 }
 
-/// One line about a sink for `check-config`: kind, where, and what it takes; no credentials.
-pub fn describe(spec: &SinkSpec) -> String {
-    let filter = &spec.runner.filter;
-    let list = |l: &Option<Vec<String>>| l.as_ref().map_or("all".to_owned(), |v| v.join(","));
-    let target = match &spec.kind {
+/// Where a sink delivers, for `check-config` and the operator page: URL(s) without userinfo, and
+/// the subject or stream.
+pub fn target(kind: &SinkKind) -> String {
+    match kind {
         SinkKind::Nats(c) => format!(
             "url={} subject={} stream={}",
             c.url
@@ -327,30 +333,38 @@ pub fn describe(spec: &SinkSpec) -> String {
             c.stream,
             c.maxlen
         ),
-        SinkKind::Exec(c) => format!(
-            "{} concurrency={} max_attempts={}",
-            super::exec::describe(c),
-            spec.runner.max_in_flight,
-            spec.runner
-                .max_attempts
-                .map_or("unbounded".to_owned(), |n| n.to_string())
-        ),
+        SinkKind::Exec(c) => super::exec::describe(c),
         SinkKind::Http(c) => format!(
-            "url={} timeout={}s concurrency={} max_attempts={} max_age={}{}",
+            "url={} timeout={}s{}",
             super::http::shown_url(&c.url),
             c.timeout.as_secs(),
-            spec.runner.max_in_flight,
-            spec.runner
-                .max_attempts
-                .map_or("unbounded".to_owned(), |n| n.to_string()),
-            spec.runner
-                .max_age
-                .map_or("unbounded".to_owned(), |a| format!("{}s", a.as_secs())),
             c.ca_file
                 .as_ref()
                 .map_or(String::new(), |f| format!(" ca_file={}", f.display()))
         ),
-    };
+    }
+}
+
+/// One line about a sink for `check-config`: kind, where, and what it takes; no credentials.
+pub fn describe(spec: &SinkSpec) -> String {
+    let filter = &spec.runner.filter;
+    let list = |l: &Option<Vec<String>>| l.as_ref().map_or("all".to_owned(), |v| v.join(","));
+    let mut target = target(&spec.kind);
+    let unbounded = |v: Option<String>| v.unwrap_or_else(|| "unbounded".to_owned());
+    match &spec.kind {
+        SinkKind::Exec(_) => target.push_str(&format!(
+            " concurrency={} max_attempts={}",
+            spec.runner.max_in_flight,
+            unbounded(spec.runner.max_attempts.map(|n| n.to_string()))
+        )),
+        SinkKind::Http(_) => target.push_str(&format!(
+            " concurrency={} max_attempts={} max_age={}",
+            spec.runner.max_in_flight,
+            unbounded(spec.runner.max_attempts.map(|n| n.to_string())),
+            unbounded(spec.runner.max_age.map(|a| format!("{}s", a.as_secs())))
+        )),
+        SinkKind::Nats(_) | SinkKind::Redis(_) => {}
+    }
     let required = match spec.required_timeout {
         Some(t) => format!(" required (waits {} s)", t.as_secs()),
         None => String::new(),

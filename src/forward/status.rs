@@ -1,11 +1,12 @@
 //! A sink's live status, shared (`Arc`) between its runner, `/healthz`, the metrics and intake: the
 //! runner writes it, everyone else reads a [`StatusSnapshot`] or waits on the confirmed sequence.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::watch;
 
@@ -70,6 +71,45 @@ struct Words {
     last_error: Option<String>,
 }
 
+/// Entries kept in each of a sink's [`Ledger`] lists. The operator page keeps `[admin] recent`
+/// deliveries (1000 by default) and each confirmation step covers at least one of them, so this
+/// many steps answer "when" for every kept delivery at the default; older ones show no time.
+/// 16 bytes an entry: 64 KiB per sink at most.
+pub const LEDGER_CAP: usize = 4096;
+
+/// When the confirmed point moved and which events were dead-lettered, for the operator page's
+/// "which sinks have delivered it and when". Written by the runner once per confirmation step
+/// (not per request), read only when a delivery's detail is shown.
+#[derive(Debug)]
+struct Ledger {
+    /// The confirmed point when the runner started: this status knows nothing about events at or
+    /// before it.
+    started_at: u64,
+    /// (confirmed point, when it got there), oldest first, both increasing.
+    confirmed: VecDeque<(u64, DateTime<Utc>)>,
+    /// The confirmed point before the oldest kept step (`started_at` until one is dropped).
+    floor: u64,
+    /// (sequence number, when), in the order they were written.
+    dead: VecDeque<(u64, DateTime<Utc>)>,
+    /// The highest dead-lettered sequence number that fell out of `dead`, 0 if none did.
+    dead_forgotten: u64,
+}
+
+/// What a sink has done with one spooled event, as far as its status can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Not yet confirmed.
+    Pending,
+    /// At or before the point the runner started from: confirmed by an earlier run, or spooled
+    /// before the sink existed (a sink added by a reload starts at the end of the spool).
+    BeforeStart,
+    /// Confirmed; `None` when the step is older than the ledger keeps.
+    Delivered(Option<DateTime<Utc>>),
+    DeadLettered(DateTime<Utc>),
+    /// Confirmed, but whether delivered or dead-lettered fell out of the ledger.
+    Unknown,
+}
+
 /// The shared status. Counters are atomics (written per event); the words sit behind a mutex
 /// (written on state changes and errors only).
 #[derive(Debug)]
@@ -94,6 +134,7 @@ pub struct SinkStatus {
     /// Seconds from an event's arrival (`received_at`) to its destination's confirmation: what
     /// an operator reads as "how far behind intake is the stream", and what the bench reports.
     confirm_seconds: Histogram,
+    ledger: Mutex<Ledger>,
 }
 
 /// The runner stopped before the awaited sequence number was confirmed.
@@ -120,6 +161,13 @@ impl SinkStatus {
             durable,
             confirmed: watch::Sender::new(confirmed),
             confirm_seconds: Histogram::new(confirm_buckets()),
+            ledger: Mutex::new(Ledger {
+                started_at: confirmed,
+                confirmed: VecDeque::new(),
+                floor: confirmed,
+                dead: VecDeque::new(),
+                dead_forgotten: 0,
+            }),
         }
     }
 
@@ -190,12 +238,68 @@ impl SinkStatus {
         self.words.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What this sink has done with the event spooled as `seq`.
+    pub fn done(&self, seq: u64) -> Done {
+        let confirmed = *self.confirmed.borrow();
+        let l = self.ledger();
+        if seq <= l.started_at {
+            return Done::BeforeStart;
+        }
+        if seq > confirmed {
+            return Done::Pending;
+        }
+        // In the order they finished, which with several in flight is not sequence order.
+        if let Some(&(_, at)) = l.dead.iter().rev().find(|&&(s, _)| s == seq) {
+            return Done::DeadLettered(at);
+        }
+        if seq <= l.dead_forgotten {
+            return Done::Unknown;
+        }
+        if seq <= l.floor {
+            return Done::Delivered(None);
+        }
+        // The first step that reached `seq`.
+        let step = l.confirmed.partition_point(|&(c, _)| c < seq);
+        Done::Delivered(l.confirmed.get(step).map(|&(_, t)| t))
+    }
+
+    /// Called by the runner only (one writer), so the check and the two writes cannot interleave
+    /// with another publish. The ledger gets the step first: whoever sees the new point (a
+    /// `wait_confirmed`, the page) finds its time there.
     pub(crate) fn publish_confirmed(&self, seq: u64) {
+        if seq <= *self.confirmed.borrow() {
+            return;
+        }
+        {
+            let mut l = self.ledger();
+            if l.confirmed.len() >= LEDGER_CAP {
+                if let Some((c, _)) = l.confirmed.pop_front() {
+                    l.floor = c;
+                }
+            }
+            l.confirmed.push_back((seq, Utc::now()));
+        }
         self.confirmed.send_if_modified(|c| {
             let changed = seq > *c;
             *c = (*c).max(seq);
             changed
         });
+    }
+
+    /// `seq` was dead-lettered (recorded before its confirmation is published).
+    pub(crate) fn on_dead_lettered(&self, seq: u64) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let mut l = self.ledger();
+        if l.dead.len() >= LEDGER_CAP {
+            if let Some((s, _)) = l.dead.pop_front() {
+                l.dead_forgotten = l.dead_forgotten.max(s);
+            }
+        }
+        l.dead.push_back((seq, Utc::now()));
     }
 
     pub(crate) fn set_oldest(&self, received_at_ms: Option<i64>) {
@@ -247,5 +351,51 @@ impl SinkStatus {
         if self.set_state(SinkState::Connecting) {
             tracing::info!(sink = %self.name, "sink resumed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_says_when_each_event_was_passed_and_forgets_the_oldest_times() {
+        let (_durable, rx) = watch::channel(0);
+        let st = SinkStatus::new("s", rx, 10);
+        assert_eq!(st.done(10), Done::BeforeStart);
+        assert_eq!(st.done(11), Done::Pending);
+        st.publish_confirmed(12);
+        let Done::Delivered(Some(first)) = st.done(11) else {
+            panic!("{:?}", st.done(11))
+        };
+        assert_eq!(
+            st.done(12),
+            Done::Delivered(Some(first)),
+            "one step confirmed both"
+        );
+        st.on_dead_lettered(13);
+        st.publish_confirmed(13);
+        assert!(matches!(st.done(13), Done::DeadLettered(_)));
+        st.publish_confirmed(13); // no move: no step
+        for c in 14..14 + LEDGER_CAP as u64 {
+            st.publish_confirmed(c);
+        }
+        assert_eq!(st.done(12), Done::Delivered(None), "its step fell out");
+        assert!(
+            matches!(st.done(13), Done::DeadLettered(_)),
+            "dead letters kept apart"
+        );
+        assert!(matches!(
+            st.done(14 + LEDGER_CAP as u64 - 1),
+            Done::Delivered(Some(_))
+        ));
+        for seq in 0..LEDGER_CAP as u64 {
+            st.on_dead_lettered(100_000 + seq);
+        }
+        assert_eq!(
+            st.done(13),
+            Done::Unknown,
+            "a dead letter forgotten: no longer known which"
+        );
     }
 }

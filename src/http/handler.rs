@@ -155,7 +155,8 @@ pub async fn receive(
     let seq = state.log.append(line, event).await?;
     if let Some(s) = seen {
         // Once the line is written: the id the page shows is the one in the log and the sinks.
-        s.event_id = Some(event_id.to_string());
+        s.event_id = Some(event_id);
+        s.seq = seq;
     }
     if let (Some(seq), Some(forward)) = (seq, &state.forward) {
         // The claim is committed only once every required sink has the event, so a duplicate

@@ -216,15 +216,17 @@ async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let target = HookTarget::resolve(&state, &req);
     let method = req.method().clone();
     let unknown_path = target.hook.is_none().then(|| req.uri().path().to_owned());
-    // Only for an observer: the headers are copied (the body is shared, not copied).
+    // Only for an observer: the headers are copied, masked, into one buffer (the body is shared,
+    // not copied).
     let mut seen = state.observer.as_ref().map(|_| {
+        let scheme = target.hook.as_deref().map(|h| h.verifier.scheme());
         let seen = Seen {
-            headers: req.headers().clone(),
+            headers: observe::KeptHeaders::capture(req.headers(), scheme),
             ..Seen::default()
         };
-        (seen, req.uri().path().to_owned(), chrono::Utc::now())
+        (seen, chrono::Utc::now())
     });
-    let mut slot = seen.as_mut().map(|(s, ..)| s);
+    let mut slot = seen.as_mut().map(|(s, _)| s);
     let result = match HookRequest::read(req, &state, &target, slot.as_deref_mut()).await {
         Ok(r) => handler::receive(&state, r, slot).await,
         Err(e) => Err(e),
@@ -239,14 +241,20 @@ async fn hook(State(state): State<Arc<AppState>>, req: Request) -> Response {
         Ok(accepted) => ended.accepted(&state, accepted),
         Err(e) => ended.refused(&state, e),
     }
-    if let (Some(observer), Some((seen, path, received_at))) = (&state.observer, seen) {
+    if let (Some(observer), Some((seen, received_at))) = (&state.observer, seen) {
+        // A hook's path is the request's; an unknown one was kept for the diagnostic.
+        let path = match (&target.hook, &unknown_path) {
+            (Some(h), _) => &*h.path,
+            (None, Some(p)) => p.as_str(),
+            (None, None) => "",
+        };
         let (outcome, status, reason) = match &result {
             Ok(a) => (a.outcome(), a.status(), a.reason().map(str::to_owned)),
             Err(e) => (e.outcome(), e.status().as_u16(), Some(e.reason())),
         };
         observer.observe(Observed {
             hook: target.hook.as_deref(),
-            path: &path,
+            path,
             method: &method,
             client: target.client,
             received_at,

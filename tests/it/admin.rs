@@ -639,3 +639,254 @@ fn admin_problems_are_listed_with_the_others_and_syntax_only_leaves_the_token_al
     std::fs::write(&short, "long-enough-token-0123456789\n").unwrap();
     assert!(check_admin(&["check-config"], &admin, "").ok());
 }
+
+/// A "Redis" that answers every command with an error carrying markup, as a hostile or broken
+/// server could: what it says ends up as the sink's last error, which the page must show as text.
+/// Parses RESP arrays so each pipelined command gets its own answer.
+fn hostile_redis() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(used) = resp_command_len(&buf) {
+                        buf.drain(..used);
+                        let reply = b"-ERR <img src=x onerror=alert(1)> denied\r\n";
+                        if conn.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The length of the first complete RESP array of bulk strings in `buf`, if it is all there.
+fn resp_command_len(buf: &[u8]) -> Option<usize> {
+    fn line(buf: &[u8], at: usize) -> Option<(usize, usize)> {
+        let end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        let n = std::str::from_utf8(&buf[at + 1..end]).ok()?.parse().ok()?;
+        Some((n, end + 2))
+    }
+    let (items, mut at) = line(buf, 0)?;
+    for _ in 0..items {
+        let (len, start) = line(buf, at)?;
+        at = start + len + 2;
+        if at > buf.len() {
+            return None;
+        }
+    }
+    Some(at)
+}
+
+/// Polls `/api/sinks` until `done` holds for it.
+async fn wait_sinks(server: &Server, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, text) = admin_get(server, "/api/sinks").await;
+        assert_eq!(status, 200, "{text}");
+        let sinks: Vec<Value> = serde_json::from_str(&text).unwrap();
+        if done(&sinks) {
+            return sinks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sinks not there in time: {text}\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn named<'a>(sinks: &'a [Value], name: &str) -> &'a Value {
+    sinks
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {sinks:?}"))
+}
+
+#[tokio::test]
+async fn the_sinks_panel_and_each_delivery_say_which_sink_has_it_and_when() {
+    let nats = crate::common::brokers::Nats::start();
+    let redis_port = hostile_redis();
+    let github = secret(Provider::Github, 1);
+    // NATS takes the NetBox hook only (with credentials in its URL, which must never show);
+    // the hostile Redis takes everything and never confirms anything.
+    let nats_url = nats
+        .url()
+        .replace("nats://", "nats://watcher:hunter2-nats-pw@");
+    let hooks = format!(
+        "{}{}[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"{nats_url}\"\nstream = \"WEBHOOKS\"\nhooks = [\"/webhook/\"]\n\
+         [[sinks]]\nname = \"cache\"\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{redis_port}/0\"\n",
+        netbox_hook("/webhook/"),
+        hook(Provider::Github, "/github", std::slice::from_ref(&github), ""),
+    );
+    let server = Server::start_with(Options {
+        hooks: &hooks,
+        ..Default::default()
+    });
+
+    let body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
+    assert_eq!(post_netbox(&server.url("/webhook/"), &body).await.0, 200);
+    let push = br#"{"ref":"refs/heads/main"}"#.to_vec();
+    let mut headers = signed(Provider::Github, &github, &push, now(), "delivery-7");
+    headers.push(("x-github-event".into(), "push".into()));
+    assert_eq!(post(&server.url("/github"), &headers, push).await.0, 200);
+    let forged = [("x-hook-signature", "ab".repeat(64))];
+    assert_eq!(
+        post(&server.url("/webhook/"), &forged, body.clone())
+            .await
+            .0,
+        401
+    );
+
+    let sinks = wait_sinks(&server, |s| {
+        s.len() == 2
+            && named(s, "bus")["delivered"] == 1
+            && named(s, "bus")["filtered"] == 1
+            // Confirmed, not only delivered: the checkpoint passed both events.
+            && named(s, "bus")["lag_events"] == 0
+            && named(s, "cache")["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("onerror"))
+    })
+    .await;
+    let (bus, cache) = (named(&sinks, "bus"), named(&sinks, "cache"));
+    assert_eq!(
+        (bus["kind"].as_str(), bus["state"].as_str()),
+        (Some("nats"), Some("connected"))
+    );
+    assert_eq!(bus["connected"], true);
+    assert_eq!(bus["lag_events"], 0, "{bus}");
+    assert_eq!(bus["dead_lettered"], 0);
+    assert!(
+        bus["target"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("url=nats://127.0.0.1:{}", nats.port())),
+        "{bus}"
+    );
+    assert_eq!(cache["kind"], "redis");
+    assert_eq!(cache["state"], "retrying", "{cache}");
+    assert_eq!(cache["delivered"], 0);
+    assert!(cache["retried"].as_u64().unwrap() >= 1);
+    assert!(cache["lag_events"].as_u64().unwrap() >= 1, "{cache}");
+    for key in ["in_flight", "lag_seconds", "paused_reason", "lost"] {
+        assert!(cache.get(key).is_some(), "{key} in {cache}");
+    }
+    let all = serde_json::to_string(&sinks).unwrap();
+    assert!(
+        !all.contains("hunter2") && !all.contains("watcher"),
+        "{all}"
+    );
+
+    // The panel: every sink, its error as text, no credentials.
+    let (status, page) = admin_get(&server, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-sink=\"bus\"") && page.contains("data-sink=\"cache\""));
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt; denied"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<img"),
+        "markup from a sink's error became an element"
+    );
+    assert!(!page.contains("hunter2") && !page.contains("watcher@"));
+
+    // Per delivery: NetBox is delivered to the bus (with when) and pending at the cache; the push
+    // is not for the bus; a refusal has no sinks at all.
+    let rows = api_list(&server, "", "").await;
+    let id_of = |outcome: &str, hook: &str| {
+        rows.iter()
+            .find(|r| r["outcome"] == outcome && r["hook"] == hook)
+            .unwrap_or_else(|| panic!("{outcome} {hook} in {rows:?}"))["id"]
+            .clone()
+    };
+    let one = |id: Value| {
+        let server = &server;
+        async move {
+            let url = server.admin_url(&format!("/api/deliveries/{id}"));
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let netbox = one(id_of("accepted", "/webhook/")).await;
+    let by_name = |d: &Value, name: &str| {
+        d["sinks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("sinks in {d}"))
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {d}"))
+            .clone()
+    };
+    let to_bus = by_name(&netbox, "bus");
+    assert_eq!(
+        (to_bus["delivered"].as_bool(), to_bus["state"].as_str()),
+        (Some(true), Some("delivered"))
+    );
+    let at =
+        chrono::DateTime::parse_from_rfc3339(to_bus["delivered_at"].as_str().unwrap()).unwrap();
+    let received =
+        chrono::DateTime::parse_from_rfc3339(netbox["received_at"].as_str().unwrap()).unwrap();
+    assert!(at >= received, "delivered {at} before received {received}");
+    let to_cache = by_name(&netbox, "cache");
+    assert_eq!(
+        (to_cache["delivered"].as_bool(), to_cache["state"].as_str()),
+        (Some(false), Some("pending"))
+    );
+    assert!(to_cache["delivered_at"].is_null());
+
+    let github_one = one(id_of("accepted", "/github")).await;
+    assert_eq!(by_name(&github_one, "bus")["state"], "not_for_this_sink");
+    assert_eq!(by_name(&github_one, "bus")["delivered"], false);
+    let refused = one(id_of("rejected_signature", "/webhook/")).await;
+    assert!(refused.get("sinks").is_none(), "{refused}");
+
+    let (_, page) = admin_get(&server, &format!("/deliveries/{}", github_one["id"])).await;
+    assert!(page.contains("not for this sink"), "{page}");
+    let (_, page) = admin_get(&server, &format!("/deliveries/{}", netbox["id"])).await;
+    assert!(
+        page.contains("data-state=\"delivered\"") && page.contains("not yet delivered"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn without_sinks_the_panel_says_so_and_the_api_lists_none() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let (status, text) = admin_get(&server, "/api/sinks").await;
+    assert_eq!((status, text.as_str()), (200, "[]"));
+    let (_, page) = admin_get(&server, "/").await;
+    assert!(page.contains("No sinks configured"), "{page}");
+    let body = netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10");
+    assert_eq!(post_netbox(&server.url("/webhook/"), &body).await.0, 200);
+    let r = &api_list(&server, "/webhook/", "accepted").await[0];
+    let one: Value = client()
+        .get(server.admin_url(&format!("/api/deliveries/{}", r["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(one.get("sinks").is_none(), "{one}");
+}

@@ -2,7 +2,8 @@
 //! CDP by chromiumoxide. It opens the page, sends a signed NetBox POST and a forged one, sees both
 //! rows arrive live within 2 s with the right outcome and reason, opens the forged one, checks the
 //! signature is masked and that a body's `<img onerror>` made no element, and saves screenshots
-//! to `target/` (CI artifacts; `docs/admin-page.png` is one of them).
+//! to `target/` (CI artifacts; `docs/admin-page.png` is `admin-page.png`, taken after a reload so
+//! the per-hook counts and the NATS sink's row are filled in).
 //!
 //! Without chromium the test fails under CI (`CI` set) and is skipped with a message otherwise.
 
@@ -62,7 +63,14 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
         eprintln!("skipped: {why}");
         return;
     }
-    let server = Server::start(&netbox_hook("/webhook/"));
+    // One NATS sink, so the page's sinks panel (and the README's screenshot of it) has a row.
+    let nats = crate::common::brokers::Nats::start();
+    let hooks = format!(
+        "{}[[sinks]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"{}\"\nstream = \"WEBHOOKS\"\n",
+        netbox_hook("/webhook/"),
+        nats.url()
+    );
+    let server = Server::start(&hooks);
     let profile = tempfile::tempdir().unwrap();
     let config = BrowserConfig::builder()
         .chrome_executable(CHROMIUM)
@@ -132,6 +140,46 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
         eval(&page, "document.querySelectorAll('img').length").await,
         0
     );
+    page.save_screenshot(
+        ScreenshotParams::builder().full_page(true).build(),
+        artifact("admin-live.png"),
+    )
+    .await
+    .expect("screenshot");
+
+    // Once the sink has the accepted event, a reload shows the per-hook counts and the sink's row
+    // (server-rendered; the live part adds rows only): that is the README's screenshot.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sinks: Value = client()
+            .get(server.admin_url("/api/sinks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if sinks[0]["delivered"] == 1 && sinks[0]["lag_events"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sink never delivered: {sinks}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    page.goto(server.admin_url("/")).await.expect("reload");
+    let counts = wait_for(
+        &page,
+        "(() => { const t = document.querySelector('table.hooks tbody').textContent; \
+           const s = document.querySelector('#sinks tr[data-sink=bus]'); \
+           return t.includes('accepted 1') && t.includes('rejected_signature 1') && s !== null \
+             && document.getElementById('live').textContent === 'live' && s.textContent; })()",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("per-hook counts and the sink's row after a reload");
+    assert!(counts.as_str().unwrap().contains("connected"), "{counts}");
     page.save_screenshot(
         ScreenshotParams::builder().full_page(true).build(),
         artifact("admin-page.png"),
