@@ -360,12 +360,7 @@ pub(crate) async fn deliver_with_retries<S: Sink>(
 ) -> (Result<(), DeliveryError>, u32) {
     let attempts = AtomicU32::new(0);
     // Checked after each failed attempt, so even an event already too old is tried once.
-    let expired = || {
-        max_age.is_some_and(|age| {
-            let ms = (Utc::now() - event.received_at).num_milliseconds();
-            ms >= 0 && ms as u128 >= age.as_millis()
-        })
-    };
+    let expired = || too_old(event, max_age);
     let result = {
         let tries = &attempts;
         (move || async move {
@@ -379,19 +374,33 @@ pub(crate) async fn deliver_with_retries<S: Sink>(
         .notify(notify)
         .await
     };
-    let result = match (result, max_age) {
-        (Err(DeliveryError::Retry { error, retry_after }), Some(age)) if expired() => {
-            Err(DeliveryError::Retry {
-                error: format!(
-                    "{error} (given up: the event is older than max_age_secs = {})",
-                    age.as_secs()
-                ),
-                retry_after,
-            })
-        }
-        (r, _) => r,
+    let result = match result {
+        Err(e @ DeliveryError::Retry { .. }) if expired() => Err(given_up(e, max_age)),
+        r => r,
     };
     (result, attempts.into_inner())
+}
+
+/// Whether `event` is older than `max_age` (never, without one).
+fn too_old(event: &Event, max_age: Option<Duration>) -> bool {
+    max_age.is_some_and(|age| {
+        let ms = (Utc::now() - event.received_at).num_milliseconds();
+        ms >= 0 && ms as u128 >= age.as_millis()
+    })
+}
+
+/// The last error of an event given up on for its age, saying so.
+fn given_up(e: DeliveryError, max_age: Option<Duration>) -> DeliveryError {
+    match (e, max_age) {
+        (DeliveryError::Retry { error, retry_after }, Some(age)) => DeliveryError::Retry {
+            error: format!(
+                "{error} (given up: the event is older than max_age_secs = {})",
+                age.as_secs()
+            ),
+            retry_after,
+        },
+        (e, _) => e,
+    }
 }
 
 impl<S: Sink> Core<S> {
@@ -459,6 +468,12 @@ impl<S: Sink> Core<S> {
                 // After a confirmed prefix: the next batch starts with this one.
                 _ if !outcomes.is_empty() => {}
                 DeliveryError::Permanent(_) => {
+                    self.dead_letter(seqs[outcomes.len()], head, attempts, e.to_string())
+                        .await;
+                    outcomes.push(Outcome::DeadLettered);
+                }
+                DeliveryError::Retry { .. } if too_old(head, self.config.max_age) => {
+                    let e = given_up(e, self.config.max_age);
                     self.dead_letter(seqs[outcomes.len()], head, attempts, e.to_string())
                         .await;
                     outcomes.push(Outcome::DeadLettered);
