@@ -54,6 +54,18 @@ const FAMILIES: &[(&str, &str, MetricType, Value)] = &[
         |s, _| s.lag_seconds,
     ),
     (
+        "webhook_sink_in_flight",
+        "Deliveries the sink has started and not finished (commands running, requests or publishes awaiting an answer)",
+        MetricType::Gauge,
+        |s, _| s.in_flight as f64,
+    ),
+    (
+        "webhook_sink_paused",
+        "1 while the destination has paused the sink (HTTP 410) until a reload",
+        MetricType::Gauge,
+        |s, _| f64::from(u8::from(s.paused_reason.is_some())),
+    ),
+    (
         "webhook_sink_connected",
         "1 while the sink holds a connection to its destination",
         MetricType::Gauge,

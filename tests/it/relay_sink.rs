@@ -437,6 +437,12 @@ async fn a_410_pauses_the_sink_degrades_healthz_keeps_every_event_and_sighup_res
         down.seen()
     );
     assert!(s.wait_for_stderr("sink paused by its destination", Duration::from_secs(5)));
+    let m = metrics(&s).await;
+    assert!(m.contains("webhook_sink_paused{sink=\"relay\"} 1"), "{m}");
+    assert!(
+        m.contains("webhook_sink_in_flight{sink=\"relay\"} 0"),
+        "{m}"
+    );
     // Still paused a moment later: a pause is not a backoff.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(down.seen().len(), 1);
@@ -451,6 +457,8 @@ async fn a_410_pauses_the_sink_degrades_healthz_keeps_every_event_and_sighup_res
         logged_ids(&s),
         "nothing dropped, each once, in order"
     );
+    let m = metrics(&s).await;
+    assert!(m.contains("webhook_sink_paused{sink=\"relay\"} 0"), "{m}");
     assert!(dead_letters(&s).is_empty());
 }
 
