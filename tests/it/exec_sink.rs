@@ -338,21 +338,49 @@ async fn a_hanging_command_and_its_grandchild_are_killed_at_the_timeout() {
     assert_eq!(records, 0, "the reaped group's record removed");
 }
 
+/// A sink `blocky` whose command logs `<delivery id> <pid>` to `started`, then blocks until the
+/// test creates `release`, then logs the delivery id to `done`.
+struct Blocking {
+    dir: tempfile::TempDir,
+    spool: PathBuf,
+    tables: String,
+    log: PathBuf,
+    started: PathBuf,
+}
+
+impl Blocking {
+    fn new() -> Blocking {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let program = script(
+            dir.path(),
+            "block.sh",
+            &format!(
+                "d={d:?}\necho \"$WEBHOOK_DELIVERY_ID $$\" >> \"$d/started\"\nwhile [ ! -e \"$d/release\" ]; do sleep 0.02; done\necho \"$WEBHOOK_DELIVERY_ID\" >> \"$d/done\"\n"
+            ),
+        );
+        let spool = dir.path().join("spool");
+        let tables = exec_sink("blocky", &program, &spool, "");
+        let (log, started) = (dir.path().join("events.log"), dir.path().join("started"));
+        Blocking {
+            dir,
+            spool,
+            tables,
+            log,
+            started,
+        }
+    }
+}
+
 #[tokio::test]
 async fn after_kill_9_the_leftover_command_is_killed_and_its_event_runs_again_none_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let program = script(
-        dir.path(),
-        "block.sh",
-        &format!(
-            "d={d:?}\necho \"$WEBHOOK_DELIVERY_ID $$\" >> \"$d/started\"\nwhile [ ! -e \"$d/release\" ]; do sleep 0.02; done\necho \"$WEBHOOK_DELIVERY_ID\" >> \"$d/done\"\n"
-        ),
-    );
-    let spool = dir.path().join("spool");
-    let tables = exec_sink("blocky", &program, &spool, "");
-    let log = dir.path().join("events.log");
-    let started = dir.path().join("started");
+    let Blocking {
+        dir,
+        spool,
+        tables,
+        log,
+        started,
+    } = Blocking::new();
     let done = dir.path().join("done");
 
     let mut first = start(&tables, &log, &[]);
@@ -400,19 +428,13 @@ async fn after_kill_9_the_leftover_command_is_killed_and_its_event_runs_again_no
 
 #[tokio::test]
 async fn sigterm_kills_a_command_still_running_at_the_deadline_and_its_event_runs_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let program = script(
-        dir.path(),
-        "block.sh",
-        &format!(
-            "d={d:?}\necho \"$WEBHOOK_DELIVERY_ID $$\" >> \"$d/started\"\nwhile [ ! -e \"$d/release\" ]; do sleep 0.02; done\necho \"$WEBHOOK_DELIVERY_ID\" >> \"$d/done\"\n"
-        ),
-    );
-    let spool = dir.path().join("spool");
-    let tables = exec_sink("blocky", &program, &spool, "");
-    let log = dir.path().join("events.log");
-    let started = dir.path().join("started");
+    let Blocking {
+        dir,
+        spool,
+        tables,
+        log,
+        started,
+    } = Blocking::new();
     let start_with_deadline = || {
         let hooks = format!("{}{tables}", github_hook());
         let log = log.display().to_string();
