@@ -28,58 +28,15 @@ CONCURRENCY=${BENCH_CONCURRENCY:-1 8}
 RUNS=${BENCH_RUNS:-2}
 SECRET=my-webhook-secret
 RELAY_SECRET=whsec_$(printf 'bench-relay key, 32 bytes long!!' | base64)
-BODY_SRC=$ROOT/tests/fixtures/netbox/v4.6.8-created.json
 
-log() { printf '== %s\n' "$*" >&2; }
-
-if ! command -v wrk >/dev/null; then
-    log "installing wrk (apt-get)"
-    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
-for tool in curl openssl python3 cargo; do
-    command -v "$tool" >/dev/null || { echo "bench-relay.sh: $tool is required" >&2; exit 1; }
-done
-
-log "building (release)"
-cargo build --release --quiet --bin webhook-listener --example relay_target
-TARGET=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-OURS=$TARGET/release/webhook-listener
+BENCH_NAME=bench-relay.sh
+# shellcheck source=bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
+require curl openssl python3 cargo
+build --example relay_target
 RELAY_TARGET=$TARGET/release/examples/relay_target
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/webhook-bench-relay.XXXXXX")
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log "scratch dir $WORK ($(stat -f -c %T "$WORK"))"
-
-BODY=$WORK/body.json
-cp "$BODY_SRC" "$BODY"
-SIG=$(openssl dgst -sha512 -hmac "$SECRET" <"$BODY" | awk '{print $NF}')
-cat >"$WORK/post.lua" <<EOF
-local f = assert(io.open("$BODY", "rb"))
-local body = f:read("*a")
-f:close()
-function init(args)
-    req = wrk.format("POST", nil, {
-        ["Content-Type"] = "application/json",
-        ["X-Hook-Signature"] = "$SIG",
-    }, body)
-end
-function request() return req end
-function done(summary, latency, requests)
-    io.write(string.format("BENCH requests=%d non2xx=%d\n", summary.requests, summary.errors.status))
-end
-EOF
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+scratch webhook-bench-relay
+netbox_post
 
 wait_up() {
     local pid=$1 url=$2 i code
