@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::common::{health, hook, read_lines, secret, signed, Options, Provider, Server};
+use crate::common::{health, hook, read_lines, secret, Options, Provider, Server};
 use crate::config_errors::cli;
 
 /// Generous for a loaded CI box; every wait polls and returns as soon as its condition holds.
@@ -54,16 +54,8 @@ fn start(tables: &str, log: &Path, env: &[(&str, &str)]) -> Server {
 
 /// Posts a signed GitHub push with delivery `id`; must be accepted.
 async fn push(server: &Server, id: &str, body: &[u8]) {
-    let key = secret(Provider::Github, 1);
-    let mut req = crate::common::client()
-        .post(server.url("/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "push");
-    for (k, v) in signed(Provider::Github, &key, body, crate::common::now(), id) {
-        req = req.header(k, v);
-    }
-    let resp = req.body(body.to_vec()).send().await.expect("request");
-    assert_eq!(resp.status(), 200, "delivery {id}");
+    let (status, _) = crate::forwarding::post_github(server, id, body).await;
+    assert_eq!(status, 200, "delivery {id}");
 }
 
 fn github_body(n: usize) -> Vec<u8> {

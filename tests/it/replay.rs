@@ -8,26 +8,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::brokers::{Nats, Redis};
 use crate::common::{
-    bin, health, hook, netbox_body, netbox_hook, netbox_signature, read_lines, secret, signed,
-    Options, Provider, Server, NETBOX_SECRET,
+    bin, health, netbox_body, netbox_signature, read_lines, secret, signed, Options, Provider,
+    Server, NETBOX_SECRET,
 };
+use crate::forwarding::hooks;
 
 const STREAM: &str = "WEBHOOKS";
 /// Generous for a loaded CI box; every wait polls and returns as soon as its condition holds.
 const CATCH_UP: Duration = Duration::from_secs(60);
-
-fn hooks() -> String {
-    format!(
-        "{}{}",
-        netbox_hook("/webhook/"),
-        hook(
-            Provider::Github,
-            "/github",
-            &[secret(Provider::Github, 1)],
-            ""
-        )
-    )
-}
 
 /// A server with both hooks, `tables` after them, and the event log in `log_format`.
 fn server(tables: &str, log_format: &str) -> Server {
