@@ -426,7 +426,13 @@ async fn start_forwarding(
     tracing::info!(dir = %config.spool.dir.display(), segments = report.segments,
         used_bytes = report.used_bytes, next_seq = report.next_seq, "spool opened");
     let token = tokio_util::sync::CancellationToken::new();
-    let forward = Forwarding::start(spool.handle(), &config.sinks, token).await?;
+    let forward = Forwarding::start(
+        spool.handle(),
+        &config.sinks,
+        token,
+        crate::forward::threads::FORWARD_NICE,
+    )
+    .await?;
     for s in config.sinks.iter() {
         tracing::info!(sink = %s.name, kind = s.kind.as_str(), required = s.required_timeout.is_some(),
             "sink started");

@@ -75,6 +75,9 @@ pub mod defaults {
     pub const SINK_REQUIRED_TIMEOUT_SECS: u64 = 5;
     /// One at a time keeps the spool's order in the stream.
     pub const SINK_MAX_IN_FLIGHT: usize = 1;
+    /// Half a minute of forwarding lag during a flood, in exchange for intake's full speed: longer
+    /// than a burst lasts, short enough that consumers see a sustained flood's events soon.
+    pub const SINK_YIELD_TO_INTAKE_SECS: u64 = 30;
     /// A deploy or a script that runs longer than a minute is more likely stuck than working.
     pub const EXEC_TIMEOUT_SECS: u64 = 60;
     /// Runs in all for a command: a failing one is given up on (dead-lettered) within about half a

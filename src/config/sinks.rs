@@ -90,6 +90,8 @@ pub struct RawSink {
     pub max_batch: Option<usize>,
     /// The same setting as `max_in_flight`, under the name the command and relay sinks use.
     pub concurrency: Option<usize>,
+    /// While intake is flooded, hold back until the oldest undelivered event is this old.
+    pub yield_to_intake_secs: Option<u64>,
     pub max_attempts: Option<u32>,
     pub retry_initial_secs: Option<u64>,
     pub retry_max_secs: Option<u64>,
@@ -274,6 +276,17 @@ impl RawSink {
                 "max_batch: only applies with {in_flight_key} = 1 (batches keep the order)"
             )));
         }
+        let yield_to_intake =
+            match self.yield_to_intake_secs {
+                Some(_) if required => return Err(err(
+                    "yield_to_intake_secs: a required sink never holds back (its 2xx waits for it)"
+                        .into(),
+                )),
+                Some(0) => None,
+                Some(n) => Some(Duration::from_secs(n)),
+                None if required => None,
+                None => Some(Duration::from_secs(defaults::SINK_YIELD_TO_INTAKE_SECS)),
+            };
         let exec = self.kind == RawSinkKind::Exec;
         let http = self.kind == RawSinkKind::Http;
         let max_attempts = match self.max_attempts {
@@ -449,6 +462,7 @@ impl RawSink {
                     events: self.events,
                 },
                 shutdown_timeout: d.shutdown_timeout,
+                yield_to_intake,
             },
             required_timeout: required.then(|| Duration::from_secs(required_timeout_secs)),
         })
@@ -627,6 +641,10 @@ mod tests {
         assert_eq!(
             nats["max_batch"].as_integer(),
             Some(DEFAULT_MAX_BATCH as i64)
+        );
+        assert_eq!(
+            nats["yield_to_intake_secs"].as_integer(),
+            Some(defaults::SINK_YIELD_TO_INTAKE_SECS as i64)
         );
         assert_eq!(
             redis["max_in_flight"].as_integer(),

@@ -51,6 +51,7 @@ pub mod status;
 pub mod subject;
 #[cfg(test)]
 mod testing;
+pub mod threads;
 mod window;
 
 pub use event::Event;

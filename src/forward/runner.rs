@@ -41,6 +41,8 @@ use super::{DeliveryError, Event, Sink};
 /// A peer's `Retry-After` is honoured up to this long, so a buggy or hostile answer cannot park a
 /// sink for days; longer hints are cut to it.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// While holding back for a flooded intake, how often the runner looks again.
+const YIELD_RECHECK: Duration = Duration::from_millis(20);
 /// How long the reader thread waits before trying again after a read error that is not damage
 /// (e.g. out of file descriptors).
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -80,6 +82,11 @@ pub struct RunnerConfig {
     pub filter: EventFilter,
     /// On shutdown, how long the sink gets to drain the spool; what is left stays spooled.
     pub shutdown_timeout: Duration,
+    /// While intake is flooded ([`SpoolHandle::intake_flooded`]), the sink sends nothing until its
+    /// oldest undelivered event is this old, so the CPU and disk go to the requests (which stay
+    /// acknowledged and spooled); it catches up when the flood ends. `None`: never holds back (a
+    /// `required` sink, whose 2xx waits for it).
+    pub yield_to_intake: Option<Duration>,
 }
 
 impl RunnerConfig {
@@ -105,6 +112,7 @@ impl Default for RunnerConfig {
             max_age: None,
             filter: EventFilter::default(),
             shutdown_timeout: Duration::from_secs(10),
+            yield_to_intake: None,
         }
     }
 }
@@ -166,7 +174,14 @@ impl Runner {
             config,
             dead_letters,
         });
-        let task = tokio::spawn(run(core, checkpoint, rx, resume_rx, stop.clone()));
+        let task = tokio::spawn(run(
+            core,
+            checkpoint,
+            spool.clone(),
+            rx,
+            resume_rx,
+            stop.clone(),
+        ));
         Ok(Runner {
             status,
             resume,
@@ -551,10 +566,21 @@ fn retry_after(e: &DeliveryError, next: Option<Duration>) -> Option<Duration> {
     }
 }
 
+/// Whether the sink holds back now: intake is flooded and the oldest undelivered event (received
+/// at `oldest_ms`, Unix ms) is younger than the sink's `yield_to_intake`.
+fn holds_back(config: &RunnerConfig, spool: &SpoolHandle, oldest_ms: Option<i64>) -> bool {
+    let (Some(max), Some(oldest)) = (config.yield_to_intake, oldest_ms) else {
+        return false;
+    };
+    let age_ms = Utc::now().timestamp_millis().saturating_sub(oldest);
+    u128::try_from(age_ms).is_ok_and(|age| age < max.as_millis()) && spool.intake_flooded()
+}
+
 /// The runner task: dispatch, collect, checkpoint, until stopped.
 async fn run<S: Sink>(
     core: Arc<Core<S>>,
     checkpoint: Checkpoint,
+    spool: SpoolHandle,
     mut rx: mpsc::Receiver<Vec<Item>>,
     mut resume: watch::Receiver<u64>,
     stop: CancellationToken,
@@ -580,7 +606,14 @@ async fn run<S: Sink>(
         .unwrap_or_else(Instant::now);
     let mut write_due: Option<Instant> = None;
     loop {
-        if batch > 1 {
+        // Holding back for a flooded intake: look again shortly (never while shutting down).
+        let holding = !ready.is_empty()
+            && deadline.is_none()
+            && holds_back(&core.config, &spool, window.oldest());
+        let recheck = holding.then(|| Instant::now() + YIELD_RECHECK);
+        if holding {
+            // Nothing goes out until the flood ends or the oldest event is old enough.
+        } else if batch > 1 {
             if !paused && in_flight.is_empty() && !ready.is_empty() {
                 let mut events = Vec::new();
                 let mut bytes = 0;
@@ -625,6 +658,7 @@ async fn run<S: Sink>(
                 deadline = Some(Instant::now() + core.config.shutdown_timeout);
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
+            _ = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {}
             Some(done) = in_flight.next() => for (seq, event, outcome) in done {
                 match outcome {
                     Outcome::Delivered | Outcome::DeadLettered => window.finish(seq),

@@ -56,6 +56,8 @@ pub enum ForwardError {
     Spool { name: String, source: SpoolError },
     #[error("sink {name}: {message}")]
     Build { name: String, message: String },
+    #[error("cannot start the forwarding threads: {0}")]
+    Runtime(String),
 }
 
 /// Any configured sink, so one runner type drives them all; the `Arc` keeps a handle for
@@ -133,6 +135,9 @@ struct Running {
 
 /// Every configured sink, running.
 pub struct Forwarding {
+    /// Every runner and sink client runs here, at forwarding's lower priority ([`super::threads`]).
+    /// An `Option` only so that `Drop` can shut it down without blocking.
+    rt: Option<tokio::runtime::Runtime>,
     spool: SpoolHandle,
     shutdown: CancellationToken,
     /// What requests read: swapped whole by a reload.
@@ -147,13 +152,16 @@ impl Forwarding {
         spool: SpoolHandle,
         specs: &[SinkSpec],
         shutdown: CancellationToken,
+        nice: i32,
     ) -> Result<Forwarding, ForwardError> {
+        let rt = super::threads::runtime(nice).map_err(|e| ForwardError::Runtime(e.to_string()))?;
         let mut running = BTreeMap::new();
         for spec in specs {
-            let r = start_one(&spool, spec, &shutdown).await?;
+            let r = start_one(rt.handle(), &spool, spec, &shutdown).await?;
             running.insert(spec.name.clone(), r);
         }
         let f = Forwarding {
+            rt: Some(rt),
             spool,
             shutdown,
             sinks: ArcSwap::from_pointee(Vec::new()),
@@ -161,6 +169,13 @@ impl Forwarding {
         };
         f.publish(&*f.running.lock().await);
         Ok(f)
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.rt {
+            Some(rt) => rt.handle(),
+            None => unreachable!("the runtime is taken only by drop"),
+        }
     }
 
     pub fn spool(&self) -> &SpoolHandle {
@@ -205,7 +220,7 @@ impl Forwarding {
             if running.contains_key(&spec.name) {
                 continue;
             }
-            match start_one(&self.spool, spec, &self.shutdown).await {
+            match start_one(self.handle(), &self.spool, spec, &self.shutdown).await {
                 Ok(r) => {
                     tracing::info!(sink = %spec.name, kind = spec.kind.as_str(), "sink started by reload");
                     running.insert(spec.name.clone(), r);
@@ -228,7 +243,35 @@ impl Forwarding {
     }
 }
 
+impl Drop for Forwarding {
+    /// Ends what `stop` left (e.g. clients' connection tasks) without blocking the caller, which
+    /// may be an async task.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Starts one sink on forwarding's runtime `rt`, so its runner, its client's connection tasks and
+/// its spool reader all run at forwarding's priority.
 async fn start_one(
+    rt: &tokio::runtime::Handle,
+    spool: &SpoolHandle,
+    spec: &SinkSpec,
+    shutdown: &CancellationToken,
+) -> Result<Running, ForwardError> {
+    let (spool, spec, shutdown) = (spool.clone(), spec.clone(), shutdown.clone());
+    let name = spec.name.clone();
+    rt.spawn(async move { start_here(&spool, &spec, &shutdown).await })
+        .await
+        .map_err(|e| ForwardError::Build {
+            name,
+            message: e.to_string(),
+        })?
+}
+
+async fn start_here(
     spool: &SpoolHandle,
     spec: &SinkSpec,
     shutdown: &CancellationToken,

@@ -36,6 +36,12 @@ pub use segment::Damage;
 /// Pending bytes above which `append` writes them out (still without a sync), so one large group
 /// does not hold megabytes in memory twice.
 const WRITE_AT: usize = 1 << 20;
+/// A group commit of at least this many events means intake is flooded: requests were queueing
+/// behind the previous sync. One sender at a time (NetBox, a CI system) makes groups of one or two.
+const FLOODED_GROUP: u64 = 8;
+/// How long one flooded group keeps [`SpoolHandle::intake_flooded`] true: a few syncs' worth, so
+/// the signal holds across the short gaps of a flood and clears soon after it ends.
+const FLOODED_HOLD_MS: u64 = 100;
 
 /// The `[spool]` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,9 +131,16 @@ pub(crate) struct Shared {
     checkpoints: Mutex<BTreeMap<String, checkpoint::Registered>>,
     used_bytes: AtomicU64,
     full: AtomicBool,
+    /// Until when (ms after `epoch`) intake counts as flooded; see [`FLOODED_GROUP`].
+    flooded_until_ms: AtomicU64,
+    epoch: std::time::Instant,
 }
 
 impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     fn lock_checkpoints(&self) -> MutexGuard<'_, BTreeMap<String, checkpoint::Registered>> {
         self.checkpoints.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -153,6 +166,12 @@ impl SpoolHandle {
     /// configured sink before the first append, or segments it needs may already be gone.
     pub fn register(&self, sink: &str) -> Result<Checkpoint, SpoolError> {
         Checkpoint::register(&self.0, sink, *self.0.durable.borrow())
+    }
+
+    /// Whether a recent group commit was a flood's (many requests queued behind one sync): the
+    /// runners then hold back, so forwarding's CPU and disk go to intake while it lasts.
+    pub fn intake_flooded(&self) -> bool {
+        self.0.now_ms() < self.0.flooded_until_ms.load(Ordering::Relaxed)
     }
 
     /// Ends a sink's registration (a reload removed it from the config), so it stops holding
@@ -279,6 +298,8 @@ impl Spool {
             checkpoints: Mutex::new(BTreeMap::new()),
             used_bytes: AtomicU64::new(used),
             full: AtomicBool::new(false),
+            flooded_until_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
         });
         let report = OpenReport {
             segments: sealed.len() + 1,
@@ -365,6 +386,10 @@ impl Spool {
         if let Err(e) = result {
             self.rollback();
             return Err(e);
+        }
+        if self.next_seq - 1 - self.synced_seq >= FLOODED_GROUP {
+            let until = self.shared.now_ms() + FLOODED_HOLD_MS;
+            self.shared.flooded_until_ms.store(until, Ordering::Relaxed);
         }
         self.synced_len = self.active_len;
         self.synced_seq = self.next_seq - 1;
