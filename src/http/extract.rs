@@ -88,16 +88,18 @@ impl HookRequest {
     ) -> Result<Self, ApiError> {
         let received_at = Utc::now();
         let hook = target.hook.clone().ok_or(ApiError::NotFound)?;
-        if req.method() != Method::POST {
-            return Err(ApiError::MethodNotAllowed);
-        }
         let client = target.client;
+        // Before the method: a 405 where another path gets 404 would tell a client outside the
+        // list which paths are hooks.
         if !hook.allow_ips.is_empty() {
             match client {
                 Client::Known(ip) if hook.allow_ips.iter().any(|n| n.contains(&ip)) => {}
                 Client::Known(_) => return Err(ApiError::Forbidden),
                 Client::Unknown => return Err(ApiError::ForbiddenUnknownClient),
             }
+        }
+        if req.method() != Method::POST {
+            return Err(ApiError::MethodNotAllowed);
         }
         let permit = state
             .permits
