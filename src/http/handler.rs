@@ -197,15 +197,16 @@ pub fn event_type<'a>(
 ) -> Option<Cow<'a, str>> {
     let json_body = match payload {
         Payload::Netbox(ev, _) => {
-            return Some(Cow::Owned(match ev.model() {
-                Some(model) => format!("{model}.{}", ev.event),
-                None => ev.event.to_string(),
-            }))
+            // Each part capped before they are joined: a 1 MB `event` is never copied whole.
+            let event = signature::cap_label(&ev.event);
+            return match ev.model() {
+                Some(model) => body_label(&format!("{}.{event}", signature::cap_label(model))),
+                None => body_label(event),
+            };
         }
         Payload::Json(body) => Some(*body),
         Payload::Raw(_) => None,
     };
-    let capped = |s: String| Cow::Owned(signature::cap_label(&s).to_owned());
     match hook.verifier.scheme().event_source() {
         EventSource::None => None,
         EventSource::Verifier => verified.event_type().map(Cow::Borrowed),
@@ -214,19 +215,29 @@ pub fn event_type<'a>(
             let action = action
                 .zip(json_body)
                 .and_then(|(field, body)| payload::top_level_string(body, field));
-            Some(match action {
-                Some(a) => capped(format!("{name}.{a}")),
-                None => Cow::Borrowed(name),
-            })
+            Some(
+                action
+                    .and_then(|a| body_label(&format!("{name}.{a}")))
+                    .unwrap_or(Cow::Borrowed(name)),
+            )
         }
         EventSource::Body(paths) => {
             let body = json_body?;
             paths
                 .iter()
                 .find_map(|p| payload::string_at(body, p))
-                .map(capped)
+                .and_then(|s| body_label(&s))
         }
     }
+}
+
+/// An event type read from the body, held to the rule a header's already meets: capped at
+/// [`signature::MAX_EVENT_LEN`], and dropped when it holds a control character or line separator,
+/// since it becomes an exec argument and environment variable, a relay header and an admin label.
+fn body_label<'a>(s: &str) -> Option<Cow<'a, str>> {
+    let s = signature::cap_label(s);
+    let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    (!s.is_empty() && !s.chars().any(bad)).then(|| Cow::Owned(s.to_owned()))
 }
 
 /// Every handshake, answered here and nowhere else. The provider verifiers recognise theirs

@@ -269,6 +269,49 @@ async fn bad_json_is_400_and_bad_shapes_are_422_naming_the_field() {
     assert!(lines[0].contains(" event=job_ended "));
 }
 
+/// The newest accepted delivery of `/webhook/` on the admin API.
+async fn newest_accepted(server: &Server) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = client()
+        .get(server.admin_url("/api/deliveries"))
+        .query(&[("hook", "/webhook/"), ("outcome", "accepted")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rows.into_iter().next().expect("an accepted delivery")
+}
+
+/// NetBox's `<model>.<event>` goes to the admin ring, exec argv/env and relay headers like every
+/// other provider's event type: capped at 256 bytes, and dropped when it holds a control.
+#[tokio::test]
+async fn a_huge_or_control_netbox_event_type_is_capped_or_dropped() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let url = server.url("/webhook/");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10")).unwrap();
+    v["event"] = "e".repeat(900_000).into();
+    let (status, json) = post_netbox(&url, &serde_json::to_vec(&v).unwrap()).await;
+    assert_eq!(status, 200, "{json}");
+    let event = newest_accepted(&server).await["event"]
+        .as_str()
+        .expect("an event type")
+        .to_owned();
+    assert!(event.len() <= 256, "{} bytes", event.len());
+    assert!(event.starts_with("dcim.site.eee"), "{event}");
+
+    v["event"] = "created\u{1b}]0;owned\u{7}\n".into();
+    let (status, json) = post_netbox(&url, &serde_json::to_vec(&v).unwrap()).await;
+    assert_eq!(status, 200, "{json}");
+    let r = newest_accepted(&server).await;
+    assert!(r["event"].is_null(), "a control in the event type: {r}");
+    // The log line keeps what was sent, escaped, as for every event.
+    let line = server.log_lines().pop().unwrap();
+    assert!(!line.contains('\u{1b}'), "{line}");
+    assert_eq!(line_payload(&line)["event"], v["event"]);
+}
+
 #[tokio::test]
 async fn wrong_method_and_unknown_path_then_still_serving() {
     let server = Server::start(&netbox_hook("/webhook/"));
