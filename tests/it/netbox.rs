@@ -312,6 +312,65 @@ async fn a_huge_or_control_netbox_event_type_is_capped_or_dropped() {
     assert_eq!(line_payload(&line)["event"], v["event"]);
 }
 
+/// A bad value is named, not echoed: a 1 MB one does not come back in the 422, the diagnostic or
+/// the admin ring.
+#[tokio::test]
+async fn a_422_quotes_at_most_the_start_of_the_offending_value() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let url = server.url("/webhook/");
+    let valid: serde_json::Value =
+        serde_json::from_slice(&netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10")).unwrap();
+    let huge = format!("2026-{}", "9".repeat(900_000));
+    // A timestamp that is not one; strings where objects belong (serde's "invalid type" quotes).
+    let cases: [(&str, serde_json::Value); 3] = [
+        ("timestamp", huge.clone().into()),
+        ("data", huge.clone().into()),
+        ("snapshots", huge.clone().into()),
+    ];
+    for (field, value) in cases {
+        let mut v = valid.clone();
+        v[field] = value;
+        let (status, json) = post_netbox(&url, &serde_json::to_vec(&v).unwrap()).await;
+        assert_eq!(status, 422, "{field}: {json}");
+        let reason = json["result"].as_str().unwrap();
+        assert!(reason.contains(field), "names {field}: {reason}");
+        assert!(
+            reason.len() < 400,
+            "{field}: {} bytes: {}",
+            reason.len(),
+            &reason[..400]
+        );
+        assert!(
+            reason.contains("2026-9999"),
+            "the start is quoted: {reason}"
+        );
+        assert!(reason.contains('…'), "and marked as cut: {reason}");
+    }
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("request refused"),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert!(
+        stderr.lines().all(|l| l.len() < 2000),
+        "no diagnostic line carries the value"
+    );
+    let rows: Vec<serde_json::Value> = client()
+        .get(server.admin_url("/api/deliveries"))
+        .query(&[("hook", "/webhook/"), ("outcome", "invalid_payload")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert!(r["reason"].as_str().unwrap().len() < 400, "{}", r["reason"]);
+    }
+}
+
 #[tokio::test]
 async fn wrong_method_and_unknown_path_then_still_serving() {
     let server = Server::start(&netbox_hook("/webhook/"));
