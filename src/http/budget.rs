@@ -299,7 +299,8 @@ impl Held {
         self.client_bytes == 0
     }
 
-    fn merge(&mut self, more: Held) {
+    /// Adds `more` (of the same budget and client) to this reservation.
+    pub fn merge(&mut self, more: Held) {
         let mut more = more;
         // `more` is dropped with an empty permit of the same semaphore and no client bytes.
         let empty = self.permit.split(0).expect("zero permits always split");

@@ -20,6 +20,10 @@ use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
 use crate::signature::{self, DeliveryIdSource, EventSource, Handshake, Scheme, Verified};
 
+/// Room for a line's fields besides the body (time, ids, hook, event, client, ...): most lines
+/// then need one allocation.
+const LINE_FIELDS_BYTES: usize = 320;
+
 /// How a hook request succeeded.
 #[derive(Debug)]
 pub enum Accepted {
@@ -128,7 +132,14 @@ pub async fn receive(
             "twitch revoked an EventSub subscription (logged as event=revocation)"
         );
     }
-    let mut line = Vec::with_capacity(body.len() + 320);
+    // The line is a second copy of the body, up to 6x its size where characters need escapes (a
+    // DEL is `\u007f`): it is reserved from the same budget and client share as the body, first
+    // for the usual size, then for whatever writing it took beyond that. Nothing awaits between
+    // the write and the second reservation, so at most one line per runtime worker is ever
+    // outside the budget, and only for that moment; a line that does not fit is refused (503).
+    let usual = body.len() + LINE_FIELDS_BYTES;
+    let mut line_held = req.admission.reserve(usual)?;
+    let mut line = Vec::with_capacity(usual);
     EventRecord {
         received_at: req.received_at,
         event_id,
@@ -141,6 +152,11 @@ pub async fn receive(
         payload,
     }
     .write(state.log_format, &mut line);
+    if line.capacity() > line_held.len() {
+        // Grown by doubling: up to twice what it holds, given back before it is counted.
+        line.shrink_to_fit();
+        line_held.merge(req.admission.reserve(line.capacity() - line_held.len())?);
+    }
     let event = state.forward.as_ref().map(|_| Event {
         id: event_id,
         hook: hook.path.to_string(),
@@ -153,6 +169,8 @@ pub async fn receive(
         body: body.clone(),
     });
     let seq = state.log.append(line, event).await?;
+    // The writer has the line written (and dropped) once `append` answers.
+    drop(line_held);
     if let Some(s) = seen {
         // Once the line is written: the id the page shows is the one in the log and the sinks.
         s.event_id = Some(event_id);

@@ -499,3 +499,64 @@ async fn trickles_give_their_request_slots_back_long_before_the_timeout() {
     }
     assert!(served < Duration::from_secs(6), "{served:?}");
 }
+
+/// A signed NetBox body of about 900 kB whose `note` is DEL characters: the event line writes each
+/// as `\u007f`, six bytes, so its line is about 5.4 MB.
+fn escaping_body() -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10")).unwrap();
+    v["note"] = "\u{7f}".repeat(900_000).into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The event line is a second copy of the body, and escaping can make it 6x the body: it is
+/// reserved from `max_buffered_bytes` too. With 3 MB the 0.9 MB body fits but its 5.4 MB line
+/// does not: 503 + `Retry-After`, nothing logged, and small requests still pass; with 8 MB both
+/// fit and the line is written whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_line_is_reserved_from_the_budget_like_the_body() {
+    let _heavy = heavy().await;
+    let body = escaping_body();
+    assert!(body.len() < 1_000_000);
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &body);
+    let headers = [("x-hook-signature", sig)];
+    for (budget, expected) in [(3_000_000, 503), (8_000_000, 200)] {
+        let server = Server::start_with(Options {
+            top: &format!(
+                "max_buffered_bytes = {budget}\nmax_body_bytes = 1000000\nclient_share_divisor = 1"
+            ),
+            hooks: &netbox_hook("/nb"),
+            ..Default::default()
+        });
+        let (status, json) = post(&server.url("/nb"), &headers, body.clone()).await;
+        assert_eq!(status, expected, "budget {budget}: {json}");
+        let lines = server.log_lines();
+        let text = metrics(&server).await;
+        if expected == 503 {
+            assert_eq!(
+                json["result"],
+                "too many request bodies held in memory; retry shortly"
+            );
+            assert!(lines.is_empty(), "nothing logged");
+            assert_eq!(requests_with_outcome(&text, "over_budget"), 1, "{text}");
+            assert_eq!(
+                signed_small_status(&server).await,
+                Ok(200),
+                "small ones pass"
+            );
+        } else {
+            assert_eq!(lines.len(), 1);
+            assert!(lines[0].len() > 5_400_000, "{} bytes", lines[0].len());
+            assert_eq!(
+                line_payload(&lines[0])["note"].as_str().unwrap().len(),
+                900_000
+            );
+        }
+        // Everything reserved is given back once the request is answered.
+        let held = text
+            .lines()
+            .find_map(|l| l.strip_prefix("webhook_buffered_body_bytes "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert_eq!(held, Some(0), "{text}");
+    }
+}
