@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -89,49 +90,65 @@ pub enum Refused {
 }
 
 /// The key a client is counted under: its address, IPv6 by its /64 (one host gets a whole /64,
-/// so one address each would let it take every share); `None` for clients whose address is
-/// unknown, who share one.
-type ClientKey = Option<IpAddr>;
+/// so one address each would let it take every share), as one number so that looking it up hashes
+/// once. IPv4 is its IPv4-mapped IPv6 form; clients whose address is unknown share `u128::MAX`,
+/// which no masked /64 and no mapped address can be.
+type ClientKey = u128;
 
 fn client_key(client: Client) -> ClientKey {
-    let ip = client.ip()?;
-    Some(match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+    match client.ip() {
+        None => u128::MAX,
+        Some(IpAddr::V4(v4)) => u128::from(v4.to_ipv6_mapped()),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(v4.to_ipv6_mapped()),
+            None => u128::from(v6) & !((1u128 << 64) - 1),
         },
-    })
+    }
 }
 
-/// What one client address holds now.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Usage {
-    bytes: usize,
-    requests: usize,
-}
-
-/// Every client address that holds something; an address is removed when it holds nothing, so
-/// the map never has more entries than requests in flight.
+/// What one client address holds now, shared by its requests: only admission looks the address
+/// up; reserving and giving back are atomic operations on this.
 #[derive(Debug, Default)]
-struct Clients(Mutex<HashMap<ClientKey, Usage>>);
+struct Usage {
+    bytes: AtomicUsize,
+    requests: AtomicUsize,
+}
+
+/// The client addresses seen, and the map size at which the ones no request refers to any more
+/// are forgotten (twice what was left by the last sweep, so sweeping stays O(1) a request and
+/// the map about as large as the requests in flight).
+#[derive(Debug, Default)]
+struct Clients(Mutex<(HashMap<ClientKey, Arc<Usage>>, usize)>);
+
+/// Below this many addresses the map is never swept.
+const MIN_SWEEP: usize = 64;
 
 impl Clients {
-    fn lock(&self) -> MutexGuard<'_, HashMap<ClientKey, Usage>> {
-        // A poisoned lock only means a panic mid-update of plain counters; they are still usable.
+    fn lock(&self) -> MutexGuard<'_, (HashMap<ClientKey, Arc<Usage>>, usize)> {
+        // A poisoned lock only means a panic mid-update of a map of counters; it is still usable.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Gives back `bytes` and `requests` of `key`, forgetting it once it holds nothing.
-    fn release(&self, key: ClientKey, bytes: usize, requests: usize) {
-        let mut map = self.lock();
-        if let Some(u) = map.get_mut(&key) {
-            u.bytes = u.bytes.saturating_sub(bytes);
-            u.requests = u.requests.saturating_sub(requests);
-            if *u == Usage::default() {
-                map.remove(&key);
-            }
+    /// The usage of `key`, added if new.
+    fn usage(&self, key: ClientKey) -> Arc<Usage> {
+        let mut guard = self.lock();
+        let (map, sweep_at) = &mut *guard;
+        if map.len() >= (*sweep_at).max(MIN_SWEEP) {
+            // Held only by the map: no request and no body of that address is left.
+            map.retain(|_, u| Arc::strong_count(u) > 1);
+            *sweep_at = map.len() * 2;
         }
+        map.entry(key).or_default().clone()
+    }
+
+    /// Addresses some request or body still refers to (for the tests).
+    #[cfg(test)]
+    fn live(&self) -> usize {
+        self.lock()
+            .0
+            .values()
+            .filter(|u| Arc::strong_count(u) > 1)
+            .count()
     }
 }
 
@@ -164,58 +181,59 @@ impl Budget {
         share: Share,
         declared: Option<usize>,
     ) -> Result<Admission, Refused> {
-        let key = client_key(client);
-        let mut map = self.clients.lock();
-        let held = map.get(&key).copied().unwrap_or_default();
-        if held.requests >= share.requests {
-            return Err(Refused::Requests(OverShare {
-                held: held.requests,
+        let usage = self.clients.usage(client_key(client));
+        let held = usage.requests.fetch_add(1, Ordering::AcqRel);
+        let refused = if held >= share.requests {
+            Some(Refused::Requests(OverShare {
+                held,
                 share: share.requests,
-            }));
+            }))
+        } else {
+            declared.and_then(|needed| {
+                let held = usage.bytes.load(Ordering::Acquire);
+                let free = self.bytes.available_permits();
+                if share.bytes < self.total && held.saturating_add(needed) > share.bytes {
+                    Some(Refused::Bytes(OverBudget::Client {
+                        needed,
+                        held,
+                        share: share.bytes,
+                    }))
+                } else {
+                    (needed > free).then_some(Refused::Bytes(OverBudget::Total {
+                        needed,
+                        free,
+                        total: self.total,
+                    }))
+                }
+            })
+        };
+        if let Some(refused) = refused {
+            usage.requests.fetch_sub(1, Ordering::AcqRel);
+            return Err(refused);
         }
-        if let Some(needed) = declared {
-            if share.bytes < self.total && held.bytes.saturating_add(needed) > share.bytes {
-                return Err(Refused::Bytes(OverBudget::Client {
-                    needed,
-                    held: held.bytes,
-                    share: share.bytes,
-                }));
-            }
-            let free = self.bytes.available_permits();
-            if needed > free {
-                return Err(Refused::Bytes(OverBudget::Total {
-                    needed,
-                    free,
-                    total: self.total,
-                }));
-            }
-        }
-        map.entry(key).or_default().requests += 1;
         Ok(Admission {
             budget: self.clone(),
-            key,
+            usage,
             share,
         })
     }
 
-    /// Reserves `n` bytes for `key`, within its share and the whole budget.
-    fn reserve(&self, key: ClientKey, share: usize, n: usize) -> Result<Held, OverBudget> {
-        {
-            let mut map = self.clients.lock();
-            let u = map.entry(key).or_default();
-            // A share of the whole budget is no share: the budget's own refusal says more.
-            if share < self.total && u.bytes.saturating_add(n) > share {
-                let held = u.bytes;
-                if *u == Usage::default() {
-                    map.remove(&key);
-                }
-                return Err(OverBudget::Client {
+    /// Reserves `n` bytes for the client of `usage`, within its share and the whole budget.
+    fn reserve(&self, usage: &Arc<Usage>, share: usize, n: usize) -> Result<Held, OverBudget> {
+        if share < self.total {
+            usage
+                .bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    held.checked_add(n).filter(|&after| after <= share)
+                })
+                .map_err(|held| OverBudget::Client {
                     needed: n,
                     held,
                     share,
-                });
-            }
-            u.bytes += n;
+                })?;
+        } else {
+            // A share of the whole budget is no share: the budget's own refusal says more.
+            usage.bytes.fetch_add(n, Ordering::AcqRel);
         }
         let over = || OverBudget::Total {
             needed: n,
@@ -232,12 +250,11 @@ impl Budget {
         match permit {
             Ok(permit) => Ok(Held {
                 permit,
-                clients: self.clients.clone(),
-                key,
+                usage: usage.clone(),
                 client_bytes: n,
             }),
             Err(e) => {
-                self.clients.release(key, n, 0);
+                usage.bytes.fetch_sub(n, Ordering::AcqRel);
                 Err(e)
             }
         }
@@ -249,7 +266,7 @@ impl Budget {
 #[derive(Debug)]
 pub struct Admission {
     budget: Budget,
-    key: ClientKey,
+    usage: Arc<Usage>,
     share: Share,
 }
 
@@ -261,7 +278,7 @@ impl Admission {
             buf: Vec::new(),
             held: None,
             budget: self.budget.clone(),
-            key: self.key,
+            usage: self.usage.clone(),
             share: self.share.bytes,
             expected: declared.unwrap_or(usize::MAX),
         }
@@ -270,13 +287,13 @@ impl Admission {
     /// `n` bytes reserved for something this request builds from its body (its event line), so
     /// that copies of a body count against the same budget and share as the body.
     pub fn reserve(&self, n: usize) -> Result<Held, OverBudget> {
-        self.budget.reserve(self.key, self.share.bytes, n)
+        self.budget.reserve(&self.usage, self.share.bytes, n)
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.budget.clients.release(self.key, 0, 1);
+        self.usage.requests.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -284,8 +301,7 @@ impl Drop for Admission {
 #[derive(Debug)]
 pub struct Held {
     permit: OwnedSemaphorePermit,
-    clients: Arc<Clients>,
-    key: ClientKey,
+    usage: Arc<Usage>,
     client_bytes: usize,
 }
 
@@ -313,7 +329,9 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         if self.client_bytes > 0 {
-            self.clients.release(self.key, self.client_bytes, 0);
+            self.usage
+                .bytes
+                .fetch_sub(self.client_bytes, Ordering::AcqRel);
         }
     }
 }
@@ -325,7 +343,7 @@ pub struct BodyBuf {
     /// Covers `buf.capacity()` exactly; `None` while nothing is allocated.
     held: Option<Held>,
     budget: Budget,
-    key: ClientKey,
+    usage: Arc<Usage>,
     /// The client's share of body bytes.
     share: usize,
     /// The declared length: a growth step never goes past it.
@@ -346,11 +364,11 @@ impl BodyBuf {
                 .min(self.expected.max(need));
             let grow = target - self.buf.capacity();
             // When the doubled step does not fit, the exact need might: refuse only what cannot.
-            let (more, target) = match self.budget.reserve(self.key, self.share, grow) {
+            let (more, target) = match self.budget.reserve(&self.usage, self.share, grow) {
                 Ok(p) => (p, target),
                 Err(_) => (
                     self.budget
-                        .reserve(self.key, self.share, need - self.buf.capacity())?,
+                        .reserve(&self.usage, self.share, need - self.buf.capacity())?,
                     need,
                 ),
             };
@@ -439,6 +457,12 @@ mod tests {
         }
     }
 
+    fn usage_bytes(b: &Budget, c: Client) -> usize {
+        b.clients.lock().0[&client_key(c)]
+            .bytes
+            .load(Ordering::Acquire)
+    }
+
     fn v6(s: &str) -> Client {
         Client::Known(s.parse().unwrap())
     }
@@ -469,7 +493,7 @@ mod tests {
         assert_eq!(b.held(), 1000);
         drop((buf, sbuf, first, small));
         assert_eq!(b.held(), 0);
-        assert!(b.clients.lock().is_empty(), "nothing held, nothing kept");
+        assert_eq!(b.clients.live(), 0, "nothing held, nothing kept");
     }
 
     #[test]
@@ -514,10 +538,10 @@ mod tests {
         drop(bytes);
         assert_eq!(&clone[..], b"el");
         assert_eq!(b.held(), 5);
-        assert_eq!(b.clients.lock().get(&client_key(A)).unwrap().bytes, 5);
+        assert_eq!(usage_bytes(&b, A), 5);
         drop(clone);
         assert_eq!(b.held(), 0);
-        assert!(b.clients.lock().is_empty());
+        assert_eq!(b.clients.live(), 0);
     }
 
     #[test]
@@ -573,7 +597,7 @@ mod tests {
         assert_eq!(line.len(), 400);
         drop((buf1, line, a1, bbuf, b1));
         assert_eq!(b.held(), 0);
-        assert!(b.clients.lock().is_empty());
+        assert_eq!(b.clients.live(), 0);
     }
 
     #[test]
@@ -593,7 +617,21 @@ mod tests {
         let unknown = b.admit(Client::Unknown, share, None).unwrap();
         assert!(b.admit(Client::Unknown, share, None).is_err());
         drop((one, other, v4, unknown));
-        assert!(b.clients.lock().is_empty());
+        assert_eq!(b.clients.live(), 0);
+    }
+
+    #[test]
+    fn addresses_nothing_refers_to_are_forgotten_so_the_map_stays_small() {
+        let b = Budget::new(1 << 20);
+        let share = whole(&b);
+        let kept = b.admit(A, share, None).unwrap();
+        for i in 0..10_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            drop(b.admit(Client::Known(ip), share, Some(10)).unwrap());
+            assert!(b.clients.lock().0.len() <= 2 * MIN_SWEEP, "after {i}");
+        }
+        assert_eq!(b.clients.live(), 1, "the address still in flight is kept");
+        drop(kept);
     }
 
     #[test]
@@ -632,6 +670,6 @@ mod tests {
         let share = whole(&b);
         let adm = b.admit(A, share, None).unwrap();
         assert!(adm.reserve(u32::MAX as usize + 1).is_err());
-        assert!(b.clients.lock().get(&client_key(A)).unwrap().bytes == 0);
+        assert_eq!(usage_bytes(&b, A), 0);
     }
 }

@@ -153,8 +153,11 @@ pub async fn receive(
     }
     .write(state.log_format, &mut line);
     if line.capacity() > line_held.len() {
-        // Grown by doubling: up to twice what it holds, given back before it is counted.
-        line.shrink_to_fit();
+        if line.capacity() > 2 * usual {
+            // Grown by doubling (escapes): up to twice what it holds, given back before it is
+            // counted. A line that only outgrew the usual size is not worth the copy.
+            line.shrink_to_fit();
+        }
         line_held.merge(req.admission.reserve(line.capacity() - line_held.len())?);
     }
     let event = state.forward.as_ref().map(|_| Event {
@@ -218,8 +221,8 @@ pub fn event_type<'a>(
             // Each part capped before they are joined: a 1 MB `event` is never copied whole.
             let event = signature::cap_label(&ev.event);
             return match ev.model() {
-                Some(model) => body_label(&format!("{}.{event}", signature::cap_label(model))),
-                None => body_label(event),
+                Some(model) => body_label(format!("{}.{event}", signature::cap_label(model))),
+                None => body_label(event.to_owned()),
             };
         }
         Payload::Json(body) => Some(*body),
@@ -235,7 +238,7 @@ pub fn event_type<'a>(
                 .and_then(|(field, body)| payload::top_level_string(body, field));
             Some(
                 action
-                    .and_then(|a| body_label(&format!("{name}.{a}")))
+                    .and_then(|a| body_label(format!("{name}.{a}")))
                     .unwrap_or(Cow::Borrowed(name)),
             )
         }
@@ -244,7 +247,7 @@ pub fn event_type<'a>(
             paths
                 .iter()
                 .find_map(|p| payload::string_at(body, p))
-                .and_then(|s| body_label(&s))
+                .and_then(body_label)
         }
     }
 }
@@ -252,10 +255,15 @@ pub fn event_type<'a>(
 /// An event type read from the body, held to the rule a header's already meets: capped at
 /// [`signature::MAX_EVENT_LEN`], and dropped when it holds a control character or line separator,
 /// since it becomes an exec argument and environment variable, a relay header and an admin label.
-fn body_label<'a>(s: &str) -> Option<Cow<'a, str>> {
-    let s = signature::cap_label(s);
+fn body_label<'a>(mut s: String) -> Option<Cow<'a, str>> {
+    let capped = signature::cap_label(&s).len();
+    s.truncate(capped);
+    if s.capacity() > 2 * signature::MAX_EVENT_LEN {
+        // A huge value read from the body: keep 256 bytes of it, not its allocation.
+        s.shrink_to_fit();
+    }
     let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-    (!s.is_empty() && !s.chars().any(bad)).then(|| Cow::Owned(s.to_owned()))
+    (!s.is_empty() && !s.chars().any(bad)).then_some(Cow::Owned(s))
 }
 
 /// Every handshake, answered here and nowhere else. The provider verifiers recognise theirs
