@@ -45,6 +45,10 @@ pub struct LiveConfig {
     pub max_body_bytes: usize,
     /// How long a client may take to send its body.
     pub request_timeout: Duration,
+    /// The average a body must keep arriving at after its first second (0: unchecked).
+    pub min_body_bytes_per_sec: u64,
+    /// One client address holds at most 1/this of the body budget and of the request slots.
+    pub client_share_divisor: usize,
 }
 
 impl LiveConfig {
@@ -71,6 +75,8 @@ impl LiveConfig {
             client_ip_header: config.client_ip_header,
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
+            min_body_bytes_per_sec: config.min_body_bytes_per_sec,
+            client_share_divisor: config.client_share_divisor,
         }
     }
 }

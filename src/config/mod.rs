@@ -47,6 +47,12 @@ pub mod defaults {
     pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
     /// Senders time out after 10-30 s; a client slower than this is stalling, not sending.
     pub const REQUEST_TIMEOUT_SECS: u64 = 10;
+    /// 8 KiB/s: a sender's body arrives in milliseconds; one still short of this average after
+    /// its first second is trickling, and holds a request slot it does not use.
+    pub const MIN_BODY_BYTES_PER_SEC: u64 = 8192;
+    /// One client address may hold at most 1/8 of `max_buffered_bytes` and of
+    /// `max_concurrent_requests`: eight addresses are needed to starve the rest, not one.
+    pub const CLIENT_SHARE_DIVISOR: usize = 8;
     /// Senders retry for minutes, not hours; ten minutes catches the retries of a slow acknowledgement.
     pub const DEDUPE_WINDOW_SECS: u64 = 600;
     /// Bounds the duplicate-detection memory to a few MB whatever the traffic.
@@ -119,6 +125,10 @@ pub struct Config {
     pub max_buffered_bytes: usize,
     /// For the headers (hyper's timeout, set at start) and then the body (per request).
     pub request_timeout: Duration,
+    /// After the body's first second, the average it must keep arriving at; 0: no such check.
+    pub min_body_bytes_per_sec: u64,
+    /// One client address holds at most 1/this of the body budget and of the request slots.
+    pub client_share_divisor: usize,
     /// How long an accepted delivery id is remembered.
     pub dedupe_window: Duration,
     /// How many delivery ids each hook remembers at most.
@@ -709,6 +719,14 @@ mod tests {
         assert_eq!(
             raw.request_timeout_secs,
             Some(defaults::REQUEST_TIMEOUT_SECS)
+        );
+        assert_eq!(
+            raw.min_body_bytes_per_sec,
+            Some(defaults::MIN_BODY_BYTES_PER_SEC)
+        );
+        assert_eq!(
+            raw.client_share_divisor,
+            Some(defaults::CLIENT_SHARE_DIVISOR)
         );
         assert_eq!(raw.dedupe_window_secs, Some(defaults::DEDUPE_WINDOW_SECS));
         assert_eq!(raw.dedupe_max_entries, Some(defaults::DEDUPE_MAX_ENTRIES));

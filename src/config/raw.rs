@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub max_body_bytes: Option<usize>,
     pub max_buffered_bytes: Option<usize>,
     pub request_timeout_secs: Option<u64>,
+    pub min_body_bytes_per_sec: Option<u64>,
+    pub client_share_divisor: Option<usize>,
     pub dedupe_window_secs: Option<u64>,
     pub dedupe_max_entries: Option<usize>,
     pub max_concurrent_requests: Option<usize>,
@@ -137,7 +139,14 @@ impl RawConfig {
                 Fault::Rule("smaller than max_body_bytes: a body of that size could never be held"),
             );
         }
+        let min_body_bytes_per_sec = self
+            .min_body_bytes_per_sec
+            .unwrap_or(defaults::MIN_BODY_BYTES_PER_SEC);
+        let client_share_divisor = self
+            .client_share_divisor
+            .unwrap_or(defaults::CLIENT_SHARE_DIVISOR);
         for (key, value) in [
+            ("client_share_divisor", client_share_divisor as u64),
             ("max_body_bytes", max_body_bytes as u64),
             ("max_buffered_bytes", max_buffered_bytes as u64),
             ("request_timeout_secs", request_timeout_secs),
@@ -241,6 +250,8 @@ impl RawConfig {
             max_body_bytes,
             max_buffered_bytes,
             request_timeout: Duration::from_secs(request_timeout_secs),
+            min_body_bytes_per_sec,
+            client_share_divisor,
             dedupe_window,
             dedupe_max_entries,
             max_concurrent_requests,

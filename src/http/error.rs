@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::budget::OverBudget;
+use super::budget::{OverBudget, OverShare, Refused};
 use crate::event_log::SinkError;
 use crate::metrics::Outcome;
 use crate::payload::PayloadError;
@@ -27,6 +27,9 @@ pub enum ApiError {
     ForbiddenUnknownClient,
     #[error("too many requests in flight; retry shortly")]
     Overloaded,
+    /// This client address already has its share of the request slots (`client_share_divisor`).
+    #[error("too many requests in flight; retry shortly")]
+    ClientBusy(OverShare),
     /// The body would not fit in `max_buffered_bytes` beside the bodies already held.
     #[error("too many request bodies held in memory; retry shortly")]
     OverBudget(#[from] OverBudget),
@@ -34,6 +37,13 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("request body not received within {secs} s")]
     Timeout { secs: u64 },
+    /// After its first second the body arrived slower than `min_body_bytes_per_sec` on average.
+    #[error("request body arriving too slowly")]
+    TooSlow {
+        received: usize,
+        elapsed_ms: u64,
+        min_rate: u64,
+    },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
     #[error("invalid signature")]
@@ -55,11 +65,12 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden | ApiError::ForbiddenUnknownClient => StatusCode::FORBIDDEN,
             ApiError::Overloaded
+            | ApiError::ClientBusy(_)
             | ApiError::OverBudget(_)
             | ApiError::Unavailable(_)
             | ApiError::NotForwarded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Timeout { .. } | ApiError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Payload(PayloadError::Syntax(_)) => StatusCode::BAD_REQUEST,
@@ -72,10 +83,10 @@ impl ApiError {
             ApiError::NotFound => Outcome::not_found,
             ApiError::MethodNotAllowed => Outcome::method_not_allowed,
             ApiError::Forbidden | ApiError::ForbiddenUnknownClient => Outcome::forbidden,
-            ApiError::Overloaded => Outcome::overloaded,
+            ApiError::Overloaded | ApiError::ClientBusy(_) => Outcome::overloaded,
             ApiError::OverBudget(_) => Outcome::over_budget,
             ApiError::TooLarge { .. } => Outcome::too_large,
-            ApiError::Timeout { .. } => Outcome::timeout,
+            ApiError::Timeout { .. } | ApiError::TooSlow { .. } => Outcome::timeout,
             ApiError::BodyRead(_) | ApiError::Payload(_) => Outcome::invalid_payload,
             ApiError::Signature(_) => Outcome::rejected_signature,
             ApiError::Unavailable(_) | ApiError::NotForwarded { .. } => Outcome::unavailable,
@@ -88,6 +99,8 @@ impl ApiError {
             ApiError::Signature(e) => format!("invalid signature: {e}"),
             ApiError::Unavailable(e) => e.to_string(),
             ApiError::OverBudget(e) => e.to_string(),
+            ApiError::ClientBusy(e) => e.to_string(),
+            ApiError::TooSlow { .. } => self.reason(),
             ApiError::NotForwarded { sink, waited_secs } => {
                 format!("required sink {sink} did not confirm within {waited_secs} s")
             }
@@ -111,12 +124,23 @@ impl ApiError {
                  (unparseable forwarding header from a trusted proxy)"
                 .into(),
             ApiError::Overloaded => "too many requests in flight (max_concurrent_requests)".into(),
+            ApiError::ClientBusy(e) => {
+                format!("too many requests in flight from this address: {e}")
+            }
             ApiError::OverBudget(e) => format!("bodies held in memory at the cap: {e}"),
             ApiError::NotForwarded { sink, waited_secs } => {
                 format!("required sink {sink} did not confirm within {waited_secs} s")
             }
             ApiError::TooLarge { limit } => format!("body larger than the cap ({limit} bytes)"),
             ApiError::Timeout { secs } => format!("body not received within {secs} s"),
+            ApiError::TooSlow {
+                received,
+                elapsed_ms,
+                min_rate,
+            } => format!(
+                "body arriving too slowly: {received} bytes in {elapsed_ms} ms, under the \
+                 {min_rate} bytes/s min_body_bytes_per_sec"
+            ),
             ApiError::BodyRead(e) => format!("body could not be read: {e}"),
             ApiError::Signature(e) => match e {
                 SignatureError::Missing(h) => format!("no signature header ({h})"),
@@ -147,6 +171,15 @@ impl ApiError {
     }
 }
 
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> ApiError {
+        match r {
+            Refused::Bytes(e) => ApiError::OverBudget(e),
+            Refused::Requests(e) => ApiError::ClientBusy(e),
+        }
+    }
+}
+
 /// `{"result": message}` with `status`.
 pub fn result(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "result": message }))).into_response()
@@ -160,7 +193,10 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            ApiError::Overloaded | ApiError::Unavailable(_) | ApiError::NotForwarded { .. } => {
+            ApiError::Overloaded
+            | ApiError::ClientBusy(_)
+            | ApiError::Unavailable(_)
+            | ApiError::NotForwarded { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             // The body was not read: the sender retries, on a new connection.
@@ -169,7 +205,10 @@ impl IntoResponse for ApiError {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             // The body was not (fully) read: the connection cannot carry another request.
-            ApiError::TooLarge { .. } | ApiError::Timeout { .. } | ApiError::BodyRead(_) => {
+            ApiError::TooLarge { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::TooSlow { .. }
+            | ApiError::BodyRead(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::budget::BodyBuf;
+use super::budget::{Admission, BodyBuf, Share};
 use super::error::ApiError;
 use super::observe::Seen;
 use super::AppState;
@@ -31,6 +31,10 @@ pub struct HookTarget {
     /// The body cap and timeout of the same config snapshot as `hook`.
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// The body's minimum average rate after its first second (0: unchecked), same snapshot.
+    pub min_body_bytes_per_sec: u64,
+    /// One client address's share of the body budget and the request slots, same snapshot.
+    pub share: Share,
 }
 
 impl HookTarget {
@@ -54,6 +58,13 @@ impl HookTarget {
             client,
             max_body_bytes: live.max_body_bytes,
             request_timeout: live.request_timeout,
+            min_body_bytes_per_sec: live.min_body_bytes_per_sec,
+            share: Share::new(
+                state.budget.total(),
+                state.max_in_flight,
+                live.client_share_divisor,
+                live.max_body_bytes,
+            ),
         }
     }
 }
@@ -73,6 +84,8 @@ pub struct HookRequest {
     pub received_at: DateTime<Utc>,
     /// The request's `Content-Type`, forwarded with the event (capped: it comes from outside).
     pub content_type: Option<String>,
+    /// This request's slot in its client address's share; also what its event line reserves from.
+    pub admission: Admission,
     /// Held until the response is built, so the in-flight cap counts the whole request.
     _permit: OwnedSemaphorePermit,
 }
@@ -88,10 +101,9 @@ impl HookRequest {
     ) -> Result<Self, ApiError> {
         let received_at = Utc::now();
         let hook = target.hook.clone().ok_or(ApiError::NotFound)?;
-        if req.method() != Method::POST {
-            return Err(ApiError::MethodNotAllowed);
-        }
         let client = target.client;
+        // Before the method: a 405 where another path gets 404 would tell a client outside the
+        // list which paths are hooks.
         if !hook.allow_ips.is_empty() {
             match client {
                 Client::Known(ip) if hook.allow_ips.iter().any(|n| n.contains(&ip)) => {}
@@ -99,12 +111,9 @@ impl HookRequest {
                 Client::Unknown => return Err(ApiError::ForbiddenUnknownClient),
             }
         }
-        let permit = state
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Overloaded)?;
-
+        if req.method() != Method::POST {
+            return Err(ApiError::MethodNotAllowed);
+        }
         let limit = target.max_body_bytes;
         let declared = req
             .headers()
@@ -115,25 +124,27 @@ impl HookRequest {
             // Refused before a single body byte is read.
             return Err(ApiError::TooLarge { limit });
         }
+        // At most `limit` (checked above), so it fits a usize.
+        let declared = declared.map(|len| len as usize);
 
-        // Reserved before a byte is read: a body that cannot be held is refused now, not after
-        // the client has made us buffer most of it.
-        let mut buf = state
-            .budget
-            .buffer(declared.map_or(0, |len| len as usize))?;
+        let permit = state
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Overloaded)?;
+        // A declared body that cannot be held now is refused before it is read; nothing is
+        // reserved for it, though: bytes are reserved as they arrive, so a client that declares
+        // a large body and then stalls holds no memory, only its slot, until the pace cuts it.
+        let admission = state.budget.admit(client, target.share, declared)?;
+        let mut buf = admission.buffer(declared);
         let (parts, body) = req.into_parts();
-        let body =
-            match tokio::time::timeout(target.request_timeout, read_body(body, &mut buf, limit))
-                .await
-            {
-                Err(_) => {
-                    return Err(ApiError::Timeout {
-                        secs: target.request_timeout.as_secs(),
-                    })
-                }
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(())) => buf.freeze(),
-            };
+        let pace = Pace {
+            start: tokio::time::Instant::now(),
+            timeout: target.request_timeout,
+            min_rate: target.min_body_bytes_per_sec,
+        };
+        read_body(body, &mut buf, limit, pace).await?;
+        let body = buf.freeze();
         if let Some(seen) = seen {
             seen.body = Some(body.clone());
         }
@@ -156,19 +167,74 @@ impl HookRequest {
             client,
             received_at,
             content_type,
+            admission,
             _permit: permit,
         })
     }
 }
 
+/// How fast a body must arrive: whole within `timeout`, and, after [`PACE_GRACE`], at
+/// `min_rate` bytes a second on average since `start` (its headers were read).
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    start: tokio::time::Instant,
+    timeout: Duration,
+    min_rate: u64,
+}
+
+/// The first second of a body is not paced: a sender may wait for `100 Continue` or a slow
+/// start, and a single-packet body needs no check at all.
+const PACE_GRACE: Duration = Duration::from_secs(1);
+
+impl Pace {
+    fn end(&self) -> tokio::time::Instant {
+        self.start + self.timeout
+    }
+
+    /// When `received` bytes stop being enough: the time at which they fall below the minimum
+    /// average, never before the grace period, never after the timeout.
+    fn deadline(&self, received: usize) -> tokio::time::Instant {
+        if self.min_rate == 0 {
+            return self.end();
+        }
+        let earned = Duration::from_secs_f64(received as f64 / self.min_rate as f64);
+        (self.start + earned.max(PACE_GRACE)).min(self.end())
+    }
+}
+
 /// Copies the body's frames into `buf` as they arrive (each frame is dropped at once, so hyper's
-/// read buffer is free again), refusing it past `limit` or past the memory budget.
+/// read buffer is free again), refusing it past `limit`, past the memory budget, or once it falls
+/// behind `pace` (a trickle is cut after about a second, not at the request timeout).
 async fn read_body(
     mut body: axum::body::Body,
     buf: &mut BodyBuf,
     limit: usize,
+    pace: Pace,
 ) -> Result<(), ApiError> {
-    while let Some(frame) = body.frame().await {
+    // One timer for the whole body, moved forward as bytes earn more time.
+    let mut deadline = pace.deadline(0);
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+    loop {
+        let frame = tokio::select! {
+            // The body first: bytes that are already there are taken before the timer is asked.
+            biased;
+            frame = body.frame() => frame,
+            () = &mut sleep => {
+                return Err(if deadline >= pace.end() {
+                    ApiError::Timeout { secs: pace.timeout.as_secs() }
+                } else {
+                    ApiError::TooSlow {
+                        received: buf.len(),
+                        elapsed_ms: pace.start.elapsed().as_millis() as u64,
+                        min_rate: pace.min_rate,
+                    }
+                });
+            }
+        };
+        let Some(frame) = frame else {
+            return Ok(());
+        };
         let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
@@ -177,6 +243,10 @@ async fn read_body(
             return Err(ApiError::TooLarge { limit });
         }
         buf.extend(&data)?;
+        let next = pace.deadline(buf.len());
+        if next != deadline {
+            deadline = next;
+            sleep.as_mut().reset(deadline);
+        }
     }
-    Ok(())
 }

@@ -20,6 +20,10 @@ use crate::metrics::Outcome;
 use crate::payload::{self, PayloadKind};
 use crate::signature::{self, DeliveryIdSource, EventSource, Handshake, Scheme, Verified};
 
+/// Room for a line's fields besides the body (time, ids, hook, event, client, ...): most lines
+/// then need one allocation.
+const LINE_FIELDS_BYTES: usize = 320;
+
 /// How a hook request succeeded.
 #[derive(Debug)]
 pub enum Accepted {
@@ -128,7 +132,14 @@ pub async fn receive(
             "twitch revoked an EventSub subscription (logged as event=revocation)"
         );
     }
-    let mut line = Vec::with_capacity(body.len() + 320);
+    // The line is a second copy of the body, up to 6x its size where characters need escapes (a
+    // DEL is `\u007f`): it is reserved from the same budget and client share as the body, first
+    // for the usual size, then for whatever writing it took beyond that. Nothing awaits between
+    // the write and the second reservation, so at most one line per runtime worker is ever
+    // outside the budget, and only for that moment; a line that does not fit is refused (503).
+    let usual = body.len() + LINE_FIELDS_BYTES;
+    let mut line_held = req.admission.reserve(usual)?;
+    let mut line = Vec::with_capacity(usual);
     EventRecord {
         received_at: req.received_at,
         event_id,
@@ -141,6 +152,14 @@ pub async fn receive(
         payload,
     }
     .write(state.log_format, &mut line);
+    if line.capacity() > line_held.len() {
+        if line.capacity() > 2 * usual {
+            // Grown by doubling (escapes): up to twice what it holds, given back before it is
+            // counted. A line that only outgrew the usual size is not worth the copy.
+            line.shrink_to_fit();
+        }
+        line_held.merge(req.admission.reserve(line.capacity() - line_held.len())?);
+    }
     let event = state.forward.as_ref().map(|_| Event {
         id: event_id,
         hook: hook.path.to_string(),
@@ -153,6 +172,8 @@ pub async fn receive(
         body: body.clone(),
     });
     let seq = state.log.append(line, event).await?;
+    // The writer has the line written (and dropped) once `append` answers.
+    drop(line_held);
     if let Some(s) = seen {
         // Once the line is written: the id the page shows is the one in the log and the sinks.
         s.event_id = Some(event_id);
@@ -197,15 +218,16 @@ pub fn event_type<'a>(
 ) -> Option<Cow<'a, str>> {
     let json_body = match payload {
         Payload::Netbox(ev, _) => {
-            return Some(Cow::Owned(match ev.model() {
-                Some(model) => format!("{model}.{}", ev.event),
-                None => ev.event.to_string(),
-            }))
+            // Each part capped before they are joined: a 1 MB `event` is never copied whole.
+            let event = signature::cap_label(&ev.event);
+            return match ev.model() {
+                Some(model) => body_label(format!("{}.{event}", signature::cap_label(model))),
+                None => body_label(event.to_owned()),
+            };
         }
         Payload::Json(body) => Some(*body),
         Payload::Raw(_) => None,
     };
-    let capped = |s: String| Cow::Owned(signature::cap_label(&s).to_owned());
     match hook.verifier.scheme().event_source() {
         EventSource::None => None,
         EventSource::Verifier => verified.event_type().map(Cow::Borrowed),
@@ -214,19 +236,34 @@ pub fn event_type<'a>(
             let action = action
                 .zip(json_body)
                 .and_then(|(field, body)| payload::top_level_string(body, field));
-            Some(match action {
-                Some(a) => capped(format!("{name}.{a}")),
-                None => Cow::Borrowed(name),
-            })
+            Some(
+                action
+                    .and_then(|a| body_label(format!("{name}.{a}")))
+                    .unwrap_or(Cow::Borrowed(name)),
+            )
         }
         EventSource::Body(paths) => {
             let body = json_body?;
             paths
                 .iter()
                 .find_map(|p| payload::string_at(body, p))
-                .map(capped)
+                .and_then(body_label)
         }
     }
+}
+
+/// An event type read from the body, held to the rule a header's already meets: capped at
+/// [`signature::MAX_EVENT_LEN`], and dropped when it holds a control character or line separator,
+/// since it becomes an exec argument and environment variable, a relay header and an admin label.
+fn body_label<'a>(mut s: String) -> Option<Cow<'a, str>> {
+    let capped = signature::cap_label(&s).len();
+    s.truncate(capped);
+    if s.capacity() > 2 * signature::MAX_EVENT_LEN {
+        // A huge value read from the body: keep 256 bytes of it, not its allocation.
+        s.shrink_to_fit();
+    }
+    let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    (!s.is_empty() && !s.chars().any(bad)).then_some(Cow::Owned(s))
 }
 
 /// Every handshake, answered here and nowhere else. The provider verifiers recognise theirs

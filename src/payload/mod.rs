@@ -244,6 +244,10 @@ pub struct NetboxTimestamp(pub DateTime<FixedOffset>);
 /// Parses both of NetBox's timestamp spellings; refuses a time without an offset.
 pub fn parse_timestamp(s: &str) -> Result<DateTime<FixedOffset>, String> {
     let bytes = s.as_bytes();
+    if bytes.len() > MAX_TIMESTAMP_LEN {
+        // Not copied or parsed: no timestamp is this long.
+        return Err(format!("{} is not a timestamp (too long)", quoted(s)));
+    }
     let normalized: Cow<str> = if bytes.len() > 10 && bytes[10] == b' ' {
         let mut t = s.to_string();
         t.replace_range(10..11, "T");
@@ -253,7 +257,8 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<FixedOffset>, String> {
     };
     DateTime::parse_from_rfc3339(&normalized).map_err(|e| {
         format!(
-            "{s:?} is not a timestamp with a time zone like 2026-11-23T15:30:21.674557+00:00 ({e})"
+            "{} is not a timestamp with a time zone like 2026-11-23T15:30:21.674557+00:00 ({e})",
+            quoted(s)
         )
     })
 }
@@ -274,13 +279,66 @@ impl<'de> Deserialize<'de> for NetboxTimestamp {
     }
 }
 
+/// Longer than any timestamp NetBox writes (32 bytes with microseconds and an offset).
+const MAX_TIMESTAMP_LEN: usize = 64;
+
+/// Characters of a value a refusal repeats: enough to recognise it, too few to echo a body back
+/// into the 400/422, a diagnostic line and the admin ring.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// `s` quoted as `{:?}` writes it, cut as [`cut_quotes`] cuts.
+fn quoted(s: &str) -> String {
+    let head = s
+        .char_indices()
+        .nth(MAX_QUOTED_CHARS + 1)
+        .map_or(s, |(i, _)| &s[..i]);
+    cut_quotes(&format!("{head:?}"))
+}
+
+/// `message` with every quoted value in it (`"…"`, as serde writes an unexpected string, or
+/// `` `…` ``, as it writes other values) cut after [`MAX_QUOTED_CHARS`] characters, marked with an
+/// ellipsis. Idempotent: a cut value is not cut again.
+pub fn cut_quotes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' && c != '`' {
+            continue;
+        }
+        let (mut kept, mut closed) = (0usize, false);
+        let mut escaped = false;
+        for d in chars.by_ref() {
+            if !escaped && d == c {
+                closed = true;
+                break;
+            }
+            escaped = c == '"' && !escaped && d == '\\';
+            if kept < MAX_QUOTED_CHARS {
+                out.push(d);
+            } else if kept == MAX_QUOTED_CHARS {
+                out.push('…');
+            }
+            kept += 1;
+        }
+        if closed {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
-    let path = e.path().to_string();
+    // The path names map keys the sender chose; capped like a quoted value.
+    let path = cut_quotes(&format!("`{}`", e.path()));
+    let path = path.trim_matches('`');
     let inner = e.into_inner();
-    if inner.is_syntax() || inner.is_eof() {
-        PayloadError::Syntax(inner.to_string())
+    let syntax = inner.is_syntax() || inner.is_eof();
+    let inner = cut_quotes(&inner.to_string());
+    if syntax {
+        PayloadError::Syntax(inner)
     } else if path == "." || path.is_empty() {
-        PayloadError::Shape(inner.to_string())
+        PayloadError::Shape(inner)
     } else {
         PayloadError::Shape(format!("{path}: {inner}"))
     }
@@ -326,9 +384,9 @@ pub fn json(body: &[u8]) -> Result<(), PayloadError> {
     let text = utf8(body)?;
     serde_json::from_str::<IgnoredAny>(text).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
-            PayloadError::Syntax(e.to_string())
+            PayloadError::Syntax(cut_quotes(&e.to_string()))
         } else {
-            PayloadError::Shape(e.to_string())
+            PayloadError::Shape(cut_quotes(&e.to_string()))
         }
     })?;
     Ok(())
@@ -436,6 +494,33 @@ pub fn string_at(body: &[u8], path: &[&str]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::{cut_quotes, MAX_QUOTED_CHARS};
+
+    #[test]
+    fn quoted_values_in_refusals_are_cut_once_with_an_ellipsis() {
+        let long = "x".repeat(10_000);
+        let msg = format!("invalid type: string {long:?}, expected a map at line 1 column 9");
+        let cut = cut_quotes(&msg);
+        let kept = format!("\"{}…\"", "x".repeat(MAX_QUOTED_CHARS));
+        assert_eq!(
+            cut,
+            format!("invalid type: string {kept}, expected a map at line 1 column 9")
+        );
+        assert_eq!(cut_quotes(&cut), cut, "idempotent");
+        // Backticks, escaped quotes inside, and short values untouched.
+        let tick = format!("invalid value: `{}`", "9".repeat(100));
+        assert_eq!(
+            cut_quotes(&tick).len(),
+            "invalid value: ``".len() + 64 + '…'.len_utf8()
+        );
+        let inner = format!(r#"string "a\"b{}" then "short""#, "c".repeat(100));
+        let cut = cut_quotes(&inner);
+        assert!(cut.ends_with(r#"…" then "short""#), "{cut}");
+        assert_eq!(cut_quotes("expected `,` or `}`"), "expected `,` or `}`");
+        let stamp = super::parse_timestamp(&"9".repeat(1 << 20)).unwrap_err();
+        assert!(stamp.len() < 200, "{stamp}");
+    }
+
     use super::*;
 
     #[test]

@@ -460,3 +460,17 @@ pub async fn health(server: &Server) -> serde_json::Value {
         .await
         .unwrap()
 }
+
+/// The admin listener's `/api/sinks` as `{"sinks": [...]}`, the shape `/healthz` lists them in: the
+/// sinks' free-text errors (`last_error`, `paused_reason`) are shown there, not on the public port.
+pub async fn admin_sinks(server: &Server) -> serde_json::Value {
+    let sinks: serde_json::Value = client()
+        .get(server.admin_url("/api/sinks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    serde_json::json!({ "sinks": sinks })
+}

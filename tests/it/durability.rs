@@ -306,7 +306,12 @@ async fn a_thousand_idle_connections_do_not_delay_a_new_request() {
 
 #[tokio::test]
 async fn in_flight_cap_answers_503_with_retry_after() {
-    let server = Server::netbox("max_concurrent_requests = 2\nrequest_timeout_secs = 5", "");
+    // The global cap alone: the holders come from one address (no per-address share) and stall
+    // on purpose (no body-rate cut, which would free their slots after a second).
+    let server = Server::netbox(
+        "max_concurrent_requests = 2\nrequest_timeout_secs = 5\nclient_share_divisor = 1\nmin_body_bytes_per_sec = 0",
+        "",
+    );
     let mut holders = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();

@@ -209,8 +209,9 @@ fn requests_with_outcome(metrics: &str, outcome: &str) -> u64 {
 async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass() {
     let _heavy = heavy().await;
     let budget: u64 = 4 * MIB;
+    // One address here, so no per-address share: what is tested is the whole budget.
     let top = format!(
-        "max_buffered_bytes = {budget}\nmax_body_bytes = 1000000\nrequest_timeout_secs = 30"
+        "max_buffered_bytes = {budget}\nmax_body_bytes = 1000000\nrequest_timeout_secs = 30\nclient_share_divisor = 1"
     );
     let server = Server::start_with(Options {
         top: &top,
@@ -296,9 +297,10 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_comes_back_after_a_flood_of_stalled_bodies() {
     let _heavy = heavy().await;
-    // The default budget (64 MiB): these 48 MB fit in it and are really buffered.
+    // The default budget (64 MiB): these 48 MB fit in it and are really buffered (all from one
+    // address, so without the per-address share).
     let server = Server::start_with(Options {
-        top: "request_timeout_secs = 30",
+        top: "request_timeout_secs = 30\nclient_share_divisor = 1",
         hooks: &netbox_hook("/nb"),
         ..Default::default()
     });
@@ -323,4 +325,238 @@ async fn memory_comes_back_after_a_flood_of_stalled_bodies() {
         baseline / MIB,
         peak / MIB
     );
+}
+
+/// Issue: slow-body exhaustion. What a connection that declares a body and then stalls or
+/// trickles it got: its answer, how long after its head it came, and whether the server closed
+/// the connection after it.
+struct Slow {
+    status: Result<u16, String>,
+    after: Duration,
+    closed: bool,
+}
+
+/// Opens a connection, sends a head declaring 1,000,000 bytes with a bogus signature, then
+/// nothing (`trickle` false) or, chunked, one byte every 100 ms; reads the answer (up to 12 s)
+/// and then waits for the server to close.
+async fn slow_client(addr: SocketAddr, trickle: bool) -> Slow {
+    let t0 = Instant::now();
+    let conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = conn.into_split();
+    let head = if trickle {
+        "POST /nb HTTP/1.1\r\nHost: t\r\nX-Hook-Signature: 00\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_string()
+    } else {
+        "POST /nb HTTP/1.1\r\nHost: t\r\nX-Hook-Signature: 00\r\nContent-Length: 1000000\r\n\r\n"
+            .to_string()
+    };
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        if trickle {
+            let end = Instant::now() + Duration::from_secs(12);
+            while Instant::now() < end {
+                if wr.write_all(b"1\r\nx\r\n").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else {
+            // Holds the write side open, sending nothing.
+            tokio::time::sleep(Duration::from_secs(12)).await;
+        }
+        drop(wr);
+    });
+    let response = read_head(&mut rd, Duration::from_secs(12)).await;
+    let after = t0.elapsed();
+    let closed = match &response {
+        Ok(_) => {
+            let mut rest = [0u8; 4096];
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            loop {
+                match tokio::time::timeout_at(deadline, rd.read(&mut rest)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break true,
+                    Ok(Ok(_)) => continue, // the rest of the answer's body
+                    Err(_) => break false,
+                }
+            }
+        }
+        Err(_) => false,
+    };
+    writer.abort();
+    Slow {
+        status: response.map(|r| r.status),
+        after,
+        closed,
+    }
+}
+
+/// Polls the admin `/metrics` until `webhook_requests_in_flight` is at least `n`.
+async fn wait_in_flight(server: &Server, n: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics(server).await;
+        let now = text
+            .lines()
+            .find_map(|l| l.strip_prefix("webhook_requests_in_flight "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if now >= n || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 80 connections declare 1,000,000 bytes and send nothing, 20 trickle a chunked body a byte at
+/// a time: before, the 4 MB budget was reserved by the first four declarations (every real sender
+/// got 503 for `request_timeout_secs`). Now bytes are reserved as they arrive, so a signed POST
+/// sent while all 100 are held gets 200, and every slow one is cut with 408 (connection closed)
+/// after about a second, long before the 10 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_and_trickling_bodies_hold_no_budget_and_are_cut_after_about_a_second() {
+    let _heavy = heavy().await;
+    let server = Server::start_with(Options {
+        // All from one address: without the per-address share (its own unit tests in
+        // src/http/budget.rs), which would refuse most of them at once instead.
+        top: "max_buffered_bytes = 4000000\nmax_body_bytes = 1000000\nclient_share_divisor = 1",
+        hooks: &netbox_hook("/nb"),
+        ..Default::default()
+    });
+    assert_eq!(signed_small_status(&server).await, Ok(200), "warm-up");
+    let t0 = Instant::now();
+    let slow: Vec<_> = (0..100)
+        .map(|i| tokio::spawn(slow_client(server.addr, i % 5 == 0)))
+        .collect();
+    let held = wait_in_flight(&server, 100).await;
+    let while_held = t0.elapsed();
+    let small = signed_small_status(&server).await;
+    let mut seen = Vec::new();
+    for s in slow {
+        seen.push(s.await.unwrap());
+    }
+    assert!(
+        held >= 100,
+        "the 100 slow requests were never all in flight ({held})"
+    );
+    assert_eq!(
+        small,
+        Ok(200),
+        "a signed POST sent {while_held:?} after 100 slow bodies began"
+    );
+    for (i, s) in seen.iter().enumerate() {
+        assert_eq!(s.status, Ok(408), "slow client {i} after {:?}", s.after);
+        assert!(
+            s.after < Duration::from_secs(5),
+            "slow client {i} cut only after {:?} (request_timeout_secs is 10)",
+            s.after
+        );
+        assert!(
+            s.closed,
+            "slow client {i}: connection left open after its 408"
+        );
+    }
+    let text = metrics(&server).await;
+    assert!(requests_with_outcome(&text, "timeout") >= 100, "{text}");
+    assert_eq!(requests_with_outcome(&text, "over_budget"), 0, "{text}");
+    assert!(server.stderr().contains("body arriving too slowly"));
+}
+
+/// Chunked trickles take request slots, not memory: with every slot taken the next request gets
+/// 503, but the trickles are cut after about a second and slots are free again, long before
+/// `request_timeout_secs` (30 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickles_give_their_request_slots_back_long_before_the_timeout() {
+    let _heavy = heavy().await;
+    let server = Server::start_with(Options {
+        top: "max_concurrent_requests = 16\nrequest_timeout_secs = 30\nclient_share_divisor = 1",
+        hooks: &netbox_hook("/nb"),
+        ..Default::default()
+    });
+    let t0 = Instant::now();
+    let slow: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(slow_client(server.addr, true)))
+        .collect();
+    assert_eq!(wait_in_flight(&server, 16).await, 16);
+    assert_eq!(
+        signed_small_status(&server).await,
+        Ok(503),
+        "every slot taken"
+    );
+    let served = loop {
+        match signed_small_status(&server).await {
+            Ok(200) => break t0.elapsed(),
+            other => assert!(
+                t0.elapsed() < Duration::from_secs(6),
+                "still {other:?} after {:?}",
+                t0.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for s in slow {
+        let s = s.await.unwrap();
+        assert_eq!(s.status, Ok(408), "after {:?}", s.after);
+    }
+    assert!(served < Duration::from_secs(6), "{served:?}");
+}
+
+/// A signed NetBox body of about 900 kB whose `note` is DEL characters: the event line writes each
+/// as `\u007f`, six bytes, so its line is about 5.4 MB.
+fn escaping_body() -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10")).unwrap();
+    v["note"] = "\u{7f}".repeat(900_000).into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The event line is a second copy of the body, and escaping can make it 6x the body: it is
+/// reserved from `max_buffered_bytes` too. With 3 MB the 0.9 MB body fits but its 5.4 MB line
+/// does not: 503 + `Retry-After`, nothing logged, and small requests still pass; with 8 MB both
+/// fit and the line is written whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_line_is_reserved_from_the_budget_like_the_body() {
+    let _heavy = heavy().await;
+    let body = escaping_body();
+    assert!(body.len() < 1_000_000);
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), &body);
+    let headers = [("x-hook-signature", sig)];
+    for (budget, expected) in [(3_000_000, 503), (8_000_000, 200)] {
+        let server = Server::start_with(Options {
+            top: &format!(
+                "max_buffered_bytes = {budget}\nmax_body_bytes = 1000000\nclient_share_divisor = 1"
+            ),
+            hooks: &netbox_hook("/nb"),
+            ..Default::default()
+        });
+        let (status, json) = post(&server.url("/nb"), &headers, body.clone()).await;
+        assert_eq!(status, expected, "budget {budget}: {json}");
+        let lines = server.log_lines();
+        let text = metrics(&server).await;
+        if expected == 503 {
+            assert_eq!(
+                json["result"],
+                "too many request bodies held in memory; retry shortly"
+            );
+            assert!(lines.is_empty(), "nothing logged");
+            assert_eq!(requests_with_outcome(&text, "over_budget"), 1, "{text}");
+            assert_eq!(
+                signed_small_status(&server).await,
+                Ok(200),
+                "small ones pass"
+            );
+        } else {
+            assert_eq!(lines.len(), 1);
+            assert!(lines[0].len() > 5_400_000, "{} bytes", lines[0].len());
+            assert_eq!(
+                line_payload(&lines[0])["note"].as_str().unwrap().len(),
+                900_000
+            );
+        }
+        // Everything reserved is given back once the request is answered.
+        let held = text
+            .lines()
+            .find_map(|l| l.strip_prefix("webhook_buffered_body_bytes "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert_eq!(held, Some(0), "{text}");
+    }
 }

@@ -269,6 +269,108 @@ async fn bad_json_is_400_and_bad_shapes_are_422_naming_the_field() {
     assert!(lines[0].contains(" event=job_ended "));
 }
 
+/// The newest accepted delivery of `/webhook/` on the admin API.
+async fn newest_accepted(server: &Server) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = client()
+        .get(server.admin_url("/api/deliveries"))
+        .query(&[("hook", "/webhook/"), ("outcome", "accepted")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rows.into_iter().next().expect("an accepted delivery")
+}
+
+/// NetBox's `<model>.<event>` goes to the admin ring, exec argv/env and relay headers like every
+/// other provider's event type: capped at 256 bytes, and dropped when it holds a control.
+#[tokio::test]
+async fn a_huge_or_control_netbox_event_type_is_capped_or_dropped() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let url = server.url("/webhook/");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10")).unwrap();
+    v["event"] = "e".repeat(900_000).into();
+    let (status, json) = post_netbox(&url, &serde_json::to_vec(&v).unwrap()).await;
+    assert_eq!(status, 200, "{json}");
+    let event = newest_accepted(&server).await["event"]
+        .as_str()
+        .expect("an event type")
+        .to_owned();
+    assert!(event.len() <= 256, "{} bytes", event.len());
+    assert!(event.starts_with("dcim.site.eee"), "{event}");
+
+    v["event"] = "created\u{1b}]0;owned\u{7}\n".into();
+    let (status, json) = post_netbox(&url, &serde_json::to_vec(&v).unwrap()).await;
+    assert_eq!(status, 200, "{json}");
+    let r = newest_accepted(&server).await;
+    assert!(r["event"].is_null(), "a control in the event type: {r}");
+    // The log line keeps what was sent, escaped, as for every event.
+    let line = server.log_lines().pop().unwrap();
+    assert!(!line.contains('\u{1b}'), "{line}");
+    assert_eq!(line_payload(&line)["event"], v["event"]);
+}
+
+/// A bad value is named, not echoed: a 1 MB one does not come back in the 422, the diagnostic or
+/// the admin ring.
+#[tokio::test]
+async fn a_422_quotes_at_most_the_start_of_the_offending_value() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let url = server.url("/webhook/");
+    let valid: serde_json::Value =
+        serde_json::from_slice(&netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a10")).unwrap();
+    let huge = format!("2026-{}", "9".repeat(900_000));
+    // A timestamp that is not one; strings where objects belong (serde's "invalid type" quotes).
+    let cases: [(&str, serde_json::Value); 3] = [
+        ("timestamp", huge.clone().into()),
+        ("data", huge.clone().into()),
+        ("snapshots", huge.clone().into()),
+    ];
+    for (field, value) in cases {
+        let mut v = valid.clone();
+        v[field] = value;
+        let (status, json) = post_netbox(&url, &serde_json::to_vec(&v).unwrap()).await;
+        assert_eq!(status, 422, "{field}: {json}");
+        let reason = json["result"].as_str().unwrap();
+        assert!(reason.contains(field), "names {field}: {reason}");
+        assert!(
+            reason.len() < 400,
+            "{field}: {} bytes: {}",
+            reason.len(),
+            &reason[..400]
+        );
+        assert!(
+            reason.contains("2026-9999"),
+            "the start is quoted: {reason}"
+        );
+        assert!(reason.contains('…'), "and marked as cut: {reason}");
+    }
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("request refused"),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert!(
+        stderr.lines().all(|l| l.len() < 2000),
+        "no diagnostic line carries the value"
+    );
+    let rows: Vec<serde_json::Value> = client()
+        .get(server.admin_url("/api/deliveries"))
+        .query(&[("hook", "/webhook/"), ("outcome", "invalid_payload")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert!(r["reason"].as_str().unwrap().len() < 400, "{}", r["reason"]);
+    }
+}
+
 #[tokio::test]
 async fn wrong_method_and_unknown_path_then_still_serving() {
     let server = Server::start(&netbox_hook("/webhook/"));
@@ -306,13 +408,9 @@ async fn unwritable_event_log_is_503_never_2xx_and_health_reports_it() {
     assert_eq!(status, 503, "{json}");
     let status_now = health(&server).await;
     assert_eq!(status_now["result"], "degraded");
-    assert!(
-        status_now["event_log"]
-            .as_str()
-            .unwrap()
-            .contains("No space"),
-        "{status_now}"
-    );
+    // The error itself (with the log's path) is in the diagnostics, not on the public port.
+    assert_eq!(status_now["event_log"], "failing", "{status_now}");
+    assert!(server.stderr().contains("No space"), "{}", server.stderr());
     let (status, _) = post_netbox(
         &server.url("/webhook/"),
         &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a11"),

@@ -326,6 +326,42 @@ async fn allow_ips_refuses_others_with_403_before_the_body() {
     assert_eq!(server.log_lines().len(), 1);
 }
 
+/// A client outside `allow_ips` cannot tell a hook path from any other: every method gets the same
+/// 403 a POST gets, never the 405 that only a hook path answers.
+#[tokio::test]
+async fn allow_ips_is_checked_before_the_method_so_hook_paths_are_not_enumerable() {
+    let hooks = format!(
+        "{}allow_ips = [\"192.0.2.10\"]\n{}allow_ips = [\"127.0.0.1\"]\n",
+        netbox_hook("/closed/"),
+        netbox_hook("/open/")
+    );
+    let server = Server::start(&hooks);
+    let c = client();
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let resp = c
+            .request(method.clone(), server.url("/closed/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            403,
+            "{method} from outside the list"
+        );
+        let json: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(json["result"], "client address not allowed");
+        let unknown = c.request(method.clone(), server.url("/nothing-here/"));
+        assert_eq!(unknown.send().await.unwrap().status().as_u16(), 404);
+    }
+    // A client in the list still learns the method is wrong.
+    let resp = c.get(server.url("/open/")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+}
+
 #[tokio::test]
 async fn sighup_adds_a_hook_live_and_an_invalid_edit_keeps_the_old_config() {
     let server = Server::start(&netbox_hook("/webhook/"));
