@@ -192,8 +192,13 @@ impl EventLog {
         let file = LogFile::open(path, fsync)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let health = Arc::new(Health::new(path, stall_bound));
+        // Only when both syncs happen per group; a failure to start it syncs the two in turn.
+        let syncer = (fsync && spool.is_some())
+            .then(spooled::Syncer::start)
+            .and_then(Result::ok);
         let writer = Writer {
             busy: false,
+            syncer,
             path: path.to_path_buf(),
             file: Some(file),
             fsync,
@@ -279,6 +284,8 @@ struct Writer {
     metrics: Arc<Metrics>,
     /// With sinks configured: every event also goes here, in the same group and sync.
     spool: Option<Spool>,
+    /// Runs the spool's sync beside the log's (with `fsync` and a spool).
+    syncer: Option<spooled::Syncer>,
 }
 
 impl Writer {
@@ -422,7 +429,13 @@ impl Writer {
         let written = log.file.write_all(buf);
         self.metrics.observe_log_write(t0.elapsed(), buf.len());
         let (synced, spooled) = match written {
-            Ok(()) => spooled::sync_both(&log.file, self.fsync, self.spool.as_mut(), &self.metrics),
+            Ok(()) => spooled::sync_both(
+                &log.file,
+                self.fsync,
+                self.spool.as_mut(),
+                self.syncer.as_ref(),
+                &self.metrics,
+            ),
             Err(e) => {
                 // The group is answered 503: none of its events may reach a sink.
                 if let Some(spool) = self.spool.as_mut() {

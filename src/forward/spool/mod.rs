@@ -208,7 +208,8 @@ pub struct Spool {
     segment_bytes: u64,
     /// Closed segments, oldest first: (first seq, bytes).
     sealed: VecDeque<(u64, u64)>,
-    active: File,
+    /// Shared so that its sync can run beside the event log's on another thread ([`Spool::begin_sync`]).
+    active: Arc<File>,
     active_first: u64,
     /// Bytes written to the active file (synced or not).
     active_len: u64,
@@ -286,6 +287,7 @@ impl Spool {
             .create(create)
             .truncate(false)
             .open(&active_path)
+            .map(Arc::new)
             .map_err(|e| SpoolError::io("open", &active_path, e))?;
         if create {
             segment::sync_dir(&dir).map_err(|e| SpoolError::io("sync", &dir, e))?;
@@ -378,12 +380,27 @@ impl Spool {
     /// Writes and `fdatasync`s what was appended, then publishes the new durable sequence number.
     /// On error every record since the last successful sync is discarded (answer the group 503).
     pub fn sync(&mut self) -> Result<(), SpoolError> {
-        let result = self.write_pending().and_then(|()| {
-            self.active.sync_data().map_err(|e| {
-                SpoolError::io("sync", &segment::path(self.dir(), self.active_first), e)
-            })
-        });
-        if let Err(e) = result {
+        let file = self.begin_sync()?;
+        let synced = file.sync_data();
+        self.end_sync(synced)
+    }
+
+    /// The first half of [`sync`](Self::sync): writes what was appended and returns the file to
+    /// `fdatasync`, so the writer can hand that to another thread while it syncs the event log.
+    /// Finish with [`end_sync`](Self::end_sync).
+    pub fn begin_sync(&mut self) -> Result<Arc<File>, SpoolError> {
+        if let Err(e) = self.write_pending() {
+            self.rollback();
+            return Err(e);
+        }
+        Ok(self.active.clone())
+    }
+
+    /// The second half of [`sync`](Self::sync), with the result of `fdatasync` on the file
+    /// [`begin_sync`](Self::begin_sync) returned: publishes the durable sequence, or discards.
+    pub fn end_sync(&mut self, synced: io::Result<()>) -> Result<(), SpoolError> {
+        if let Err(e) = synced {
+            let e = SpoolError::io("sync", &segment::path(self.dir(), self.active_first), e);
             self.rollback();
             return Err(e);
         }
@@ -451,7 +468,7 @@ impl Spool {
             return Err(SpoolError::io("sync", self.dir(), e));
         }
         self.sealed.push_back((self.active_first, self.active_len));
-        self.active = file;
+        self.active = Arc::new(file);
         self.active_first = self.next_seq;
         (self.active_len, self.synced_len) = (0, 0);
         // Everything before the new segment is synced now, though not yet published.
