@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::client_ip::Client;
-use crate::payload::NetboxEvent;
+use crate::payload::{decoded_string, NetboxEvent};
 
 /// How the event log is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -135,9 +135,18 @@ impl EventRecord<'_> {
             }
             json_field(out, "username", ev.user());
             if let Some(obj) = ev.object() {
-                if let Some(id) = obj.id {
-                    out.extend_from_slice(b",\"object_id\":");
-                    out.extend_from_slice(id.get().as_bytes());
+                if let Some(id) = obj.id.map(|id| id.get()) {
+                    // A string is any JSON string (raw U+2028 and C1 included): decoded and
+                    // escaped like every other field. A number's JSON text is safe as it is.
+                    match decoded_string(id) {
+                        Some(text) => json_field(out, "object_id", Some(&text)),
+                        None if !id.starts_with('"') => {
+                            out.extend_from_slice(b",\"object_id\":");
+                            out.extend_from_slice(id.as_bytes());
+                        }
+                        // A lone surrogate escape is no text; the payload keeps it as sent.
+                        None => {}
+                    }
                 }
                 json_field(out, "object_url", obj.url.as_deref());
             }
@@ -510,6 +519,42 @@ mod tests {
                 assert_one_clean_line(&out);
             }
         }
+    }
+
+    /// `data.id` is any JSON string or number: a string reaches the JSON line escaped, a number as
+    /// sent, and a string that is no Unicode (a lone surrogate) not at all.
+    #[test]
+    fn object_ids_are_numbers_as_sent_or_escaped_strings() {
+        let line = |id: &str| {
+            let body = format!(
+                r#"{{"event": "created", "timestamp": "2026-11-23T15:20:42.036573+00:00", "model": "dcim.site", "data": {{"id": {id}}}}}"#
+            );
+            let ev = crate::payload::netbox(body.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            EventRecord {
+                received_at: Utc::now(),
+                event_id: Uuid::now_v7(),
+                hook: "/h",
+                provider: "netbox",
+                delivery_id: None,
+                event: None,
+                client: Client::Known(std::net::IpAddr::from([192, 0, 2, 1])),
+                content_type: None,
+                payload: Payload::Netbox(&ev, body.as_bytes()),
+            }
+            .write(LogFormat::Json, &mut out);
+            let text = assert_one_clean_line(&out).to_owned();
+            // serde_json refuses a lone surrogate anywhere, the payload included.
+            let v = serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default();
+            (text, v["object_id"].clone())
+        };
+        let (text, id) = line("\"a\u{2028}b\u{9b}2J\"");
+        assert_eq!(id, "a\u{2028}b\u{9b}2J");
+        assert!(text.contains(r#""object_id":"a\u2028b\u009b2J""#), "{text}");
+        assert_eq!(line("-12.5e3").1, serde_json::json!(-12.5e3));
+        assert!(line("7").0.contains(r#""object_id":7,"#));
+        assert_eq!(line(r#""\u001b[2J""#).1, "\u{1b}[2J");
+        assert!(!line(r#""\ud800""#).0.contains("object_id"));
     }
 
     #[test]
