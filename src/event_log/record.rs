@@ -13,6 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::client_ip::Client;
+use crate::diagnostics::is_hostile;
 use crate::payload::{decoded_string, NetboxEvent};
 
 /// How the event log is written.
@@ -201,8 +202,9 @@ fn json_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
     json_string(out, value);
 }
 
-/// A JSON string in which every character a terminal or a line reader acts on is a `\u` escape:
-/// C0, DEL, C1, U+2028 and U+2029 (serde_json leaves the last four raw).
+/// A JSON string in which every character a terminal, a line reader or a display acts on
+/// ([`is_hostile`]: C0, DEL, C1, U+2028, U+2029, the bidi controls) is a `\u` escape (serde_json
+/// leaves all but C0 raw).
 fn json_string(out: &mut Vec<u8>, s: &str) {
     // Checked 32 bytes at a time without an early exit, so the loop vectorizes.
     let plain = s.as_bytes().chunks(32).all(|c| {
@@ -218,11 +220,6 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
         escape_into(out, s);
     }
     out.push(b'"');
-}
-
-/// Whether a line reader or a terminal acts on `c`: C0, DEL, C1, U+2028, U+2029.
-fn is_hostile(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 /// Writes `s` as the inside of a JSON string: `"` and `\\` escaped, every [`is_hostile`]
@@ -268,9 +265,9 @@ fn raw_value(body: &[u8], out: &mut Vec<u8>) {
 /// Copies valid JSON as it was sent when it is printable ASCII, the usual case: one vectorised
 /// scan and one copy. Otherwise the value is kept and only its spelling changes: in valid JSON a
 /// raw C0 byte can only be insignificant whitespace (strings cannot hold one unescaped), so it
-/// becomes a space; DEL and non-ASCII can only be inside strings, so DEL, C1, U+2028 and U+2029
-/// become `\u` escapes there. The event stays on one line for every reader and no terminal control
-/// from a sender reaches the log.
+/// becomes a space; DEL and non-ASCII can only be inside strings, so DEL, C1, U+2028, U+2029 and
+/// the bidi controls become `\u` escapes there. The event stays on one line for every reader, no
+/// terminal control from a sender reaches the log, and no sender reorders how a line is shown.
 pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
     let printable = json
         .chunks(32)
@@ -295,20 +292,27 @@ pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
     let spaced = out.split_off(start);
     let text = String::from_utf8_lossy(&spaced);
     let b = text.as_bytes();
-    // Only DEL and the lead bytes of C1 (0xC2 0x80..=0x9F) and U+2028/U+2029 (0xE2 0x80 0xA8/A9)
-    // can start what must be escaped; the lead bytes are never continuation bytes, so every hit is
-    // a character boundary and the spans between hits are copied whole.
+    // Only DEL and the lead bytes 0xC2 (C1), 0xE2 (U+2028/9, U+200E/F, U+202A-E, U+2066-9) and
+    // 0xD8 (U+061C) can start what must be escaped. Lead bytes are never continuation bytes, so
+    // every hit is a character boundary and the spans between hits are copied whole. memchr looks
+    // for three bytes at once: the fourth, 0xD8 (Arabic script), sends the body to a scan of
+    // every character.
+    let hits: Box<dyn Iterator<Item = usize>> = if memchr::memchr(0xd8, b).is_some() {
+        Box::new(text.char_indices().map(|(i, _)| i))
+    } else {
+        Box::new(memchr::memchr3_iter(0x7f, 0xc2, 0xe2, b))
+    };
     let mut rest = 0;
-    for i in memchr::memchr3_iter(0x7f, 0xc2, 0xe2, b) {
-        let (len, code) = match (b[i], b.get(i + 1), b.get(i + 2)) {
-            (0x7f, _, _) => (1, 0x7f),
-            (0xc2, Some(&c @ 0x80..=0x9f), _) => (2, u32::from(c)),
-            (0xe2, Some(0x80), Some(&c @ (0xa8 | 0xa9))) => (3, 0x2000 + u32::from(c) - 0x80),
-            _ => continue,
+    for i in hits {
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            continue;
         };
+        if !is_hostile(c) {
+            continue;
+        }
         out.extend_from_slice(&b[rest..i]);
-        let _ = write!(out, "\\u{code:04x}");
-        rest = i + len;
+        let _ = write!(out, "\\u{:04x}", u32::from(c));
+        rest = i + c.len_utf8();
     }
     out.extend_from_slice(&b[rest..]);
 }
@@ -357,6 +361,10 @@ mod tests {
             '\u{9b}',
             '\u{2028}',
             '\u{2029}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{200f}',
+            '\u{61c}',
             '\x1b',
             '\x7f',
             '\n',
@@ -566,6 +574,27 @@ mod tests {
         out.clear();
         single_line_json("{\"a\":\t\"\u{9b}\u{2028}\x7f\"}".as_bytes(), &mut out);
         assert_eq!(out, br#"{"a": "\u009b\u2028\u007f"}"#);
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped_in_the_payload_and_the_fields() {
+        let body = "{\"u\": \"\u{202e}nimda\u{202c} \u{2066}\u{2069}\u{200e}\u{61c}\u{5e9}\"}";
+        let mut out = Vec::new();
+        single_line_json(body.as_bytes(), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"u\": \"\\u202enimda\\u202c \\u2066\\u2069\\u200e\\u061c\u{5e9}\"}"
+        );
+        // Without Arabic script, the three-byte search finds the same.
+        let mut out = Vec::new();
+        single_line_json("[\"\u{202b}\u{e9}\u{2028}\"]".as_bytes(), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[\"\\u202b\u{e9}\\u2028\"]"
+        );
+        let mut out = Vec::new();
+        text_field(&mut out, "username", Some("\u{202e}x"));
+        assert_eq!(out, br#" username="\u202ex""#);
     }
 
     #[test]

@@ -80,3 +80,47 @@ async fn a_string_object_id_with_raw_separators_is_escaped_in_the_json_log() {
     let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
     assert_eq!(second["object_id"], 42);
 }
+
+/// The bidirectional controls (`Bidi_Control`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A sender's bidi overrides and isolates (raw, or spelled `\u202e` in ASCII JSON) would make a
+/// log line show its fields in another order than they were written ("Trojan Source"): in both
+/// formats they are `\u` escapes, in the fields and in the payload, and the JSON line reads back to
+/// what was sent.
+#[tokio::test]
+async fn bidi_controls_are_escaped_in_both_log_formats() {
+    let user = "\u{202e}nimda\u{202c}\u{2066}x\u{2069}\u{200f}\u{61c}";
+    for log in ["format = \"text\"", "format = \"json\""] {
+        let server = Server::netbox("", log);
+        let raw = format!(
+            r#"{{"event": "created", "timestamp": "2026-11-23T15:20:42.036573+00:00", "object_type": "dcim.site", "username": "{user}", "request_id": "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a31", "data": {{"id": "{user}", "url": "/{user}"}}}}"#
+        );
+        let ascii = raw.replace(user, r"\u202enimda\u202c\u2066x\u2069\u200f\u061c");
+        assert!(ascii.is_ascii());
+        for body in [&raw, &ascii] {
+            let (status, json) = post_netbox(&server.url("/webhook/"), body.as_bytes()).await;
+            assert_eq!(status, 200, "{log}: {json}");
+        }
+        let text = std::fs::read_to_string(&server.log_path).expect("log is UTF-8");
+        assert!(!text.chars().any(is_bidi_control), "{log}: {text:?}");
+        assert!(text.contains(r"\u202enimda\u202c"), "{log}: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}: {text:?}");
+        if log.contains("json") {
+            for line in lines {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["username"], user, "{line}");
+                assert_eq!(v["object_id"], user, "{line}");
+                assert_eq!(v["payload"]["username"], user, "{line}");
+            }
+        } else {
+            for line in lines {
+                assert!(line.contains(r#" username="\u202enimda"#), "{line}");
+                assert_eq!(line_payload(line)["data"]["id"], user, "{line}");
+            }
+        }
+    }
+}
