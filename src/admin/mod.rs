@@ -6,6 +6,8 @@
 //!   the broadcast the live page reads;
 //! - [`record`]: one delivery as kept, credentials masked, body capped;
 //! - [`routes`]: the router, the token check, the SSE stream;
+//! - [`host`]: which `Host` it answers (loopback, its own address, `allowed_hosts`), against DNS
+//!   rebinding;
 //! - [`sinks`]: each sink's state for the page, and what each did with one delivery;
 //! - [`pages`]: the server-rendered HTML.
 
