@@ -85,9 +85,22 @@ impl Drop for EscapingWriter {
     }
 }
 
-/// What a terminal or a line reader acts on: C0, DEL, C1, U+2028, U+2029.
-fn is_control(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+/// What a terminal, a line reader or a text display acts on: C0, DEL, C1, U+2028, U+2029, and the
+/// bidirectional controls (Unicode's `Bidi_Control` property: U+061C, U+200E, U+200F,
+/// U+202A-202E, U+2066-2069), with which a sender reorders how the rest of a line is shown
+/// ("Trojan Source", CVE-2021-42574). The one list the diagnostics and the event log escape.
+pub fn is_hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// `diagnostic` with every control but the final line end escaped: `\u{1b}` (text) or `\u001b`
@@ -98,7 +111,7 @@ pub fn escape(diagnostic: &[u8], format: DiagFormat) -> Vec<u8> {
         Some(b) => (b, &b"\n"[..]),
         None => (diagnostic, &b""[..]),
     };
-    let clean = |s: &str| !s.chars().any(is_control);
+    let clean = |s: &str| !s.chars().any(is_hostile);
     if let Ok(s) = std::str::from_utf8(body) {
         if clean(s) {
             return diagnostic.to_vec();
@@ -107,7 +120,7 @@ pub fn escape(diagnostic: &[u8], format: DiagFormat) -> Vec<u8> {
     let mut out = String::with_capacity(body.len() + 16);
     for chunk in body.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if !is_control(c) {
+            if !is_hostile(c) {
                 out.push(c);
                 continue;
             }
@@ -151,11 +164,32 @@ mod tests {
     }
 
     #[test]
+    fn bidi_controls_are_escaped() {
+        let line = "user=\u{202e}nimda\u{202c} \u{2066}x\u{2069}\u{200f}\u{61c}\n";
+        let out = String::from_utf8(escape(line.as_bytes(), DiagFormat::Text)).unwrap();
+        assert_eq!(
+            out,
+            "user=\\u{202e}nimda\\u{202c} \\u{2066}x\\u{2069}\\u{200f}\\u{61c}\n"
+        );
+        let raw = serde_json::json!({ "m": "\u{202e}x\u{2067}" }).to_string() + "\n";
+        let out = String::from_utf8(escape(raw.as_bytes(), DiagFormat::Json)).unwrap();
+        assert!(out.contains(r"\u202ex\u2067"), "{out}");
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back["m"], "\u{202e}x\u{2067}");
+        // Letters of right-to-left scripts are text, not controls.
+        let hebrew = "user=\u{5e9}\u{5dc}\u{5d5}\u{5dd}\n";
+        assert_eq!(
+            escape(hebrew.as_bytes(), DiagFormat::Text),
+            hebrew.as_bytes()
+        );
+    }
+
+    #[test]
     fn json_escapes_stay_valid_json() {
         let raw = serde_json::json!({ "m": "a\u{9b}b\u{2028}c\u{7f}" }).to_string() + "\n";
         let out = escape(raw.as_bytes(), DiagFormat::Json);
         let text = std::str::from_utf8(&out).unwrap();
-        assert!(!text.trim_end().chars().any(is_control), "{text}");
+        assert!(!text.trim_end().chars().any(is_hostile), "{text}");
         let back: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(back["m"], "a\u{9b}b\u{2028}c\u{7f}");
     }

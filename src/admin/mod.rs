@@ -6,9 +6,12 @@
 //!   the broadcast the live page reads;
 //! - [`record`]: one delivery as kept, credentials masked, body capped;
 //! - [`routes`]: the router, the token check, the SSE stream;
+//! - [`host`]: which `Host` it answers (loopback, its own address, `allowed_hosts`), against DNS
+//!   rebinding;
 //! - [`sinks`]: each sink's state for the page, and what each did with one delivery;
 //! - [`pages`]: the server-rendered HTML.
 
+mod host;
 mod pages;
 pub mod record;
 pub mod recorder;
@@ -119,8 +122,13 @@ impl Admin {
                     }
                 };
                 let router = router.clone();
+                // For the Host check: the address the client dialled is a name it may use.
+                let local = tcp.local_addr().ok().map(routes::LocalAddr);
                 let svc =
-                    hyper::service::service_fn(move |req: axum::extract::Request<Incoming>| {
+                    hyper::service::service_fn(move |mut req: axum::extract::Request<Incoming>| {
+                        if let Some(l) = local {
+                            req.extensions_mut().insert(l);
+                        }
                         router.clone().oneshot(req)
                     });
                 let conn = http.serve_connection(TokioIo::new(tcp), svc);

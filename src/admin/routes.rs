@@ -1,8 +1,9 @@
-//! The admin router: the page, one delivery, the JSON API, the live stream, `/metrics`; the token
-//! check in front of all but the login form and the assets; security headers on every answer.
+//! The admin router: the page, one delivery, the JSON API, the live stream, `/metrics`; the `Host`
+//! check in front of everything, the token check in front of all but the login form and the
+//! assets; security headers on every answer.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
@@ -19,6 +20,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::host::HostPolicy;
 use super::pages::{self, Filters, HookView};
 use super::record::Record;
 use super::recorder::Recorder;
@@ -39,6 +41,7 @@ pub struct AdminState {
     app: Arc<AppState>,
     recorder: Arc<Recorder>,
     auth: Option<Arc<Auth>>,
+    hosts: Arc<HostPolicy>,
     recent: usize,
     /// `http://host:port` of the public listener, for the paste-into-the-sender lines.
     public_base: Arc<str>,
@@ -71,10 +74,14 @@ impl AdminState {
         } else {
             format!("http://{public}")
         };
+        let listen = config
+            .listen
+            .map_or(IpAddr::from(Ipv4Addr::LOCALHOST), |a| a.ip());
         AdminState {
             app,
             recorder,
             auth,
+            hosts: Arc::new(HostPolicy::new(&config.allowed_hosts, listen)),
             recent: config.recent,
             public_base: public_base.into(),
         }
@@ -97,8 +104,42 @@ pub fn router(state: AdminState) -> Router {
         .route(assets::STYLE_PATH, get(style))
         .merge(guarded)
         .fallback(|| async { (StatusCode::NOT_FOUND, pages::not_found("No such page.")) })
+        // Layers wrap from the inside out: the Host check runs first, and its 421 still gets the
+        // security headers.
+        .layer(middleware::from_fn_with_state(state.clone(), require_host))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// The address a connection arrived at, put on each of its requests by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub SocketAddr);
+
+/// Refuses a request whose `Host` this listener does not answer to (see [`super::host`]) with
+/// 421 Misdirected Request, not 403: nothing is wrong with who asks, only with the name the
+/// request is addressed to, which is what 421 says (RFC 9110 §15.5.20). The same with a token: a
+/// rebinding page cannot send the token, but the check costs nothing and holds if a cookie or a
+/// token ever leaks into the browser.
+async fn require_host(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let local = req.extensions().get::<LocalAddr>().map(|l| l.0);
+    if s.hosts.allows(host, local) {
+        return next.run(req).await;
+    }
+    tracing::warn!(
+        host = host.unwrap_or("(none)"),
+        path = req.uri().path(),
+        "admin request refused: Host is not localhost, a loopback address, the listen address \
+         or in admin.allowed_hosts (a web page reaching this listener through DNS rebinding sends its own name)"
+    );
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        Json(serde_json::json!({ "result": "this listener does not serve that host name" })),
+    )
+        .into_response()
 }
 
 async fn security_headers(mut resp: Response) -> Response {

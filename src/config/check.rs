@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{Config, Fault, Mode};
+use super::{AllowedHost, Config, Fault, Mode};
 use crate::event_log::LogFormat;
 
 /// Runs `check-config FILE [--syntax-only]`: the summary on stdout and 0, or one line per problem
@@ -158,6 +158,21 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
 }
 
 /// What `check-config` prints: every setting that matters, never a secret.
+/// The `Host` names the admin listener answers to, as the summary shows them.
+fn admin_hosts(allowed: &[AllowedHost]) -> String {
+    let mut text = String::from("localhost/loopback/listen address");
+    for a in allowed {
+        match a {
+            AllowedHost::Any => return "any (no Host check)".into(),
+            AllowedHost::Name(n) => {
+                text.push_str(", ");
+                text.push_str(n);
+            }
+        }
+    }
+    text
+}
+
 fn summary(file: &Path, config: &Config, mode: Mode) -> String {
     let mut out = String::new();
     let note = if mode == Mode::SyntaxOnly {
@@ -211,7 +226,7 @@ fn summary(file: &Path, config: &Config, mode: Mode) -> String {
         ),
         Some(addr) => writeln!(
             out,
-            "admin {addr} (token {}, recent {}, /metrics {})",
+            "admin {addr} (token {}, recent {}, /metrics {}, hosts {})",
             if config.admin.token.is_some() {
                 "set"
             } else {
@@ -222,7 +237,8 @@ fn summary(file: &Path, config: &Config, mode: Mode) -> String {
                 "here and on the public port"
             } else {
                 "here only"
-            }
+            },
+            admin_hosts(&config.admin.allowed_hosts),
         ),
     };
     for w in config.warnings() {

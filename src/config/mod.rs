@@ -69,6 +69,8 @@ pub mod defaults {
     pub const ADMIN_RECENT: usize = 1000;
     /// `/metrics` lists every hook path: not for strangers on the public port.
     pub const PUBLIC_METRICS: bool = false;
+    /// None: loopback names and the listen address only, which a DNS-rebinding page cannot send.
+    pub const ADMIN_ALLOWED_HOSTS: [&str; 0] = [];
     /// The spool's directory name, beside the event log unless `[spool] dir` says otherwise.
     pub const SPOOL_DIR_NAME: &str = "webhook-listener.spool";
     /// 1 GiB: hours of a busy sender's events while a broker is away.
@@ -179,6 +181,33 @@ pub struct AdminConfig {
     pub recent: usize,
     /// Whether `/metrics` is also served on the public listener.
     pub public_metrics: bool,
+    /// The `Host` names the listener answers to besides loopback and its own address: a request
+    /// naming any other host is refused, so a web page cannot reach it through DNS rebinding.
+    pub allowed_hosts: Vec<AllowedHost>,
+}
+
+/// One `[admin] allowed_hosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHost {
+    /// `"*"`: any `Host` (the check is off; only with a token).
+    Any,
+    /// A host name or address, lowercased, without a port (any port matches).
+    Name(String),
+}
+
+impl AllowedHost {
+    /// `"*"`, or a bare host (`admin.example.com`, `10.0.0.5`, `[fd00::1]`): no scheme, port,
+    /// userinfo or path.
+    pub fn parse(text: &str) -> Option<AllowedHost> {
+        if text == "*" {
+            return Some(AllowedHost::Any);
+        }
+        let authority: http::uri::Authority = text.parse().ok()?;
+        // What the URI grammar reads as a port or userinfo is not part of the host; `*` inside a
+        // name would read as a wildcard, which this is not.
+        (authority.host() == text && !text.contains('*'))
+            .then(|| AllowedHost::Name(text.to_ascii_lowercase()))
+    }
 }
 
 /// One hook, validated: its verifier is built, so nothing about it can fail later.
@@ -434,6 +463,39 @@ mod tests {
         assert_eq!(c.hooks[0].payload, PayloadKind::Netbox);
         assert!(netbox_accepts(&c.hooks[0], b"abc"));
         assert!(!netbox_accepts(&c.hooks[0], b"abd"));
+    }
+
+    #[test]
+    fn admin_allowed_hosts_are_bare_names_and_star_needs_a_token() {
+        let with = |admin: &str| {
+            let text = format!("[admin]\n{admin}\n{MINIMAL}");
+            Config::from_toml(&text, "t")
+        };
+        let c = with("allowed_hosts = [\"Admin.Example.com\", \"10.0.0.5\"]").unwrap();
+        assert_eq!(
+            c.admin.allowed_hosts,
+            [
+                AllowedHost::Name("admin.example.com".into()),
+                AllowedHost::Name("10.0.0.5".into())
+            ]
+        );
+        assert!(with("").unwrap().admin.allowed_hosts.is_empty());
+        let err = with("allowed_hosts = [\"ok.example\", \"https://x.example:443\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("admin.allowed_hosts[1]: not a host name") && !err.contains("x.example"),
+            "{err}"
+        );
+        let err = with("allowed_hosts = [\"*\"]").unwrap_err().to_string();
+        assert!(
+            err.contains("admin.allowed_hosts[0]: \"*\" needs a token"),
+            "{err}"
+        );
+        std::env::set_var("ADMIN_TOKEN_FOR_HOSTS_TEST", "0123456789abcdef0123");
+        let c =
+            with("allowed_hosts = [\"*\"]\ntoken = \"env:ADMIN_TOKEN_FOR_HOSTS_TEST\"").unwrap();
+        assert_eq!(c.admin.allowed_hosts, [AllowedHost::Any]);
     }
 
     #[test]
@@ -749,6 +811,10 @@ mod tests {
         assert_eq!(raw.admin.listen.as_deref(), Some(defaults::ADMIN_LISTEN));
         assert_eq!(raw.admin.recent, Some(defaults::ADMIN_RECENT));
         assert_eq!(raw.admin.public_metrics, Some(defaults::PUBLIC_METRICS));
+        assert_eq!(
+            raw.admin.allowed_hosts.as_deref(),
+            Some(&defaults::ADMIN_ALLOWED_HOSTS.map(String::from)[..])
+        );
         assert_eq!(raw.admin.token, None, "no token by default");
         assert!(text.contains("#   token = \"env:ADMIN_TOKEN\""));
         let tolerance = format!("tolerance_secs = {}", defaults::TOLERANCE_SECS);

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::{Fault, KeyPath, Problem};
 use super::secrets::{describe_reference, resolve_secret};
 use super::sinks::{RawSink, RawSpool, SinkDefaults};
-use super::{defaults, reserved, AdminConfig, Config, HookConfig, LogConfig, Mode};
+use super::{defaults, reserved, AdminConfig, AllowedHost, Config, HookConfig, LogConfig, Mode};
 use crate::client_ip::ClientIpHeader;
 use crate::event_log::LogFormat;
 use crate::payload::PayloadKind;
@@ -62,6 +62,7 @@ pub struct RawAdmin {
     pub token: Option<String>,
     pub recent: Option<usize>,
     pub public_metrics: Option<bool>,
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -332,6 +333,20 @@ impl RawAdmin {
                 ));
             }
         }
+        let mut allowed_hosts = Vec::new();
+        for (i, h) in self.allowed_hosts.iter().flatten().enumerate() {
+            match AllowedHost::parse(h) {
+                Some(AllowedHost::Any) if self.token.is_none() => problems.push(Problem::new(
+                    key("allowed_hosts").index(i),
+                    Fault::Rule("\"*\" needs a token: without one, any web page a browser on this host opens could read the page through DNS rebinding"),
+                )),
+                Some(host) => allowed_hosts.push(host),
+                None => problems.push(Problem::new(
+                    key("allowed_hosts").index(i),
+                    Fault::Rule("not a host name like admin.example.com (no scheme, port or path), or \"*\""),
+                )),
+            }
+        }
         let recent = self.recent.unwrap_or(defaults::ADMIN_RECENT);
         if recent == 0 {
             problems.push(Problem::new(
@@ -347,6 +362,7 @@ impl RawAdmin {
             token,
             recent,
             public_metrics: self.public_metrics.unwrap_or(defaults::PUBLIC_METRICS),
+            allowed_hosts,
         })
     }
 }

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::client_ip::Client;
-use crate::payload::NetboxEvent;
+use crate::diagnostics::is_hostile;
+use crate::payload::{decoded_string, NetboxEvent};
 
 /// How the event log is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -135,9 +136,18 @@ impl EventRecord<'_> {
             }
             json_field(out, "username", ev.user());
             if let Some(obj) = ev.object() {
-                if let Some(id) = obj.id {
-                    out.extend_from_slice(b",\"object_id\":");
-                    out.extend_from_slice(id.get().as_bytes());
+                if let Some(id) = obj.id.map(|id| id.get()) {
+                    // A string is any JSON string (raw U+2028 and C1 included): decoded and
+                    // escaped like every other field. A number's JSON text is safe as it is.
+                    match decoded_string(id) {
+                        Some(text) => json_field(out, "object_id", Some(&text)),
+                        None if !id.starts_with('"') => {
+                            out.extend_from_slice(b",\"object_id\":");
+                            out.extend_from_slice(id.as_bytes());
+                        }
+                        // A lone surrogate escape is no text; the payload keeps it as sent.
+                        None => {}
+                    }
                 }
                 json_field(out, "object_url", obj.url.as_deref());
             }
@@ -192,8 +202,9 @@ fn json_field(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
     json_string(out, value);
 }
 
-/// A JSON string in which every character a terminal or a line reader acts on is a `\u` escape:
-/// C0, DEL, C1, U+2028 and U+2029 (serde_json leaves the last four raw).
+/// A JSON string in which every character a terminal, a line reader or a display acts on
+/// ([`is_hostile`]: C0, DEL, C1, U+2028, U+2029, the bidi controls) is a `\u` escape (serde_json
+/// leaves all but C0 raw).
 fn json_string(out: &mut Vec<u8>, s: &str) {
     // Checked 32 bytes at a time without an early exit, so the loop vectorizes.
     let plain = s.as_bytes().chunks(32).all(|c| {
@@ -209,11 +220,6 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
         escape_into(out, s);
     }
     out.push(b'"');
-}
-
-/// Whether a line reader or a terminal acts on `c`: C0, DEL, C1, U+2028, U+2029.
-fn is_hostile(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 /// Writes `s` as the inside of a JSON string: `"` and `\\` escaped, every [`is_hostile`]
@@ -259,9 +265,9 @@ fn raw_value(body: &[u8], out: &mut Vec<u8>) {
 /// Copies valid JSON as it was sent when it is printable ASCII, the usual case: one vectorised
 /// scan and one copy. Otherwise the value is kept and only its spelling changes: in valid JSON a
 /// raw C0 byte can only be insignificant whitespace (strings cannot hold one unescaped), so it
-/// becomes a space; DEL and non-ASCII can only be inside strings, so DEL, C1, U+2028 and U+2029
-/// become `\u` escapes there. The event stays on one line for every reader and no terminal control
-/// from a sender reaches the log.
+/// becomes a space; DEL and non-ASCII can only be inside strings, so DEL, C1, U+2028, U+2029 and
+/// the bidi controls become `\u` escapes there. The event stays on one line for every reader, no
+/// terminal control from a sender reaches the log, and no sender reorders how a line is shown.
 pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
     let printable = json
         .chunks(32)
@@ -286,20 +292,27 @@ pub fn single_line_json(json: &[u8], out: &mut Vec<u8>) {
     let spaced = out.split_off(start);
     let text = String::from_utf8_lossy(&spaced);
     let b = text.as_bytes();
-    // Only DEL and the lead bytes of C1 (0xC2 0x80..=0x9F) and U+2028/U+2029 (0xE2 0x80 0xA8/A9)
-    // can start what must be escaped; the lead bytes are never continuation bytes, so every hit is
-    // a character boundary and the spans between hits are copied whole.
+    // Only DEL and the lead bytes 0xC2 (C1), 0xE2 (U+2028/9, U+200E/F, U+202A-E, U+2066-9) and
+    // 0xD8 (U+061C) can start what must be escaped. Lead bytes are never continuation bytes, so
+    // every hit is a character boundary and the spans between hits are copied whole. memchr looks
+    // for three bytes at once: the fourth, 0xD8 (Arabic script), sends the body to a scan of
+    // every character.
+    let hits: Box<dyn Iterator<Item = usize>> = if memchr::memchr(0xd8, b).is_some() {
+        Box::new(text.char_indices().map(|(i, _)| i))
+    } else {
+        Box::new(memchr::memchr3_iter(0x7f, 0xc2, 0xe2, b))
+    };
     let mut rest = 0;
-    for i in memchr::memchr3_iter(0x7f, 0xc2, 0xe2, b) {
-        let (len, code) = match (b[i], b.get(i + 1), b.get(i + 2)) {
-            (0x7f, _, _) => (1, 0x7f),
-            (0xc2, Some(&c @ 0x80..=0x9f), _) => (2, u32::from(c)),
-            (0xe2, Some(0x80), Some(&c @ (0xa8 | 0xa9))) => (3, 0x2000 + u32::from(c) - 0x80),
-            _ => continue,
+    for i in hits {
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            continue;
         };
+        if !is_hostile(c) {
+            continue;
+        }
         out.extend_from_slice(&b[rest..i]);
-        let _ = write!(out, "\\u{code:04x}");
-        rest = i + len;
+        let _ = write!(out, "\\u{:04x}", u32::from(c));
+        rest = i + c.len_utf8();
     }
     out.extend_from_slice(&b[rest..]);
 }
@@ -348,6 +361,10 @@ mod tests {
             '\u{9b}',
             '\u{2028}',
             '\u{2029}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{200f}',
+            '\u{61c}',
             '\x1b',
             '\x7f',
             '\n',
@@ -512,6 +529,42 @@ mod tests {
         }
     }
 
+    /// `data.id` is any JSON string or number: a string reaches the JSON line escaped, a number as
+    /// sent, and a string that is no Unicode (a lone surrogate) not at all.
+    #[test]
+    fn object_ids_are_numbers_as_sent_or_escaped_strings() {
+        let line = |id: &str| {
+            let body = format!(
+                r#"{{"event": "created", "timestamp": "2026-11-23T15:20:42.036573+00:00", "model": "dcim.site", "data": {{"id": {id}}}}}"#
+            );
+            let ev = crate::payload::netbox(body.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            EventRecord {
+                received_at: Utc::now(),
+                event_id: Uuid::now_v7(),
+                hook: "/h",
+                provider: "netbox",
+                delivery_id: None,
+                event: None,
+                client: Client::Known(std::net::IpAddr::from([192, 0, 2, 1])),
+                content_type: None,
+                payload: Payload::Netbox(&ev, body.as_bytes()),
+            }
+            .write(LogFormat::Json, &mut out);
+            let text = assert_one_clean_line(&out).to_owned();
+            // serde_json refuses a lone surrogate anywhere, the payload included.
+            let v = serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default();
+            (text, v["object_id"].clone())
+        };
+        let (text, id) = line("\"a\u{2028}b\u{9b}2J\"");
+        assert_eq!(id, "a\u{2028}b\u{9b}2J");
+        assert!(text.contains(r#""object_id":"a\u2028b\u009b2J""#), "{text}");
+        assert_eq!(line("-12.5e3").1, serde_json::json!(-12.5e3));
+        assert!(line("7").0.contains(r#""object_id":7,"#));
+        assert_eq!(line(r#""\u001b[2J""#).1, "\u{1b}[2J");
+        assert!(!line(r#""\ud800""#).0.contains("object_id"));
+    }
+
     #[test]
     fn printable_ascii_json_is_copied_as_sent() {
         let body = br#"{"username": "\u009b2J", "url": "\u2028x", "e": "\u001b[31m"}"#;
@@ -521,6 +574,27 @@ mod tests {
         out.clear();
         single_line_json("{\"a\":\t\"\u{9b}\u{2028}\x7f\"}".as_bytes(), &mut out);
         assert_eq!(out, br#"{"a": "\u009b\u2028\u007f"}"#);
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped_in_the_payload_and_the_fields() {
+        let body = "{\"u\": \"\u{202e}nimda\u{202c} \u{2066}\u{2069}\u{200e}\u{61c}\u{5e9}\"}";
+        let mut out = Vec::new();
+        single_line_json(body.as_bytes(), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"u\": \"\\u202enimda\\u202c \\u2066\\u2069\\u200e\\u061c\u{5e9}\"}"
+        );
+        // Without Arabic script, the three-byte search finds the same.
+        let mut out = Vec::new();
+        single_line_json("[\"\u{202b}\u{e9}\u{2028}\"]".as_bytes(), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[\"\\u202b\u{e9}\\u2028\"]"
+        );
+        let mut out = Vec::new();
+        text_field(&mut out, "username", Some("\u{202e}x"));
+        assert_eq!(out, br#" username="\u202ex""#);
     }
 
     #[test]

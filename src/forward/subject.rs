@@ -233,15 +233,18 @@ fn push_event(out: &mut String, event: Option<&str>) {
 }
 
 /// A header value as NATS accepts it: control characters (CR and LF would break the header
-/// block) written as `%XX`, and at most [`MAX_HEADER_VALUE_LEN`] bytes.
+/// block) written as `%XX`, and at most [`MAX_HEADER_VALUE_LEN`] bytes. `%` itself is escaped too
+/// (`%25`), so distinct values stay distinct: `Nats-Msg-Id` is JetStream's de-duplication key, and
+/// `a\r` and `a%0D` spelled alike would drop the second event as a duplicate.
 pub fn header_value(value: &str) -> Cow<'_, str> {
-    if value.len() <= MAX_HEADER_VALUE_LEN && !value.chars().any(char::is_control) {
+    let escaped = |c: char| c.is_control() || c == '%';
+    if value.len() <= MAX_HEADER_VALUE_LEN && !value.chars().any(escaped) {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len().min(MAX_HEADER_VALUE_LEN));
     for c in value.chars() {
         let before = out.len();
-        if c.is_control() {
+        if escaped(c) {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 let _ = write!(out, "%{b:02X}");
@@ -368,10 +371,37 @@ mod tests {
         );
     }
 
+    /// The inverse of [`header_value`] below the cap.
+    fn percent_decode(h: &str) -> String {
+        let mut bytes = Vec::new();
+        let mut rest = h.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            if b == b'%' {
+                let hex = std::str::from_utf8(&tail[..2]).unwrap();
+                bytes.push(u8::from_str_radix(hex, 16).unwrap());
+                rest = &tail[2..];
+            } else {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn distinct_ids_give_distinct_header_values() {
+        let ids = ["a\r", "a%0D", "a%250D", "a%", "a%25", "a\u{85}", "a%C2%85"];
+        let values: std::collections::BTreeSet<_> = ids.iter().map(|i| header_value(i)).collect();
+        assert_eq!(values.len(), ids.len(), "{values:?}");
+        assert_eq!(header_value("a\r"), "a%0D");
+        assert_eq!(header_value("a%0D"), "a%250D");
+    }
+
     #[test]
     fn header_values_escape_controls_and_are_capped() {
         assert_eq!(header_value("abc"), Cow::Borrowed("abc"));
         assert_eq!(header_value("a\r\nb\x7f"), "a%0D%0Ab%7F");
+        assert_eq!(header_value("100%"), "100%25");
         let long = "é".repeat(MAX_HEADER_VALUE_LEN);
         let v = header_value(&long);
         assert!(v.len() <= MAX_HEADER_VALUE_LEN && v.len() > MAX_HEADER_VALUE_LEN - 2);
@@ -423,6 +453,18 @@ mod tests {
             let h = header_value(&v);
             prop_assert!(!h.contains(['\r', '\n']));
             prop_assert!(h.len() <= MAX_HEADER_VALUE_LEN);
+        }
+
+        /// The escape is injective below the cap: it decodes back to the value, so two ids never
+        /// share a `Nats-Msg-Id`.
+        #[test]
+        fn header_values_decode_back_to_the_value(
+            v in proptest::collection::vec(prop_oneof![
+                Just('%'), Just('\r'), Just('\u{85}'), Just('0'), Just('D'), any::<char>()
+            ], 0..40).prop_map(String::from_iter)
+        ) {
+            let h = header_value(&v);
+            prop_assert_eq!(percent_decode(&h), v);
         }
     }
 }

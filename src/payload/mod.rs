@@ -142,7 +142,7 @@ fn is_scalar_id(raw: &str) -> bool {
 /// The text of `raw` when it is a JSON string that is valid Unicode; `None` for any other value.
 /// `raw` must be one valid JSON value (a `RawValue`, or a span the fast scanner checked): then a
 /// string without a backslash is its own text, borrowed; only escapes need decoding.
-fn decoded_string(raw: &str) -> Option<Cow<'_, str>> {
+pub fn decoded_string(raw: &str) -> Option<Cow<'_, str>> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     if !inner.as_bytes().contains(&b'\\') {
         return Some(Cow::Borrowed(inner));

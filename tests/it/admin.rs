@@ -890,3 +890,219 @@ async fn without_sinks_the_panel_says_so_and_the_api_lists_none() {
         .unwrap();
     assert!(one.get("sinks").is_none(), "{one}");
 }
+
+/// One GET over a fresh connection with exactly `host` as its `Host` header (none when `None`):
+/// the status and the response head, read until the blank line (an event stream never ends).
+async fn get_with_host(
+    addr: std::net::SocketAddr,
+    path: &str,
+    host: Option<&str>,
+    extra: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+        let req = format!("GET {path} HTTP/1.1\r\n{host}{extra}Connection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if tcp.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {head:?}"));
+        (status, head)
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("an answer")
+}
+
+/// The paths behind the Host check, each with what a good Host gets without a token.
+const HOST_CHECKED: &[(&str, u16)] = &[
+    ("/", 200),
+    ("/api/deliveries", 200),
+    // The delivery the test posts first.
+    ("/api/deliveries/1", 200),
+    ("/deliveries/1", 200),
+    ("/api/sinks", 200),
+    ("/api/stream", 200),
+    ("/metrics", 200),
+    ("/login", 200),
+    ("/assets/app.js", 200),
+    ("/nope", 404),
+];
+
+/// DNS rebinding: a web page that points `evil.example` at 127.0.0.1 reads the admin listener
+/// same-origin, and the browser sends `Host: evil.example`. Every path, the live stream and
+/// `/metrics` included, answers such a request 421 without running; loopback names and the
+/// address itself, with any port, are served as before.
+#[tokio::test]
+async fn a_host_that_is_not_loopback_is_refused_on_every_admin_path() {
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let admin = server.admin.expect("admin listener");
+    let port = admin.port();
+    // Something to read, so a refusal that leaked rows would show.
+    assert_eq!(
+        netbox_status(
+            &server.url("/webhook/"),
+            "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a40"
+        )
+        .await,
+        200
+    );
+    for &(path, served) in HOST_CHECKED {
+        for host in [
+            "evil.example".to_owned(),
+            format!("evil.example:{port}"),
+            format!("localhost.evil.example:{port}"),
+            format!("127.0.0.1.evil.example:{port}"),
+        ] {
+            let (status, head) = get_with_host(admin, path, Some(&host), "").await;
+            assert_eq!(status, 421, "{path} with Host {host}: {head}");
+            assert!(head.contains("content-security-policy"), "{head}");
+            assert!(!head.contains("text/event-stream"), "{head}");
+        }
+        for host in [
+            format!("127.0.0.1:{port}"),
+            "127.0.0.1".to_owned(),
+            format!("localhost:{port}"),
+            format!("LOCALHOST:{port}"),
+            format!("[::1]:{port}"),
+        ] {
+            let (status, head) = get_with_host(admin, path, Some(&host), "").await;
+            assert_eq!(status, served, "{path} with Host {host}: {head}");
+        }
+    }
+    let (status, _) = get_with_host(admin, "/api/deliveries", None, "").await;
+    assert_eq!(status, 421, "no Host at all");
+    let (_, stream) =
+        get_with_host(admin, "/api/stream", Some(&format!("127.0.0.1:{port}")), "").await;
+    assert!(stream.contains("text/event-stream"), "{stream}");
+
+    // The refusal's body names no host and holds no record.
+    let resp = client()
+        .get(server.admin_url("/api/deliveries"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 421);
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains("evil") && !body.contains("7a40"), "{body}");
+    assert!(
+        server.wait_for_stderr("admin request refused", Duration::from_secs(5)),
+        "{}",
+        server.stderr()
+    );
+}
+
+/// `allowed_hosts` adds names (for a tunnel or a proxy), any port, any case; other names stay
+/// refused. With a token the check still holds, unless `allowed_hosts = ["*"]`.
+#[tokio::test]
+async fn allowed_hosts_and_the_token_each_keep_their_own_check() {
+    let listed = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        admin: "listen = \"127.0.0.1:0\"\nallowed_hosts = [\"admin.example.com\", \"tunnel\"]",
+        ..Default::default()
+    });
+    let addr = listed.admin.unwrap();
+    for host in ["admin.example.com", "Admin.Example.COM:8443", "tunnel:9000"] {
+        assert_eq!(
+            get_with_host(addr, "/api/deliveries", Some(host), "")
+                .await
+                .0,
+            200,
+            "{host}"
+        );
+    }
+    for host in [
+        "evil.example",
+        "admin.example.com.evil.example",
+        "tunnel.evil",
+    ] {
+        assert_eq!(
+            get_with_host(addr, "/api/deliveries", Some(host), "")
+                .await
+                .0,
+            421,
+            "{host}"
+        );
+    }
+
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+    let tokened = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        admin: "listen = \"0.0.0.0:0\"\ntoken = \"env:TEST_ADMIN_TOKEN\"",
+        env: &[("TEST_ADMIN_TOKEN", TOKEN)],
+        ..Default::default()
+    });
+    let addr = tokened.admin.unwrap();
+    let port = addr.port();
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for path in ["/api/deliveries", "/api/stream", "/metrics"] {
+        let (status, _) = get_with_host(loopback, path, Some("evil.example"), &bearer).await;
+        assert_eq!(
+            status, 421,
+            "{path}: the token does not lift the Host check"
+        );
+        let (status, _) =
+            get_with_host(loopback, path, Some(&format!("127.0.0.1:{port}")), &bearer).await;
+        assert_eq!(status, 200, "{path}");
+        // Listening on 0.0.0.0: the address the client dialled is a name it may use.
+        let (status, _) =
+            get_with_host(loopback, path, Some(&format!("0.0.0.0:{port}")), &bearer).await;
+        assert_eq!(status, 200, "{path}");
+    }
+
+    let star = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        admin:
+            "listen = \"127.0.0.1:0\"\ntoken = \"env:TEST_ADMIN_TOKEN\"\nallowed_hosts = [\"*\"]",
+        env: &[("TEST_ADMIN_TOKEN", TOKEN)],
+        ..Default::default()
+    });
+    let addr = star.admin.unwrap();
+    let (status, _) = get_with_host(addr, "/api/deliveries", Some("evil.example"), &bearer).await;
+    assert_eq!(status, 200, "[\"*\"] turns the Host check off");
+    let (status, _) = get_with_host(addr, "/api/deliveries", Some("evil.example"), "").await;
+    assert_eq!(status, 401, "the token still holds");
+}
+
+/// `["*"]` without a token would reopen DNS rebinding on loopback: start-up refuses it, naming
+/// the key.
+#[test]
+fn a_star_in_allowed_hosts_without_a_token_is_refused() {
+    let out = check_admin(
+        &["check-config"],
+        "listen = \"127.0.0.1:0\"\nallowed_hosts = [\"*\"]",
+        "",
+    );
+    assert!(!out.ok(), "{}", out.all());
+    assert!(
+        out.all()
+            .contains("admin.allowed_hosts[0]: \"*\" needs a token"),
+        "{}",
+        out.all()
+    );
+    let out = check_admin(
+        &["check-config"],
+        "listen = \"127.0.0.1:0\"\nallowed_hosts = [\"tunnel\"]",
+        "",
+    );
+    assert!(out.ok(), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("hosts localhost/loopback/listen address, tunnel)"),
+        "{}",
+        out.stdout
+    );
+}

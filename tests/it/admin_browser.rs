@@ -53,14 +53,22 @@ async fn eval(page: &Page, js: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Whether chromium is there: a failure under CI (`CI` set), else a skip with a message.
+fn have_chromium() -> bool {
+    if Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    let why = format!("{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)");
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
-    if !Path::new(CHROMIUM).exists() {
-        let why = format!("{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)");
-        if std::env::var_os("CI").is_some() {
-            panic!("{why}");
-        }
-        eprintln!("skipped: {why}");
+    if !have_chromium() {
         return;
     }
     // One NATS sink, so the page's sinks panel (and the README's screenshot of it) has a row.
@@ -234,6 +242,86 @@ async fn the_page_shows_deliveries_live_masks_signatures_and_escapes_bodies() {
     )
     .await
     .expect("screenshot");
+
+    browser.close().await.ok();
+    let _ = browser.wait().await;
+    events.abort();
+}
+
+/// DNS rebinding, as a browser does it: chromium resolves `evil.example` to 127.0.0.1 (what a
+/// rebinding attacker's DNS answers), opens the admin listener under that name and fetches the
+/// API same-origin. The listener answers 421 to the page and to the fetch, so the script reads
+/// nothing; the same browser on `127.0.0.1` is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_under_a_rebound_name_cannot_read_the_admin_listener() {
+    if !have_chromium() {
+        return;
+    }
+    let server = Server::start(&netbox_hook("/webhook/"));
+    let port = server.admin.expect("admin listener").port();
+    assert_eq!(
+        netbox_status(
+            &server.url("/webhook/"),
+            "0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a50"
+        )
+        .await,
+        200
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let config = BrowserConfig::builder()
+        .chrome_executable(CHROMIUM)
+        .user_data_dir(profile.path())
+        .no_sandbox()
+        .args([
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--host-resolver-rules=MAP evil.example 127.0.0.1",
+        ])
+        .launch_timeout(Duration::from_secs(60))
+        .request_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (mut browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+
+    // The script a rebinding page runs: fetch the API from its own origin, keep what it read.
+    let steal = "fetch('/api/deliveries').then(async r => { window.__stolen = [r.status, await r.text()]; }) \
+                 .catch(e => { window.__stolen = [0, String(e)]; }); true";
+    let mut seen = Vec::new();
+    for origin in [
+        format!("http://evil.example:{port}"),
+        format!("http://127.0.0.1:{port}"),
+    ] {
+        let page = browser
+            .new_page(format!("{origin}/login"))
+            .await
+            .expect("open the page");
+        eval(&page, steal).await;
+        let got = wait_for(&page, "window.__stolen", Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{origin}: the fetch never finished"));
+        let title = eval(&page, "document.body.innerText").await;
+        seen.push((origin, got, title));
+    }
+    let (evil, stolen, shown) = &seen[0];
+    assert_eq!(stolen[0], 421, "{evil}: {stolen}");
+    assert!(
+        !stolen[1].as_str().unwrap().contains("7a50"),
+        "{evil}: {stolen}"
+    );
+    assert!(
+        shown
+            .as_str()
+            .unwrap()
+            .contains("does not serve that host name"),
+        "{evil}: the page itself is refused too: {shown}"
+    );
+    let (good, read, _) = &seen[1];
+    assert_eq!(read[0], 200, "{good}: {read}");
+    assert!(
+        read[1].as_str().unwrap().contains("accepted"),
+        "{good}: {read}"
+    );
 
     browser.close().await.ok();
     let _ = browser.wait().await;

@@ -310,3 +310,33 @@ allow_unsigned = true
     );
     assert!(!s.contains("short\""), "{s}");
 }
+
+/// redis-rs reads `user` and `pass` from a `redis+unix://` URL's query: the summary shows the
+/// sink's URL with those values masked, the rest (the socket, `db`) as written.
+#[test]
+fn credentials_in_a_sink_urls_query_are_masked_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = "[[sinks]]\nname = \"cache\"\nkind = \"redis\"\n\
+        url = \"redis+unix:///run/redis.sock?db=0&pass=hunter2&User=alice&p%61ssword=hunter3\"\n\
+        stream = \"w\"\n";
+    let file = write_config(
+        dir.path(),
+        &dir.path().join("events.log"),
+        &format!("{ONE_HOOK}{sink}"),
+    );
+    let out = check(&file);
+    assert!(out.ok(), "{}", out.all());
+    let all = out.all();
+    for secret in ["hunter2", "hunter3", "alice"] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("kind=redis"))
+        .expect("a line for the sink");
+    assert!(
+        line.contains("url=redis+unix:///run/redis.sock?db=0&pass=***&User=***&p%61ssword=*** "),
+        "{line}"
+    );
+}

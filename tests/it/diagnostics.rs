@@ -210,13 +210,15 @@ fn splitlines(s: &str) -> Vec<&str> {
     lines
 }
 
-/// What a terminal or a line reader acts on: C0 (tab included), DEL, C1, U+2028, U+2029.
+/// What a terminal, a line reader or a display acts on: C0 (tab included), DEL, C1, U+2028,
+/// U+2029, and the bidi controls that reorder how a line is shown.
 fn is_forbidden(c: char) -> bool {
     c < ' '
         || c == '\u{7f}'
         || ('\u{80}'..='\u{9f}').contains(&c)
         || c == '\u{2028}'
         || c == '\u{2029}'
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// What is wrong with these stderr bytes: not UTF-8, or a forbidden character on some line.
@@ -271,6 +273,11 @@ fn hostile_requests() -> Vec<(&'static str, u16, Vec<u8>)> {
         r#"{{"event": "created", "timestamp": {}, "object_type": "dcim.site", "username": "admin", "data": {{"id": 1}}}}"#,
         ascii_json_string("\u{1b}]0;pwned\u{7}\u{9b}\u{2028}")
     );
+    // The 422 quotes the first bad character: a bidi override that would reorder the line.
+    let bidi_uuid = format!(
+        r#"{{"event": "created", "timestamp": "2026-11-23T15:20:42.036573+00:00", "object_type": "dcim.site", "username": "admin", "request_id": {}, "data": {{"id": 1}}}}"#,
+        ascii_json_string("\u{202e}X\u{2066}")
+    );
     let unsigned = netbox_body(&uuid::Uuid::new_v4().to_string());
     let signed = |body: &str| {
         let sig = netbox_signature(NETBOX_SECRET.as_bytes(), body.as_bytes());
@@ -283,6 +290,7 @@ fn hostile_requests() -> Vec<(&'static str, u16, Vec<u8>)> {
     vec![
         ("request_id not a UUID", 422, signed(&bad_uuid)),
         ("timestamp not a time", 422, signed(&bad_time)),
+        ("request_id with a bidi override", 422, signed(&bidi_uuid)),
         (
             "unknown path with escapes",
             404,
@@ -293,7 +301,10 @@ fn hostile_requests() -> Vec<(&'static str, u16, Vec<u8>)> {
             401,
             post_bytes(
                 "/nb",
-                &[("X-Hook-Signature", b"\xc2\x9b2J\xe2\x80\xa8\x85\x9b")],
+                &[(
+                    "X-Hook-Signature",
+                    b"\xc2\x9b2J\xe2\x80\xa8\x85\x9b\xe2\x80\xae\xe2\x81\xa6\xd8\x9c",
+                )],
                 &unsigned,
             ),
         ),
