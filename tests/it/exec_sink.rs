@@ -628,8 +628,9 @@ async fn a_command_that_cannot_start_is_dead_lettered_at_once_and_shown_on_healt
     push(&server, "g-1", b"{}").await;
 
     let letters_file = spool.join("dead-letter/gone.jsonl");
+    // A complete line: the test may read while the letter is being written.
     wait_until(&server, "dead-lettered", || {
-        !read_lines(&letters_file).is_empty()
+        std::fs::read_to_string(&letters_file).is_ok_and(|s| s.ends_with('\n'))
     })
     .await;
     let letter: serde_json::Value = serde_json::from_str(&read_lines(&letters_file)[0]).unwrap();
@@ -639,7 +640,8 @@ async fn a_command_that_cannot_start_is_dead_lettered_at_once_and_shown_on_healt
         error.contains("cannot start") && error.contains("gone.sh"),
         "{error}"
     );
-    assert!(server.stderr().contains("cannot start the command"));
+    // The diagnostic is read from the pipe by another thread: wait for it, do not race it.
+    assert!(server.wait_for_stderr("cannot start the command", PATIENCE));
     let h = sink_health(&server, "gone").await;
     assert_eq!(h["connected"], false, "{h}");
 }

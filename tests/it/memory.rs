@@ -458,7 +458,7 @@ async fn stalled_and_trickling_bodies_hold_no_budget_and_are_cut_after_about_a_s
     let text = metrics(&server).await;
     assert!(requests_with_outcome(&text, "timeout") >= 100, "{text}");
     assert_eq!(requests_with_outcome(&text, "over_budget"), 0, "{text}");
-    assert!(server.stderr().contains("body arriving too slowly"));
+    assert!(server.wait_for_stderr("body arriving too slowly", Duration::from_secs(30)));
 }
 
 /// Chunked trickles take request slots, not memory: with every slot taken the next request gets

@@ -410,7 +410,11 @@ async fn unwritable_event_log_is_503_never_2xx_and_health_reports_it() {
     assert_eq!(status_now["result"], "degraded");
     // The error itself (with the log's path) is in the diagnostics, not on the public port.
     assert_eq!(status_now["event_log"], "failing", "{status_now}");
-    assert!(server.stderr().contains("No space"), "{}", server.stderr());
+    assert!(
+        server.wait_for_stderr("No space", Duration::from_secs(30)),
+        "{}",
+        server.stderr()
+    );
     let (status, _) = post_netbox(
         &server.url("/webhook/"),
         &netbox_body("0c6a1c7e-3a9e-4a43-9b1e-2f8d2d6f7a11"),
