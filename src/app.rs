@@ -1,6 +1,7 @@
 //! The application: builds the listener, the event log and the shared state from a [`Config`],
 //! serves until asked to stop, reloads the config on SIGHUP, and stops gracefully.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -16,12 +17,14 @@ use tower::ServiceExt;
 
 use crate::admin::Admin;
 use crate::config::{Config, ConfigError};
-use crate::event_log::{stall_bound, EventLog, WriterThread};
+use crate::event_log::{stall_bound, wal, EventLog, WriterThread};
+use crate::forward::spool::Checkpoint;
 use crate::forward::{ForwardError, Forwarding, Spool, SpoolError};
 use crate::http::linger::Lingering;
 use crate::http::{router, AppState};
 use crate::live_config::LiveConfig;
 use crate::metrics::{Metrics, COMMIT, VERSION};
+use crate::payload::PayloadKind;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,10 @@ impl App {
     ) -> Result<App, StartError> {
         let mut metrics = Metrics::new();
         let (spool, forward) = start_forwarding(&config).await?;
+        let log_checkpoint = match &spool {
+            Some(spool) if config.log.fsync => Some(repair_log(&config, spool).await?),
+            _ => None,
+        };
         if let Some(f) = &forward {
             metrics.register_sinks(f.clone());
         }
@@ -122,6 +129,7 @@ impl App {
             stall_bound(config.request_timeout),
             metrics.clone(),
             spool,
+            log_checkpoint,
         )
         .map_err(|source| StartError::Log {
             path: config.log.file.clone(),
@@ -438,6 +446,40 @@ async fn start_forwarding(
             "sink started");
     }
     Ok((Some(spool), Some(Arc::new(forward))))
+}
+
+/// Registers the event log's checkpoint in the spool (its write-ahead log, see
+/// [`crate::event_log::wal`]) and writes back the lines a power loss took from the log.
+async fn repair_log(config: &Config, spool: &Spool) -> Result<Checkpoint, StartError> {
+    let handle = spool.handle();
+    let checkpoint = handle.register(wal::EVENT_LOG_CHECKPOINT)?;
+    let kinds: HashMap<String, PayloadKind> = config
+        .hooks
+        .iter()
+        .map(|h| (h.path.clone(), h.payload))
+        .collect();
+    let (path, format, cp) = (
+        config.log.file.clone(),
+        config.log.format,
+        checkpoint.clone(),
+    );
+    let kind_of = move |hook: &str| kinds.get(hook).copied().unwrap_or(PayloadKind::Raw);
+    let repaired =
+        tokio::task::spawn_blocking(move || wal::repair(&path, format, &handle, &cp, &kind_of))
+            .await
+            .map_err(|e| {
+                StartError::Spool(SpoolError::io(
+                    "repair the event log",
+                    &config.log.file,
+                    std::io::Error::other(e),
+                ))
+            })??;
+    if repaired.restored > 0 || repaired.torn_bytes > 0 {
+        tracing::warn!(path = %config.log.file.display(), restored = repaired.restored,
+            checked = repaired.checked, torn_bytes_cut = repaired.torn_bytes,
+            "event log repaired from the spool: lines lost with unsynced writes (a power loss) written back");
+    }
+    Ok(checkpoint)
 }
 
 /// Resolves on ctrl-c or SIGTERM.

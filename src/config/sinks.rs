@@ -166,6 +166,12 @@ impl RawSink {
         };
         validate_sink_name(&self.name)
             .map_err(|_| err("name: use 1 to 64 of A-Z a-z 0-9 _ - (it names files)".into()))?;
+        if self.name == crate::event_log::wal::EVENT_LOG_CHECKPOINT {
+            return Err(err(format!(
+                "name: \"{}\" is the event log's own checkpoint in the spool; pick another name",
+                self.name
+            )));
+        }
         let this_kind = self.kind;
         let only = |key: &str, set: bool, kinds: &[RawSinkKind]| {
             if set && !kinds.contains(&this_kind) {

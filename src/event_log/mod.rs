@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::forward::spool::Checkpoint;
 use crate::forward::{Event, Spool};
 use crate::metrics::Metrics;
 
@@ -26,6 +27,7 @@ mod file;
 pub mod read;
 pub mod record;
 mod spooled;
+pub mod wal;
 
 use file::LogFile;
 
@@ -181,19 +183,26 @@ impl WriterThread {
 }
 
 impl EventLog {
-    /// Opens (creating) `path` for appending and starts the writer thread.
+    /// Opens (creating) `path` for appending and starts the writer thread. With `fsync`, a spool
+    /// and the log's checkpoint in it, the spool is the log's write-ahead log ([`wal`]): a group
+    /// syncs only the spool.
     pub fn start(
         path: &Path,
         fsync: bool,
         stall_bound: Duration,
         metrics: Arc<Metrics>,
         spool: Option<Spool>,
+        log_checkpoint: Option<Checkpoint>,
     ) -> io::Result<(EventLog, WriterThread)> {
         let file = LogFile::open(path, fsync)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let health = Arc::new(Health::new(path, stall_bound));
+        let wal = match (fsync, &spool, log_checkpoint) {
+            (true, Some(_), Some(cp)) => Some(wal::LogSyncer::start(cp)?),
+            _ => None,
+        };
         // Only when both syncs happen per group; a failure to start it syncs the two in turn.
-        let syncer = (fsync && spool.is_some())
+        let syncer = (fsync && spool.is_some() && wal.is_none())
             .then(spooled::Syncer::start)
             .and_then(Result::ok);
         let writer = Writer {
@@ -206,6 +215,8 @@ impl EventLog {
             health: health.clone(),
             metrics,
             spool,
+            wal,
+            wal_file: None,
         };
         let handle = std::thread::Builder::new()
             .name("event-log".into())
@@ -284,8 +295,12 @@ struct Writer {
     metrics: Arc<Metrics>,
     /// With sinks configured: every event also goes here, in the same group and sync.
     spool: Option<Spool>,
-    /// Runs the spool's sync beside the log's (with `fsync` and a spool).
+    /// Runs the spool's sync beside the log's (with `fsync` and a spool, without `wal`).
     syncer: Option<spooled::Syncer>,
+    /// The spool is the write-ahead log: groups sync only the spool, this syncs the log behind.
+    wal: Option<wal::LogSyncer>,
+    /// The open log file as the log syncer gets it (a second descriptor of it), made once per open.
+    wal_file: Option<Arc<std::fs::File>>,
 }
 
 impl Writer {
@@ -361,6 +376,8 @@ impl Writer {
             // A clean stop leaves everything on disk whatever the fsync setting.
             let _ = f.file.sync_data();
         }
+        // Its last sync finds the file synced and stores the log's checkpoint.
+        drop(self.wal.take());
         tracing::info!(path = %self.path.display(), "event log closed");
     }
 
@@ -370,7 +387,7 @@ impl Writer {
         self.health.write_ended();
         match opened {
             Ok(f) => {
-                self.file = Some(f);
+                self.replace_file(f);
                 tracing::info!(path = %self.path.display(), why = "asked to (SIGHUP)", "event log reopened");
             }
             Err(e) => {
@@ -404,10 +421,48 @@ impl Writer {
                 Err(SinkError::Io(Arc::new(e)))
             }
         };
+        if result.is_ok() {
+            let last = g.waiters.iter().filter_map(|(_, seq)| *seq).max();
+            self.written_through(last);
+        }
         for (w, seq) in g.waiters.drain(..) {
             let _ = w.send(result.clone().map(|()| seq));
         }
         g.buf.clear();
+    }
+
+    /// The open file now holds every line through `seq`: tells the log syncer ([`wal`]).
+    fn written_through(&mut self, seq: Option<u64>) {
+        let (Some(wal), Some(seq), Some(log)) = (&self.wal, seq, &self.file) else {
+            return;
+        };
+        if self.wal_file.is_none() {
+            match log.file.try_clone() {
+                Ok(f) => self.wal_file = Some(Arc::new(f)),
+                Err(e) => {
+                    // Unsynced until the next open; the spool still has every event.
+                    tracing::error!(error = %e, "cannot hand the event log to its syncer");
+                    return;
+                }
+            }
+        }
+        if let Some(f) = &self.wal_file {
+            let urgent = self.spool.as_ref().is_some_and(Spool::half_full);
+            wal.written(f.clone(), seq, urgent);
+        }
+    }
+
+    /// Switches to a newly opened file. With [`wal`], the old file is synced first: the log
+    /// syncer only ever syncs the newest, and the checkpoint it stores covers the old file's lines.
+    fn replace_file(&mut self, new: LogFile) {
+        if let (Some(_), Some(old)) = (&self.wal, &self.file) {
+            if let Err(e) = old.file.sync_data() {
+                tracing::error!(path = %self.path.display(), error = %e,
+                    "cannot sync the event log before reopening it; the spool still has its events");
+            }
+        }
+        self.wal_file = None;
+        self.file = Some(new);
     }
 
     /// The log's result outside, the spool's inside (a spool failure leaves the log healthy).
@@ -419,7 +474,8 @@ impl Writer {
             None => Some("after a failure"),
         };
         if let Some(why) = reopen {
-            self.file = Some(LogFile::open(&self.path, self.fsync)?);
+            let new = LogFile::open(&self.path, self.fsync)?;
+            self.replace_file(new);
             tracing::info!(path = %self.path.display(), why, "event log reopened");
         }
         let Some(log) = self.file.as_mut() else {
@@ -431,7 +487,8 @@ impl Writer {
         let (synced, spooled) = match written {
             Ok(()) => spooled::sync_both(
                 &log.file,
-                self.fsync,
+                // With the spool as its write-ahead log, the log is synced behind ([`wal`]).
+                self.fsync && self.wal.is_none(),
                 self.spool.as_mut(),
                 self.syncer.as_ref(),
                 &self.metrics,

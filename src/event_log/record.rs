@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::client_ip::Client;
 use crate::diagnostics::is_hostile;
-use crate::payload::{decoded_string, NetboxEvent};
+use crate::forward::Event;
+use crate::payload::{self, decoded_string, NetboxEvent, PayloadKind};
 
 /// How the event log is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -32,7 +33,7 @@ pub struct EventRecord<'a> {
     /// UUIDv7 given at intake; the same in the spool and every forwarded message.
     pub event_id: Uuid,
     pub hook: &'a str,
-    pub provider: &'static str,
+    pub provider: &'a str,
     pub delivery_id: Option<&'a str>,
     /// The event type (see `signature::EventSource`). A NetBox payload logs its own `event` and
     /// `model` fields instead, so this is not written for it.
@@ -48,6 +49,61 @@ pub enum Payload<'a> {
     Netbox(&'a NetboxEvent<'a>, &'a [u8]),
     Json(&'a [u8]),
     Raw(&'a [u8]),
+}
+
+/// The line intake wrote for `event`, rebuilt from its spool record: the same fields and the same
+/// payload form, for a log repaired after a power loss (`wal`). `kind` is how the event's hook
+/// checks bodies now; a body that no longer passes that check is written as JSON or raw, so nothing
+/// is dropped.
+pub fn line_for(event: &Event, kind: PayloadKind, format: LogFormat) -> Vec<u8> {
+    let body = &event.body[..];
+    let netbox;
+    let as_json = || match payload::json(body) {
+        Ok(()) => Payload::Json(body),
+        Err(_) => Payload::Raw(body),
+    };
+    let payload = match kind {
+        PayloadKind::Netbox => match payload::netbox(body) {
+            Ok(n) => {
+                netbox = n;
+                Payload::Netbox(&netbox, body)
+            }
+            Err(_) => as_json(),
+        },
+        PayloadKind::Json => as_json(),
+        PayloadKind::Raw => Payload::Raw(body),
+    };
+    let client = event
+        .client
+        .as_deref()
+        .and_then(|c| c.parse().ok())
+        .map_or(Client::Unknown, Client::Known);
+    let mut out = Vec::with_capacity(body.len() + 512);
+    EventRecord {
+        received_at: event.received_at,
+        event_id: event.id,
+        hook: &event.hook,
+        provider: &event.provider,
+        delivery_id: event.delivery_id.as_deref(),
+        event: event.event_type.as_deref(),
+        client,
+        content_type: event.content_type.as_deref(),
+        payload,
+    }
+    .write(format, &mut out);
+    out
+}
+
+/// The event id a log line was written with (both formats put it first among the fields), or
+/// `None` for a line that is not one of ours (or torn before its id).
+pub fn line_event_id(line: &[u8]) -> Option<Uuid> {
+    const KEYS: [&[u8]; 2] = [b" event_id=", b"\"event_id\":\""];
+    let head = &line[..line.len().min(128)];
+    KEYS.iter().find_map(|key| {
+        let at = head.windows(key.len()).position(|w| w == *key)? + key.len();
+        let text = std::str::from_utf8(line.get(at..at + 36)?).ok()?;
+        Uuid::try_parse(text).ok()
+    })
 }
 
 impl EventRecord<'_> {

@@ -28,8 +28,15 @@ impl Harness {
         let log = dir.path().join("events.log");
         let config = Config::from_toml(&format!("[log]\nfile = {log:?}\n{hooks}"), "t").unwrap();
         let metrics = Arc::new(Metrics::new());
-        let (event_log, writer) =
-            EventLog::start(&log, false, Duration::from_secs(5), metrics.clone(), None).unwrap();
+        let (event_log, writer) = EventLog::start(
+            &log,
+            false,
+            Duration::from_secs(5),
+            metrics.clone(),
+            None,
+            None,
+        )
+        .unwrap();
         let state = Arc::new(AppState::new(&config, event_log, metrics));
         Harness {
             state,

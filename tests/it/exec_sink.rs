@@ -385,7 +385,8 @@ async fn after_kill_9_the_leftover_command_is_killed_and_its_event_runs_again_no
     assert_eq!(id, "e1");
     let old: i32 = pid.parse().unwrap();
     let record = spool.join(format!("exec/blocky/{old}"));
-    assert!(record.exists(), "the running group is recorded");
+    // The group is recorded right after the spawn, so the command may have started first.
+    wait_until(&first, "the running group recorded", || record.exists()).await;
 
     first.signal(Signal::SIGKILL);
     first.wait_exit(PATIENCE).expect("killed");

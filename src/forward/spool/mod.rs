@@ -328,6 +328,12 @@ impl Spool {
         Ok((spool, report))
     }
 
+    /// Over half of `max_bytes` in use: the event log's syncer then syncs at once, so its
+    /// checkpoint never holds back segments a full spool needs ([`crate::event_log::wal`]).
+    pub fn half_full(&self) -> bool {
+        self.used.saturating_mul(2) > self.max_bytes
+    }
+
     pub fn handle(&self) -> SpoolHandle {
         SpoolHandle(self.shared.clone())
     }
