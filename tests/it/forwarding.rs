@@ -42,6 +42,17 @@ fn redis_sink(url: &str, extra: &str) -> String {
     format!("[[sinks]]\nname = \"cache\"\nkind = \"redis\"\nurl = \"{url}\"\nstream = \"{REDIS_STREAM}\"\n{extra}\n")
 }
 
+/// An event log and a spool in `dir` (so a restarted server finds both), and a NATS sink on `port`.
+fn shared_log_and_spool(dir: &Path, port: u16) -> (PathBuf, PathBuf, String) {
+    let spool = dir.join("spool");
+    let tables = format!(
+        "[spool]\ndir = {:?}\n{}",
+        spool.display().to_string(),
+        nats_sink(&format!("nats://127.0.0.1:{port}"), "")
+    );
+    (dir.join("events.log"), spool, tables)
+}
+
 /// A server with both hooks and `tables` (`[spool]`, `[[sinks]]`), JSON event log at `log` when
 /// given (so a restarted server can share it).
 pub(crate) fn server(tables: &str, log: Option<&Path>) -> Server {
@@ -385,13 +396,7 @@ async fn the_receiver_killed_mid_forwarding_resumes_from_its_checkpoint_none_mis
     // The broker starts only once every event is spooled, so the kill lands mid-forwarding.
     let port = free_port();
     let shared = tempfile::tempdir().unwrap();
-    let log = shared.path().join("events.log");
-    let spool = shared.path().join("spool");
-    let tables = format!(
-        "[spool]\ndir = {:?}\n{}",
-        spool.display().to_string(),
-        nats_sink(&format!("nats://127.0.0.1:{port}"), "")
-    );
+    let (log, _spool, tables) = shared_log_and_spool(shared.path(), port);
     let total = 1000;
     let mut first = server(&tables, Some(&log));
     // Kill as soon as forwarding is under way, before it has finished.
@@ -790,13 +795,7 @@ async fn a_log_that_lost_its_unsynced_tail_in_a_power_loss_is_written_back_from_
     // to it, mid-line, after a kill -9.
     let port = free_port(); // no broker: every event stays spooled
     let shared = tempfile::tempdir().unwrap();
-    let log = shared.path().join("events.log");
-    let spool = shared.path().join("spool");
-    let tables = format!(
-        "[spool]\ndir = {:?}\n{}",
-        spool.display().to_string(),
-        nats_sink(&format!("nats://127.0.0.1:{port}"), "")
-    );
+    let (log, spool, tables) = shared_log_and_spool(shared.path(), port);
     let total = 200;
     let mut first = server(&tables, Some(&log));
     for n in 0..total {
