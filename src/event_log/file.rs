@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Refuses what the writer cannot use as the event log: anything but a regular file, or with
@@ -38,7 +39,8 @@ fn check_kind(path: &Path, meta: &std::fs::Metadata, fsync: bool) -> io::Result<
 
 /// The open file and the identity of what it was opened as.
 pub(super) struct LogFile {
-    pub(super) file: File,
+    /// Shared with the log syncer ([`super::wal`]), which syncs it behind the writer.
+    pub(super) file: Arc<File>,
     dev: u64,
     ino: u64,
     /// Our idea of the file's length: where the next batch starts, and where a failed one is cut.
@@ -92,7 +94,7 @@ impl LogFile {
             }
         }
         Ok(LogFile {
-            file,
+            file: Arc::new(file),
             dev: meta.dev(),
             ino: meta.ino(),
             len: meta.len(),

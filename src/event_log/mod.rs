@@ -216,7 +216,6 @@ impl EventLog {
             metrics,
             spool,
             wal,
-            wal_file: None,
         };
         let handle = std::thread::Builder::new()
             .name("event-log".into())
@@ -299,8 +298,6 @@ struct Writer {
     syncer: Option<spooled::Syncer>,
     /// The spool is the write-ahead log: groups sync only the spool, this syncs the log behind.
     wal: Option<wal::LogSyncer>,
-    /// The open log file as the log syncer gets it (a second descriptor of it), made once per open.
-    wal_file: Option<Arc<std::fs::File>>,
 }
 
 impl Writer {
@@ -432,23 +429,10 @@ impl Writer {
     }
 
     /// The open file now holds every line through `seq`: tells the log syncer ([`wal`]).
-    fn written_through(&mut self, seq: Option<u64>) {
-        let (Some(wal), Some(seq), Some(log)) = (&self.wal, seq, &self.file) else {
-            return;
-        };
-        if self.wal_file.is_none() {
-            match log.file.try_clone() {
-                Ok(f) => self.wal_file = Some(Arc::new(f)),
-                Err(e) => {
-                    // Unsynced until the next open; the spool still has every event.
-                    tracing::error!(error = %e, "cannot hand the event log to its syncer");
-                    return;
-                }
-            }
-        }
-        if let Some(f) = &self.wal_file {
+    fn written_through(&self, seq: Option<u64>) {
+        if let (Some(wal), Some(seq), Some(log)) = (&self.wal, seq, &self.file) {
             let urgent = self.spool.as_ref().is_some_and(Spool::half_full);
-            wal.written(f.clone(), seq, urgent);
+            wal.written(log.file.clone(), seq, urgent);
         }
     }
 
@@ -461,7 +445,6 @@ impl Writer {
                     "cannot sync the event log before reopening it; the spool still has its events");
             }
         }
-        self.wal_file = None;
         self.file = Some(new);
     }
 
@@ -482,7 +465,7 @@ impl Writer {
             return Err(io::Error::other("event log is not open"));
         };
         let t0 = Instant::now();
-        let written = log.file.write_all(buf);
+        let written = (&*log.file).write_all(buf);
         self.metrics.observe_log_write(t0.elapsed(), buf.len());
         let (synced, spooled) = match written {
             Ok(()) => spooled::sync_both(

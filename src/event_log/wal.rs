@@ -38,8 +38,15 @@ pub const LOG_SYNC_EVERY: Duration = Duration::from_secs(5);
 /// Urgent syncs (a half-full spool) are at least this far apart.
 const URGENT_GAP: Duration = Duration::from_millis(100);
 
-/// The file holding lines through a sequence number, and whether to sync it at once.
-type Report = (Arc<File>, u64, bool);
+/// What the writer tells the log syncer after a commit.
+struct Report {
+    /// The open log file.
+    file: Arc<File>,
+    /// Every line through this sequence number is written to it.
+    seq: u64,
+    /// Sync at once (the spool is half full).
+    urgent: bool,
+}
 
 /// The thread that syncs the log behind the writer. The writer tells it, after each commit, which
 /// file holds lines through which sequence number; it syncs at most every [`LOG_SYNC_EVERY`] and
@@ -65,7 +72,7 @@ impl LogSyncer {
     /// spool is filling, and the log's checkpoint must not hold its segments back).
     pub(super) fn written(&self, file: Arc<File>, seq: u64, urgent: bool) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send((file, seq, urgent));
+            let _ = tx.send(Report { file, seq, urgent });
         }
     }
 }
@@ -88,21 +95,26 @@ fn sync_loop(rx: &std_mpsc::Receiver<Report>, checkpoint: &Checkpoint) {
         let mut open = true;
         // Take newer reports until the sync is due; only the newest matters.
         while open {
-            let due = last_sync + if latest.2 { URGENT_GAP } else { LOG_SYNC_EVERY };
+            let due = last_sync
+                + if latest.urgent {
+                    URGENT_GAP
+                } else {
+                    LOG_SYNC_EVERY
+                };
             match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Ok(newer) => {
-                    if !Arc::ptr_eq(&newer.0, &latest.0) {
+                    if !Arc::ptr_eq(&newer.file, &latest.file) {
                         started = 0; // reopened: a new file
                     }
                     latest = newer;
-                    started = start_writeback(&latest.0, started);
+                    started = start_writeback(&latest.file, started);
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => break,
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => open = false,
             }
         }
         last_sync = Instant::now();
-        let (file, seq, _) = latest;
+        let Report { file, seq, .. } = latest;
         let stored = file
             .sync_data()
             .map_err(|e| e.to_string())
