@@ -1,6 +1,7 @@
 //! What the spool adds to the event-log writer thread per accepted event: framing + buffered
 //! append alone, append + `fdatasync` as one group commit would do it (groups of 1 and 32), and a
-//! group of 32 beside an event-log file with the two syncs serial or side by side.
+//! group of 32 beside an event-log file with the two syncs serial or side by side; and what a
+//! sink's reader pays per record to read the spool back.
 //! The body is the ~1.6 kB NetBox fixture. Files go under cargo's target tmp dir (the real disk,
 //! not a tmpfs), and no sink is registered, so synced segments are deleted as the bench runs.
 //!
@@ -8,6 +9,7 @@
 //! cargo bench --bench spool
 //! cargo bench --bench spool -- append_sync/1   # one bench (a substring filter)
 //! cargo bench --bench spool -- group_with_log  # the serial/parallel comparison
+//! cargo bench --bench spool -- read             # reading back, per record
 //! ```
 
 use std::hint::black_box;
@@ -120,6 +122,29 @@ fn benches(c: &mut Criterion) {
             });
             // Keep the log file small between samples.
             log.set_len(0).expect("truncate");
+        });
+    }
+
+    // What a sink's reader thread spends per event in the drain: 20 000 spooled records read back
+    // in order (a registered sink keeps the segments), each event dropped once read, as a runner
+    // drops it once delivered.
+    {
+        let mut s = spool(&tmp.path().join("read"));
+        let handle = s.handle();
+        let _keep = handle.register("bench").expect("register");
+        const RECORDS: u64 = 20_000;
+        for _ in 0..RECORDS {
+            s.append(&e).expect("append");
+        }
+        s.sync().expect("sync");
+        g.throughput(Throughput::Elements(RECORDS));
+        g.bench_function("read/20000x1.6kB", |b| {
+            b.iter(|| {
+                let mut r = handle.reader(1).expect("reader");
+                while let Some(rec) = r.next_record().expect("read") {
+                    black_box(rec);
+                }
+            });
         });
     }
     g.finish();

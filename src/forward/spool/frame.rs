@@ -75,8 +75,20 @@ impl Header {
         HEADER_LEN as u64 + u64::from(self.len)
     }
 
-    /// Checks the payload against the stored checksum and decodes the event.
+    /// Checks the payload against the stored checksum and decodes the event (its body copied).
     pub fn decode_payload(&self, payload: &[u8]) -> Result<Event, FrameError> {
+        self.check(payload)?;
+        decode_payload(self.id, payload, Bytes::copy_from_slice)
+    }
+
+    /// Like [`decode_payload`](Self::decode_payload), but the body is a slice of `payload`, not a
+    /// copy: the spool reader hands out events that share the chunk they were read in.
+    pub fn decode_shared(&self, payload: &Bytes) -> Result<Event, FrameError> {
+        self.check(payload)?;
+        decode_payload(self.id, payload, |body| payload.slice_ref(body))
+    }
+
+    fn check(&self, payload: &[u8]) -> Result<(), FrameError> {
         if payload.len() != self.len as usize {
             return Err(FrameError::LengthPastEnd {
                 len: self.len,
@@ -90,7 +102,7 @@ impl Header {
                 computed,
             });
         }
-        decode_payload(self.id, payload)
+        Ok(())
     }
 }
 
@@ -220,7 +232,12 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn decode_payload(id: Uuid, payload: &[u8]) -> Result<Event, FrameError> {
+/// `body` makes the event's body from its bytes within `payload` (a copy, or a shared slice).
+fn decode_payload(
+    id: Uuid,
+    payload: &[u8],
+    body: impl FnOnce(&[u8]) -> Bytes,
+) -> Result<Event, FrameError> {
     let mut r = Cursor(payload);
     let secs = i64::from_le_bytes(arr(r.take(8)?));
     let nanos = u32::from_le_bytes(arr(r.take(4)?));
@@ -243,7 +260,7 @@ fn decode_payload(id: Uuid, payload: &[u8]) -> Result<Event, FrameError> {
     let delivery_id = optional(HAS_DELIVERY_ID)?;
     let content_type = optional(HAS_CONTENT_TYPE)?;
     let client = optional(HAS_CLIENT)?;
-    let body = Bytes::copy_from_slice(r.bytes()?);
+    let body = body(r.bytes()?);
     if !r.0.is_empty() {
         return Err(FrameError::Decode("trailing bytes after the body"));
     }

@@ -6,9 +6,10 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
+use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use super::frame::{self, HEADER_LEN};
+use super::frame::{self, FrameError, Header, HEADER_LEN};
 use super::segment::{self, At, Damage};
 use super::SpoolError;
 use crate::forward::Event;
@@ -27,13 +28,20 @@ pub struct Skipped {
     pub to: u64,
 }
 
+/// Bytes read from a segment per positioned read. Reading each record alone cost the drain two
+/// syscalls and a fresh allocation per event; a chunk serves about a hundred NetBox-sized records,
+/// and their bodies are slices of it, not copies.
+const CHUNK: usize = 256 << 10;
+
 /// A cursor over the spool. Holds one segment file open; a segment deleted under it stays readable
 /// (only a reader the checkpoints do not know of can be behind the oldest segment).
 pub struct SpoolReader {
     dir: PathBuf,
     durable: watch::Receiver<u64>,
-    /// The open segment: its path (for reports), and the file.
-    segment: Option<(PathBuf, File)>,
+    segment: Option<Open>,
+    /// Where chunks are read into; its memory is used again once every event sliced from the
+    /// previous chunk is gone.
+    buf: BytesMut,
     /// Where the next record starts in the open segment.
     offset: u64,
     next_seq: u64,
@@ -63,6 +71,7 @@ impl SpoolReader {
             dir,
             durable,
             segment: None,
+            buf: BytesMut::new(),
             offset: 0,
             next_seq: start,
             skip_until: from_seq,
@@ -86,15 +95,15 @@ impl SpoolReader {
             if self.segment.is_none() {
                 self.open_segment()?;
             }
-            let Some((path, file)) = &self.segment else {
+            let Some(open) = &mut self.segment else {
                 continue;
             };
             let found = if skipping {
-                header_only(file, self.offset)
+                header_only(&open.file, self.offset)
             } else {
-                segment::read_at(file, self.offset)
+                open.read_at(self.offset, &mut self.buf, &self.durable)
             }
-            .map_err(|e| SpoolError::io("read", path, e))?;
+            .map_err(|e| SpoolError::io("read", &open.path, e))?;
             let (h, event) = match found {
                 At::End if self.offset == 0 => {
                     return Err(self.corrupt(Damage::MissingSegment(self.next_seq)))
@@ -126,7 +135,7 @@ impl SpoolReader {
     /// treat the sink as stuck and say so.
     pub fn skip_damaged(&mut self) -> Result<Option<Skipped>, SpoolError> {
         let from = self.next_seq;
-        if let Some((path, file)) = &self.segment {
+        if let Some(Open { path, file, .. }) = &self.segment {
             let mut at = self.offset + 1;
             while let Some((found, h)) =
                 segment::resync(file, at).map_err(|e| SpoolError::io("read", path, e))?
@@ -160,7 +169,11 @@ impl SpoolReader {
             }
             Err(e) => return Err(SpoolError::io("open", &path, e)),
         };
-        self.segment = Some((path, file));
+        self.segment = Some(Open {
+            path,
+            file,
+            chunk: None,
+        });
         Ok(())
     }
 
@@ -168,11 +181,111 @@ impl SpoolReader {
         SpoolError::Corrupt {
             segment: self.segment.as_ref().map_or_else(
                 || segment::path(&self.dir, self.next_seq),
-                |(p, _)| p.clone(),
+                |open| open.path.clone(),
             ),
             offset: self.offset,
             damage,
         }
+    }
+}
+
+/// The open segment: its path (for reports), the file, and the last chunk read from it.
+struct Open {
+    path: PathBuf,
+    file: File,
+    chunk: Option<Chunk>,
+}
+
+/// Bytes of a segment from `at`, read when every record up to `durable` was on disk: records past
+/// it may be rewritten by a group that failed, so they are read again, never served from here.
+struct Chunk {
+    at: u64,
+    bytes: Bytes,
+    durable: u64,
+}
+
+impl Open {
+    /// The record at `offset`, from the last chunk when it holds all of it and it was durable
+    /// then, else from a new chunk read at `offset`.
+    fn read_at(
+        &mut self,
+        offset: u64,
+        buf: &mut BytesMut,
+        durable: &watch::Receiver<u64>,
+    ) -> io::Result<At> {
+        if let Some(found) = self.chunk.as_ref().and_then(|c| c.record(offset)) {
+            return Ok(found);
+        }
+        // Taken before the read: every record it covers is on disk by then.
+        let durable = *durable.borrow();
+        self.chunk = None;
+        let mut want = CHUNK;
+        loop {
+            buf.clear();
+            buf.resize(want, 0);
+            let n = segment::read_full_at(&self.file, buf, offset)?;
+            buf.truncate(n);
+            // Events pin the chunk they are sliced from. A short read (a reader caught up with
+            // the writer) is copied out instead, so up to `max_in_flight` events read one by one
+            // at the tail do not each hold a whole chunk's allocation.
+            let bytes = if n >= want / 2 {
+                buf.split().freeze()
+            } else {
+                Bytes::copy_from_slice(buf)
+            };
+            let chunk = Chunk {
+                at: offset,
+                bytes,
+                durable,
+            };
+            if n == 0 {
+                return Ok(At::End);
+            }
+            let header = match frame::decode_header(&chunk.bytes) {
+                Ok(h) => h,
+                Err(e) => return Ok(At::Damaged(e)),
+            };
+            // The length is capped by decode_header, so this read is bounded.
+            let len = header.record_len() as usize;
+            if len > n && n == want {
+                want = len;
+                continue;
+            }
+            let found = chunk
+                .decode(0, header)
+                .unwrap_or(At::Damaged(FrameError::LengthPastEnd {
+                    len: header.len,
+                    have: n - HEADER_LEN,
+                }));
+            self.chunk = Some(chunk);
+            return Ok(found);
+        }
+    }
+}
+
+impl Chunk {
+    /// The record at `offset` when this chunk holds all of it and it was durable when read.
+    fn record(&self, offset: u64) -> Option<At> {
+        let start = usize::try_from(offset.checked_sub(self.at)?).ok()?;
+        let header = frame::decode_header(self.bytes.get(start..)?).ok()?;
+        if header.seq > self.durable {
+            return None;
+        }
+        self.decode(start, header)
+    }
+
+    /// The record whose header is at `start` (bytes into the chunk); `None` when the chunk ends
+    /// inside it.
+    fn decode(&self, start: usize, header: Header) -> Option<At> {
+        let end = start + header.record_len() as usize;
+        if end > self.bytes.len() {
+            return None;
+        }
+        let payload = self.bytes.slice(start + HEADER_LEN..end);
+        Some(match header.decode_shared(&payload) {
+            Ok(event) => At::Record(header, event),
+            Err(e) => At::Damaged(e),
+        })
     }
 }
 
