@@ -29,9 +29,10 @@ pub struct Skipped {
 }
 
 /// Bytes read from a segment per positioned read. Reading each record alone cost the drain two
-/// syscalls and a fresh allocation per event; a chunk serves about a hundred NetBox-sized records,
-/// and their bodies are slices of it, not copies.
-const CHUNK: usize = 256 << 10;
+/// syscalls and a fresh allocation per event; a chunk serves about forty NetBox-sized records,
+/// and their bodies are slices of it, not copies. Under the allocator's 128 KiB large-object
+/// size: 256 KiB chunks went to the OS and back (mimalloc purge) in 5 % of the drain's profile.
+const CHUNK: usize = 64 << 10;
 
 /// A cursor over the spool. Holds one segment file open; a segment deleted under it stays readable
 /// (only a reader the checkpoints do not know of can be behind the oldest segment).
