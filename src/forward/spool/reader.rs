@@ -40,9 +40,6 @@ pub struct SpoolReader {
     dir: PathBuf,
     durable: watch::Receiver<u64>,
     segment: Option<Open>,
-    /// Where chunks are read into; its memory is used again once every event sliced from the
-    /// previous chunk is gone.
-    buf: BytesMut,
     /// Where the next record starts in the open segment.
     offset: u64,
     next_seq: u64,
@@ -72,7 +69,6 @@ impl SpoolReader {
             dir,
             durable,
             segment: None,
-            buf: BytesMut::new(),
             offset: 0,
             next_seq: start,
             skip_until: from_seq,
@@ -102,7 +98,7 @@ impl SpoolReader {
             let found = if skipping {
                 header_only(&open.file, self.offset)
             } else {
-                open.read_at(self.offset, &mut self.buf, &self.durable)
+                open.read_at(self.offset, &self.durable)
             }
             .map_err(|e| SpoolError::io("read", &open.path, e))?;
             let (h, event) = match found {
@@ -173,6 +169,7 @@ impl SpoolReader {
         self.segment = Some(Open {
             path,
             file,
+            buf: BytesMut::new(),
             chunk: None,
         });
         Ok(())
@@ -194,6 +191,9 @@ impl SpoolReader {
 struct Open {
     path: PathBuf,
     file: File,
+    /// Where chunks are read into; its memory is used again once every event sliced from the
+    /// previous chunk is gone.
+    buf: BytesMut,
     chunk: Option<Chunk>,
 }
 
@@ -208,12 +208,7 @@ struct Chunk {
 impl Open {
     /// The record at `offset`, from the last chunk when it holds all of it and it was durable
     /// then, else from a new chunk read at `offset`.
-    fn read_at(
-        &mut self,
-        offset: u64,
-        buf: &mut BytesMut,
-        durable: &watch::Receiver<u64>,
-    ) -> io::Result<At> {
+    fn read_at(&mut self, offset: u64, durable: &watch::Receiver<u64>) -> io::Result<At> {
         if let Some(found) = self.chunk.as_ref().and_then(|c| c.record(offset)) {
             return Ok(found);
         }
@@ -221,6 +216,7 @@ impl Open {
         let durable = *durable.borrow();
         self.chunk = None;
         let mut want = CHUNK;
+        let buf = &mut self.buf;
         loop {
             buf.clear();
             buf.resize(want, 0);

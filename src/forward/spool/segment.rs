@@ -58,9 +58,9 @@ pub enum At {
     Damaged(FrameError),
 }
 
-/// Reads the record at `offset` with positioned reads: no read-ahead buffer, so bytes past the
-/// durable end (which a failed group may still rewrite) are never held and served later.
-pub fn read_at(file: &File, offset: u64) -> io::Result<At> {
+/// Reads the one record at `offset` with positioned reads, to check a candidate [`resync`] found.
+/// Reading in order is the reader's, in chunks (`reader.rs`).
+fn read_at(file: &File, offset: u64) -> io::Result<At> {
     let mut head = [0u8; HEADER_LEN];
     let n = read_full_at(file, &mut head, offset)?;
     if n == 0 {

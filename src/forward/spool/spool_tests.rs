@@ -387,9 +387,9 @@ fn a_failed_group_is_rolled_back_and_its_sequence_numbers_reused() {
 fn records_across_chunk_ends_and_larger_than_a_chunk_read_back_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = SpoolConfig {
-        dir: dir.path().to_path_buf(),
         max_bytes: 64 << 20,
         segment_bytes: 16 << 20,
+        ..config(dir.path())
     };
     let (mut spool, _hold) = open_held(&cfg);
     let handle = spool.handle();
