@@ -14,11 +14,14 @@
 //! together through [`Sink::deliver_batch`], in order. Under load a batch costs one broker round
 //! trip (and one Redis fsync) for many events; when idle a batch is the one event that arrived, so
 //! latency stays one round trip. A batch's delivery ends at its first progress: what the sink
-//! confirmed is finished at once, the rest goes back to the front of `ready`.
+//! confirmed is finished at once, the rest goes back to the front of `ready`. A sink that keeps
+//! the order of what it is handed ([`Sink::pipeline_depth`], Redis) gets a second whole batch
+//! while the first is out, as long as nothing fails; the first one out is the only one that
+//! retries.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,6 +176,7 @@ impl Runner {
             status: status.clone(),
             config,
             dead_letters,
+            setbacks: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(
             core,
@@ -345,6 +349,9 @@ struct Core<S> {
     status: Arc<SinkStatus>,
     config: RunnerConfig,
     dead_letters: PathBuf,
+    /// Failed batch calls so far: a second batch goes out (and, once out, is sent) only while
+    /// this is what it was when the first one went out, so a batch never overtakes a failing one.
+    setbacks: AtomicU64,
 }
 
 /// The runner's backoff: `retry_initial` doubling (with jitter) to `retry_max`, for at most
@@ -449,15 +456,24 @@ impl<S: Sink> Core<S> {
     /// so confirmations reach the checkpoint at once; until then it retries the whole remainder, in
     /// order, with backoff. A head that fails right after a confirmed prefix is tried again at once
     /// by the next batch, its attempts counted afresh (only pipelining sinks answer past a failure).
+    ///
+    /// `follows`: this batch went out behind another ([`Sink::pipeline_depth`]) when `setbacks`
+    /// was this. It is sent only if nothing failed since, and tried once: what it could not
+    /// deliver goes back as `Untried` for a later batch, so only the first batch out retries,
+    /// dead-letters and pauses, and the spool's order holds.
     async fn deliver_batch(
         self: Arc<Self>,
         batch: Vec<(u64, Event)>,
+        follows: Option<u64>,
     ) -> Vec<(u64, Event, Outcome)> {
         let (seqs, events): (Vec<u64>, Vec<Event>) = batch.into_iter().unzip();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(events.len());
         let mut delays = None;
         let mut attempts = 0u32;
         while outcomes.is_empty() && !events.is_empty() {
+            if follows.is_some_and(|t| t != self.setbacks.load(Ordering::Acquire)) {
+                break;
+            }
             let results = self.sink.deliver_batch(&events).await;
             attempts += 1;
             // A sink that answers for nothing is treated as one that failed: back off, never spin.
@@ -477,6 +493,10 @@ impl<S: Sink> Core<S> {
                 }
             }
             let Some(e) = failed else { break };
+            self.setbacks.fetch_add(1, Ordering::AcqRel);
+            if follows.is_some() {
+                break;
+            }
             let head = &events[outcomes.len()];
             match e {
                 DeliveryError::Pause(reason) => outcomes.push(Outcome::Paused(reason)),
@@ -587,8 +607,16 @@ async fn run<S: Sink>(
 ) {
     let status = core.status.clone();
     let max = core.config.max_in_flight.max(1);
-    // In order, one batch at a time; 1 (or several in flight) dispatches events one by one.
+    // In order, in batches; 1 (or several in flight) dispatches events one by one.
     let batch = core.config.batch();
+    // Batches out at once (in order, on one connection); see `Sink::pipeline_depth`.
+    let depth = if batch > 1 {
+        core.sink.pipeline_depth().max(1)
+    } else {
+        1
+    };
+    // `setbacks` when the first of the batches now out was sent.
+    let mut lead_ticket = 0u64;
     let mut window = Window::new(checkpoint.get());
     // Read but not dispatched: the next event(s), and events a pause or a batch sent back.
     let mut ready: BTreeMap<u64, Event> = BTreeMap::new();
@@ -614,7 +642,23 @@ async fn run<S: Sink>(
         if holding {
             // Nothing goes out until the flood ends or the oldest event is old enough.
         } else if batch > 1 {
-            if !paused && in_flight.is_empty() && !ready.is_empty() {
+            while !paused && !ready.is_empty() {
+                // A second batch goes out only whole, and only while nothing failed since the
+                // first one went out.
+                let lead = in_flight.is_empty();
+                if !lead
+                    && (in_flight.len() >= depth
+                        || core.setbacks.load(Ordering::Acquire) != lead_ticket
+                        || (ready.len() < batch && ready_bytes < MAX_BATCH_BYTES))
+                {
+                    break;
+                }
+                let follows = if lead {
+                    lead_ticket = core.setbacks.load(Ordering::Acquire);
+                    None
+                } else {
+                    Some(lead_ticket)
+                };
                 let mut events = Vec::new();
                 let mut bytes = 0;
                 while let Some(entry) = ready.first_entry() {
@@ -628,7 +672,7 @@ async fn run<S: Sink>(
                     events.push(entry.remove_entry());
                 }
                 ready_bytes -= bytes;
-                in_flight.push(Either::Left(core.clone().deliver_batch(events)));
+                in_flight.push(Either::Left(core.clone().deliver_batch(events, follows)));
             }
         } else {
             while !paused && in_flight.len() < max {

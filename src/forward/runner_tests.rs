@@ -473,6 +473,12 @@ struct BatchPeer {
     pipelined: bool,
     calls: Mutex<Vec<Vec<u64>>>,
     duplicates: AtomicUsize,
+    /// [`Sink::pipeline_depth`]; with 2 the first call is answered only once a second one came
+    /// (or after 5 s), and calls are answered in the order they were made, as on one connection.
+    depth: usize,
+    started: watch::Sender<usize>,
+    connection: tokio::sync::Mutex<()>,
+    overlapped: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -480,11 +486,19 @@ struct BatchSink(Arc<BatchPeer>);
 
 impl BatchSink {
     fn new(peer: Peer, pipelined: bool) -> BatchSink {
+        Self::with_depth(peer, pipelined, 1)
+    }
+
+    fn with_depth(peer: Peer, pipelined: bool, depth: usize) -> BatchSink {
         BatchSink(Arc::new(BatchPeer {
             peer: Arc::new(peer),
             pipelined,
             calls: Mutex::default(),
             duplicates: AtomicUsize::new(0),
+            depth,
+            started: watch::Sender::new(0),
+            connection: tokio::sync::Mutex::new(()),
+            overlapped: Default::default(),
         }))
     }
 
@@ -522,9 +536,28 @@ impl Sink for BatchSink {
         self.answer(event)
     }
 
+    fn pipeline_depth(&self) -> usize {
+        self.0.depth
+    }
+
     async fn deliver_batch(&self, events: &[Event]) -> Vec<Result<(), DeliveryError>> {
         let ns = events.iter().map(|e| n_of(&e.id)).collect();
-        self.0.calls.lock().expect("lock").push(ns);
+        let call = {
+            let mut calls = self.0.calls.lock().expect("lock");
+            calls.push(ns);
+            calls.len()
+        };
+        self.0.started.send_replace(call);
+        // Taken in call order (tokio's mutex is fair): answered in the order sent.
+        let _connection = self.0.connection.lock().await;
+        if self.0.depth > 1 && call == 1 {
+            let mut started = self.0.started.subscribe();
+            let second =
+                tokio::time::timeout(Duration::from_secs(5), started.wait_for(|n| *n >= 2));
+            if second.await.is_ok() {
+                self.0.overlapped.store(true, Ordering::SeqCst);
+            }
+        }
         let mut results = Vec::new();
         for e in events {
             let r = self.answer(e);
@@ -701,5 +734,69 @@ async fn max_batch_1_delivers_each_event_alone_through_deliver() {
     confirmed(&runner, 3).await;
     assert!(sink.calls().is_empty(), "{:?}", sink.calls());
     assert_eq!(accepted(&sink.0.peer), [1, 2, 3]);
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelining_sink_gets_the_next_whole_batch_while_the_first_is_out() {
+    let mut s = Setup::new();
+    s.append(1..=300);
+    let sink = BatchSink::with_depth(always_ok(), false, 2);
+    let (runner, _cp) = s.start_batch(
+        &sink,
+        RunnerConfig {
+            max_batch: 128,
+            ..fast()
+        },
+    );
+    confirmed(&runner, 300).await;
+    assert!(
+        sink.0.overlapped.load(Ordering::SeqCst),
+        "the second batch went out while the first was out"
+    );
+    // The last 44 are not a whole batch: they wait for the two before them.
+    assert_eq!(sink.calls(), [run(1..=128), run(129..=256), run(257..=300)]);
+    assert_eq!(accepted(&sink.0.peer), run(1..=300));
+    stop(runner).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_first_batch_out_fails_the_one_behind_it_waits_and_order_holds() {
+    let mut s = Setup::new();
+    s.append(1..=256);
+    // The connection drops under both batches: 1 and 129 are lost on their first send.
+    let sink = BatchSink::with_depth(
+        peer(|e, attempt| {
+            if matches!(n_of(&e.id), 1 | 129) && attempt == 1 {
+                Err(DeliveryError::retry("connection reset"))
+            } else {
+                Ok(())
+            }
+        }),
+        false,
+        2,
+    );
+    let (runner, _cp) = s.start_batch(
+        &sink,
+        RunnerConfig {
+            max_batch: 128,
+            ..fast()
+        },
+    );
+    confirmed(&runner, 256).await;
+    // The second batch is tried once and handed back; it goes out again only after the first,
+    // retried with backoff, got through.
+    assert_eq!(
+        sink.calls(),
+        [run(1..=128), run(129..=256), run(1..=128), run(129..=256)]
+    );
+    assert_eq!(accepted(&sink.0.peer), run(1..=256), "in order, each once");
+    assert_eq!(sink.0.duplicates.load(Ordering::SeqCst), 0);
+    let snap = runner.status().snapshot();
+    assert_eq!(
+        (snap.retried, snap.delivered),
+        (1, 256),
+        "only the first batch backs off"
+    );
     stop(runner).await;
 }

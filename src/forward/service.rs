@@ -98,6 +98,15 @@ impl Sink for AnySink {
             AnySink::Http(s) => s.deliver_batch(events).await,
         }
     }
+
+    fn pipeline_depth(&self) -> usize {
+        match self {
+            AnySink::Nats(s) => s.pipeline_depth(),
+            AnySink::Redis(s) => s.pipeline_depth(),
+            AnySink::Exec(s) => s.pipeline_depth(),
+            AnySink::Http(s) => s.pipeline_depth(),
+        }
+    }
 }
 
 /// A sink as intake, `/healthz` and the operator page see it.

@@ -65,4 +65,13 @@ pub trait Sink: Send + Sync + 'static {
             }
         }
     }
+
+    /// Batches this sink may have out at once. More than 1 only where batches reach the
+    /// destination in the order they were handed over, on one connection (Redis runs a
+    /// connection's commands in order), so building and confirming one batch overlaps the
+    /// destination's work on the other. The runner sends a second batch only while nothing has
+    /// failed since the first went out, and only the first one retries.
+    fn pipeline_depth(&self) -> usize {
+        1
+    }
 }
