@@ -333,10 +333,9 @@ fn collect_when_idle() {
     });
 }
 
-/// C0, DEL, C1 and the Unicode line and paragraph separators.
+/// C0, DEL, C1, the Unicode line and paragraph separators and the bidi controls.
 fn has_control(s: &str) -> bool {
-    s.chars()
-        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+    s.chars().any(crate::diagnostics::is_hostile)
 }
 
 fn sign(
@@ -554,6 +553,12 @@ mod tests {
 
     use super::*;
     use crate::config::{defaults, EMBEDDED_DEFAULT};
+
+    #[test]
+    fn a_header_with_a_bidi_control_counts_as_a_control() {
+        assert!(has_control("a\u{202e}b") && has_control("\u{2069}") && has_control("\n"));
+        assert!(!has_control("X-Hook-Signature") && !has_control("café"));
+    }
 
     /// `--help` describes the embedded default in words; it must name the address the code uses.
     #[test]

@@ -103,6 +103,25 @@ pub fn is_hostile(c: char) -> bool {
         )
 }
 
+/// `text` with every [`is_hostile`] character written as `\u{…}` (Rust's notation, readable in a
+/// terminal, a JSON string or a web page), borrowed when there is none: for the operator's own
+/// words and the sender's quoted values in an error, which must stay one inert line shown as
+/// written.
+pub fn escape_hostile(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_hostile(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `diagnostic` with every control but the final line end escaped: `\u{1b}` (text) or `\u001b`
 /// (JSON, where that is a valid string escape: such a character can only sit inside a string),
 /// and bytes that are not UTF-8 as `\xNN` (text; the JSON layer writes only UTF-8).

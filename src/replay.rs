@@ -558,18 +558,10 @@ async fn watch_interrupt(token: CancellationToken) {
     }
 }
 
-/// Control characters and line separators as escapes: a broker's answer quoted in an error must
-/// not drive the terminal or split the line.
+/// Control characters, line separators and bidi controls as escapes: a broker's answer quoted in
+/// an error must not drive the terminal, split the line or reorder how it is shown.
 fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::diagnostics::escape_hostile(s).into_owned()
 }
 
 #[cfg(test)]
@@ -666,5 +658,6 @@ mod tests {
     #[test]
     fn clean_escapes_what_would_drive_a_terminal() {
         assert_eq!(clean("a\u{1b}[2J\u{2028}b"), "a\\u{1b}[2J\\u{2028}b");
+        assert_eq!(clean("user=\u{202e}nimda"), "user=\\u{202e}nimda");
     }
 }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use serde::de;
 
 use super::secrets::SecretError;
+use crate::diagnostics::escape_hostile;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -54,19 +55,10 @@ impl ConfigError {
     }
 }
 
-/// `line` with every character a terminal or a line reader acts on (C0, DEL, C1, U+2028/9) written
-/// as `\u{…}`. The operator's own words can hold them (a `file:` path, the config's name), and a
-/// diagnostic must stay one inert line.
+/// The operator's own words can hold controls (a `file:` path, the config's name), and a
+/// diagnostic must stay one inert line shown as written.
 fn escape_controls(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    for c in line.chars() {
-        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    escape_hostile(line).into_owned()
 }
 
 struct Listing<'a> {
@@ -480,6 +472,15 @@ fn found_words(unexp: &de::Unexpected<'_>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_text_in_a_diagnostic_cannot_reorder_or_break_the_line() {
+        assert_eq!(
+            escape_controls("x\u{1b}[2J\u{2028}y\u{202e}z\u{2066}"),
+            "x\\u{1b}[2J\\u{2028}y\\u{202e}z\\u{2066}"
+        );
+        assert_eq!(escape_controls("café.toml"), "café.toml");
+    }
 
     #[test]
     fn line_and_column_count_from_one_in_characters() {

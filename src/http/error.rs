@@ -181,7 +181,10 @@ impl From<Refused> for ApiError {
 }
 
 /// `{"result": message}` with `status`.
+/// `message` can quote the sender's own values (a 422 names what it found); a sender's delivery
+/// page shows the answer, so those cannot reorder or break how it reads there.
 pub fn result(status: StatusCode, message: &str) -> Response {
+    let message = crate::diagnostics::escape_hostile(message);
     (status, Json(serde_json::json!({ "result": message }))).into_response()
 }
 
@@ -214,5 +217,34 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever a message quotes (a sender's value, through any error type's formatting), the
+    /// answer carries no raw control, line separator or bidi control.
+    #[tokio::test]
+    async fn an_answer_carries_no_raw_hostile_character() {
+        let resp = result(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown variant `\u{202e}nimda\u{2066}`\u{2028}\u{1b}[2J",
+        );
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let text = std::str::from_utf8(&body).expect("utf-8");
+        assert!(
+            !text.chars().any(crate::diagnostics::is_hostile),
+            "{text:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(text).expect("json");
+        assert_eq!(
+            v["result"],
+            r"unknown variant `\u{202e}nimda\u{2066}`\u{2028}\u{1b}[2J"
+        );
     }
 }

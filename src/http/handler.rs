@@ -13,6 +13,7 @@ use super::extract::HookRequest;
 use super::observe::Seen;
 use super::AppState;
 use crate::dedupe::Claim;
+use crate::diagnostics::is_hostile;
 use crate::event_log::{EventRecord, Payload};
 use crate::forward::{Event, Forwarding};
 use crate::live_config::Hook;
@@ -253,8 +254,9 @@ pub fn event_type<'a>(
 }
 
 /// An event type read from the body, held to the rule a header's already meets: capped at
-/// [`signature::MAX_EVENT_LEN`], and dropped when it holds a control character or line separator,
-/// since it becomes an exec argument and environment variable, a relay header and an admin label.
+/// [`signature::MAX_EVENT_LEN`], and dropped when it holds a control character, a line separator
+/// or a bidi control ([`is_hostile`]), since it becomes an exec argument and environment
+/// variable, a relay header and an admin label.
 fn body_label<'a>(mut s: String) -> Option<Cow<'a, str>> {
     let capped = signature::cap_label(&s).len();
     s.truncate(capped);
@@ -262,8 +264,7 @@ fn body_label<'a>(mut s: String) -> Option<Cow<'a, str>> {
         // A huge value read from the body: keep 256 bytes of it, not its allocation.
         s.shrink_to_fit();
     }
-    let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-    (!s.is_empty() && !s.chars().any(bad)).then_some(Cow::Owned(s))
+    (!s.is_empty() && !s.chars().any(is_hostile)).then_some(Cow::Owned(s))
 }
 
 /// Every handshake, answered here and nowhere else. The provider verifiers recognise theirs

@@ -400,6 +400,34 @@ async fn json_diagnostics_parse_line_by_line() {
     }
 }
 
+/// A 422 quotes what the sender sent, and a sender's delivery page shows the answer: a bidi
+/// override or a line separator in it comes back as an escape, not raw.
+#[tokio::test]
+async fn a_422_quotes_the_senders_value_with_its_controls_escaped() {
+    let server = Server::start(&netbox_hook("/nb"));
+    let body = format!(
+        r#"{{"event": "created", "timestamp": {}, "object_type": "dcim.site", "username": "admin", "request_id": "327c526c-42b3-446b-b86d-9a919f1dc429", "data": {{"id": 1}}}}"#,
+        ascii_json_string("\u{202e}X\u{2066}\u{2028}")
+    );
+    let sig = netbox_signature(NETBOX_SECRET.as_bytes(), body.as_bytes());
+    let (status, answer) = post(
+        &server.url("/nb"),
+        &[("x-hook-signature", sig)],
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let result = answer["result"].as_str().expect("a result");
+    assert!(result.starts_with("timestamp: "), "{result}");
+    assert!(
+        !result
+            .chars()
+            .any(|c| matches!(c, '\u{202e}' | '\u{2066}' | '\u{2028}')),
+        "{result:?}"
+    );
+    assert!(result.contains(r"\u{202e}X\u{2066}"), "{result}");
+}
+
 /// `client=127.0.0.1`, never `client=Some(127.0.0.1)`, on every refusal.
 #[tokio::test]
 async fn client_addresses_print_plainly() {

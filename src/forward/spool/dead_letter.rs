@@ -4,7 +4,7 @@
 //!
 //! One letter is one line for every reader: serde_json already escapes C0 controls, and the
 //! formatter here also escapes C1 controls and U+2028/U+2029, which some JSON-lines readers and
-//! JavaScript treat as line breaks. Appends take an `flock` and check that the file they opened is
+//! JavaScript treat as line breaks, and the bidi controls, which reorder how a line is shown. Appends take an `flock` and check that the file they opened is
 //! still the one at the path, so a replay rewriting the file (under the same lock, then rename: [`rewrite`])
 //! never loses a letter the running service appends meanwhile.
 
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::segment::sync_dir;
+use crate::diagnostics::is_hostile;
 use crate::forward::lines::{Lines, MAX_LINE};
 use crate::forward::Event;
 
@@ -133,14 +134,15 @@ impl DeadLetter {
     }
 }
 
-/// serde_json's compact output plus `\u` escapes for C1 controls, U+2028 and U+2029.
+/// serde_json's compact output plus `\u` escapes for the rest of [`is_hostile`]: C1 controls,
+/// U+2028, U+2029 and the bidi controls (serde_json escapes C0 and `"`/`\\` itself).
 struct LineSafe;
 
 impl serde_json::ser::Formatter for LineSafe {
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
         let mut plain = 0;
         for (i, c) in s.char_indices() {
-            if matches!(c, '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}') {
+            if !c.is_ascii() && is_hostile(c) {
                 w.write_all(&s.as_bytes()[plain..i])?;
                 write!(w, "\\u{:04x}", c as u32)?;
                 plain = i + c.len_utf8();

@@ -40,16 +40,18 @@ fn a_binary_body_goes_as_base64_and_comes_back_identical() {
 #[test]
 fn line_breaks_of_every_kind_are_escaped() {
     let mut l = letter(3);
-    l.error = "a\nb\r\u{85}c\u{2028}d\u{2029}e\u{9f}".into();
-    l.event.body = Bytes::from("x\u{2028}y\u{85}\n");
+    l.error = "a\nb\r\u{85}c\u{2028}d\u{2029}e\u{9f}f\u{202e}g\u{2066}".into();
+    l.event.body = Bytes::from("x\u{2028}y\u{85}\u{200f}\n");
     let line = l.to_line();
     let text = std::str::from_utf8(&line).expect("utf-8");
     assert_eq!(text.matches('\n').count(), 1, "{text}");
     assert!(text.ends_with('\n'));
-    for c in ['\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{9f}'] {
+    for c in [
+        '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{9f}', '\u{202e}', '\u{2066}', '\u{200f}',
+    ] {
         assert!(!text.contains(c), "{c:?} raw in {text}");
     }
-    assert!(text.contains(r"\u2028") && text.contains(r"\u0085"));
+    assert!(text.contains(r"\u2028") && text.contains(r"\u0085") && text.contains(r"\u202e"));
     assert_eq!(DeadLetter::from_line(&line).expect("parses"), l);
 }
 
