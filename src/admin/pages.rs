@@ -327,6 +327,21 @@ pub fn login(wrong: bool) -> Markup {
     )
 }
 
+/// Token checks are paused after too many wrong ones (the 429's page).
+pub fn login_paused(secs: u64) -> Markup {
+    layout(
+        "sign in",
+        html! {
+            h2 { "Sign in" }
+            p.error role="alert" {
+                "Too many wrong tokens: tokens are not checked for " (secs) " s. "
+                "A browser already signed in keeps working."
+            }
+            p { a href="/login" { "try again" } }
+        },
+    )
+}
+
 pub fn not_found(what: &str) -> Markup {
     layout(
         "not found",

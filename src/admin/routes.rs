@@ -4,7 +4,10 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,6 +17,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -47,10 +52,72 @@ pub struct AdminState {
     public_base: Arc<str>,
 }
 
+/// Wrong tokens (login form or `Bearer`) tried in a row before guessing is slowed down.
+const GUESS_BURST: u32 = 10;
+/// Then one more wrong token per this long: 1,800 an hour, not the thousands a second a loop
+/// could try against an operator's token.
+const GUESS_EVERY: Duration = Duration::from_secs(2);
+
 /// The token, and the cookie value derived from it (so the cookie is not the token itself).
 struct Auth {
     token: Vec<u8>,
     cookie: String,
+    /// Wrong tokens consume it; once it is empty no token is checked at all (429) until it has
+    /// room again, so a guesser learns nothing faster than [`GUESS_EVERY`]. The session cookie
+    /// (256 bits, not guessable) is never held back: a browser signed in before a guessing run
+    /// keeps working.
+    guesses: DefaultDirectRateLimiter,
+    /// Until when token checks are refused (ms after `epoch`); set when `guesses` ran out.
+    locked_until_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Auth {
+    /// `None` when a token may be checked now, else how long until one may.
+    fn locked(&self) -> Option<Duration> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let until = self.locked_until_ms.load(Ordering::Relaxed);
+        (now < until).then(|| Duration::from_millis(until - now))
+    }
+
+    /// Whether `token` is the token; a wrong one is counted, and pauses token checks when the
+    /// budget is spent.
+    fn check(&self, token: &[u8]) -> bool {
+        if bool::from(token.ct_eq(&self.token)) {
+            return true;
+        }
+        if let Err(not_until) = self.guesses.check() {
+            let wait = not_until
+                .wait_time_from(DefaultClock::default().now())
+                .max(GUESS_EVERY);
+            let until = self.epoch.elapsed() + wait;
+            self.locked_until_ms
+                .fetch_max(until.as_millis() as u64, Ordering::Relaxed);
+            tracing::warn!(
+                wait_secs = wait.as_secs(),
+                "admin: too many wrong tokens; token checks paused"
+            );
+        }
+        false
+    }
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up): token checks are paused.
+fn too_many_guesses(wait: Duration, api: bool) -> Response {
+    let secs = wait.as_millis().div_ceil(1000).max(1) as u64;
+    let mut resp = if api {
+        let result = "too many wrong admin tokens; try again later";
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({ "result": result })),
+        )
+            .into_response()
+    } else {
+        (StatusCode::TOO_MANY_REQUESTS, pages::login_paused(secs)).into_response()
+    };
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
 }
 
 impl AdminState {
@@ -64,9 +131,15 @@ impl AdminState {
             // Keyed with the token, so only someone who had it can have made the cookie.
             let mut mac = Hmac::<Sha256>::new_from_slice(t.expose()).expect("any key length");
             mac.update(b"webhook-listener admin session v1");
+            let quota = Quota::with_period(GUESS_EVERY)
+                .expect("a non-zero period")
+                .allow_burst(NonZeroU32::new(GUESS_BURST).expect("non-zero"));
             Arc::new(Auth {
                 token: t.expose().to_vec(),
                 cookie: hex::encode(mac.finalize().into_bytes()),
+                guesses: RateLimiter::direct(quota),
+                locked_until_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
             })
         });
         let public_base = if public.ip().is_unspecified() {
@@ -168,24 +241,35 @@ async fn require_token(State(s): State<AdminState>, req: Request, next: Next) ->
     let Some(auth) = &s.auth else {
         return next.run(req).await;
     };
-    let headers = req.headers();
-    let bearer = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .filter_map(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        .any(|t| bool::from(t.ct_eq(&auth.token)));
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .any(|c| bool::from(c.as_bytes().ct_eq(auth.cookie.as_bytes())));
-    if bearer || cookie {
-        return next.run(req).await;
-    }
     let path = req.uri().path();
-    let mut resp = if path.starts_with("/api/") || path == "/metrics" {
+    let api = path.starts_with("/api/") || path == "/metrics";
+    let verdict = {
+        let headers = req.headers();
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+            .any(|c| bool::from(c.as_bytes().ct_eq(auth.cookie.as_bytes())));
+        // One check per request, the first `Bearer`: more headers are not more guesses.
+        let bearer = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .find_map(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        match (cookie, bearer, auth.locked()) {
+            (true, _, _) => Ok(true),
+            (false, Some(_), Some(wait)) => Err(wait),
+            (false, Some(t), None) => Ok(auth.check(t)),
+            (false, None, _) => Ok(false),
+        }
+    };
+    match verdict {
+        Ok(true) => return next.run(req).await,
+        Err(wait) => return too_many_guesses(wait, api),
+        Ok(false) => {}
+    }
+    let mut resp = if api {
         (
             StatusCode::UNAUTHORIZED,
             Json(serde_json::json!({ "result": "admin token required" })),
@@ -214,7 +298,10 @@ async fn login(State(s): State<AdminState>, Form(f): Form<LoginForm>) -> Respons
     let Some(auth) = &s.auth else {
         return Redirect::to("/").into_response();
     };
-    if !bool::from(f.token.as_bytes().ct_eq(&auth.token)) {
+    if let Some(wait) = auth.locked() {
+        return too_many_guesses(wait, false);
+    }
+    if !auth.check(f.token.as_bytes()) {
         return (StatusCode::UNAUTHORIZED, pages::login(true)).into_response();
     }
     let cookie = format!(

@@ -562,6 +562,81 @@ async fn a_non_loopback_admin_needs_a_token_and_checks_it() {
     assert_eq!(forged.status(), 401);
 }
 
+/// A loop guessing the admin token gets ten tries, then 429s with `Retry-After` and no token is
+/// checked at all, not even the right one (else the answer would still tell a right guess);
+/// a browser signed in before keeps its page.
+#[tokio::test]
+async fn guessing_the_admin_token_is_paused_after_ten_wrong_tries() {
+    let server = Server::start_with(Options {
+        hooks: &netbox_hook("/webhook/"),
+        admin: "listen = \"127.0.0.1:0\"\ntoken = \"env:TEST_ADMIN_TOKEN\"",
+        env: &[("TEST_ADMIN_TOKEN", TOKEN)],
+        ..Default::default()
+    });
+    let nofollow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |token: &'static str| {
+        nofollow
+            .post(server.admin_url("/login"))
+            .form(&[("token", token)])
+            .send()
+    };
+    let ok = login(TOKEN).await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    // The right token, however often, costs nothing.
+    for _ in 0..20 {
+        let r = client()
+            .get(server.admin_url("/api/deliveries"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    for i in 0..11 {
+        let wrong = if i % 2 == 0 {
+            client()
+                .get(server.admin_url("/api/deliveries"))
+                .bearer_auth(format!("guess-{i}"))
+                .send()
+                .await
+                .unwrap()
+        } else {
+            login("a-guess").await.unwrap()
+        };
+        assert_eq!(wrong.status(), 401, "guess {i}");
+    }
+    let right = client()
+        .get(server.admin_url("/api/deliveries"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 429, "no token is checked while paused");
+    let retry: u64 = right.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let form = login(TOKEN).await.unwrap();
+    assert_eq!(form.status(), 429);
+    assert!(form.headers().contains_key("retry-after"));
+    assert!(form.text().await.unwrap().contains("Too many wrong tokens"));
+    let page = client()
+        .get(server.admin_url("/"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the session cookie is never held back");
+    assert!(server.wait_for_stderr("too many wrong tokens", Duration::from_secs(10)));
+}
+
 /// `check-config` on `[admin]` keys `admin` (plus `rest` and one NetBox hook).
 fn check_admin(args: &[&str], admin: &str, rest: &str) -> crate::config_errors::CliOut {
     let dir = tempfile::tempdir().unwrap();
