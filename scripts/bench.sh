@@ -382,7 +382,7 @@ SINKS_URL=$URL SINKS_HEALTH=$HEALTH SINKS_METRICS=$METRICS SINKS_PID=$PID
 cat >"$WORK/probe.py" <<'PY'
 import json, re, sys, time, urllib.request
 health, metrics = sys.argv[1], sys.argv[2]
-BUCKET = re.compile(r'^webhook_sink_confirm_seconds_bucket\{(.*)\} (\S+)')
+BUCKET = re.compile(r'^webhook_sink_(confirm|ack_to_confirm)_seconds_bucket\{(.*)\} (\S+)')
 def sinks():
     return {s["name"]: s for s in json.load(urllib.request.urlopen(health))["sinks"]}
 def buckets():
@@ -390,8 +390,9 @@ def buckets():
     for line in urllib.request.urlopen(metrics).read().decode().splitlines():
         m = BUCKET.match(line)
         if m:
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-            out.setdefault(labels["sink"], []).append((float(labels["le"]), float(m.group(2))))
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+            key = labels["sink"] + ("" if m.group(1) == "confirm" else "/ack")
+            out.setdefault(key, []).append((float(labels["le"]), float(m.group(3))))
     return out
 def snap():
     return {"delivered": {n: s["delivered"] for n, s in sinks().items()}, "buckets": buckets()}
@@ -424,10 +425,13 @@ for n in sorted(lag):
     done = drained.get(n)
     delivered = after["delivered"][n] - before["delivered"].get(n, 0)
     span = (done or time.time()) - t0
-    prev = dict(before["buckets"].get(n, []))
-    bs = [(le, cum - prev.get(le, 0)) for le, cum in after["buckets"][n]]
-    print("%s %d %s %d %.0f %.2f %.2f" % (n, lag[n], "%.2f" % (done - t_end) if done else "timeout",
-          delivered, delivered / span, quantile(0.5, bs), quantile(0.99, bs)))
+    def run_buckets(key):
+        prev = dict(before["buckets"].get(key, []))
+        return [(le, cum - prev.get(le, 0)) for le, cum in after["buckets"].get(key, [])]
+    bs, acks = run_buckets(n), run_buckets(n + "/ack")
+    print("%s %d %s %d %.0f %.2f %.2f %.2f %.2f" % (n, lag[n], "%.2f" % (done - t_end) if done else "timeout",
+          delivered, delivered / span, quantile(0.5, bs), quantile(0.99, bs),
+          quantile(0.5, acks) if acks else float("nan"), quantile(0.99, acks) if acks else float("nan")))
 PY
 probe() { python3 "$WORK/probe.py" "$SINKS_HEALTH" "$SINKS_METRICS" "$@"; }
 # cpu_s PID: user+system CPU seconds the process has used so far.
@@ -450,10 +454,10 @@ for run in 1 2; do
     DURATION=$FWD_DURATION drive forward sinks "$run" "$SINKS_URL"
     sinks_ok=$R_OK
     printf '%s\tsinks\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
-    while read -r name lag drain delivered rate p50 p99; do
-        printf '   forward sinks run %s, %s: lag %s when wrk stopped, 0 after %s s; %s events at %s events/s; arrival to confirmation p50 %s ms, p99 %s ms\n' \
-            "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" >&2
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" >>"$SINK_RES"
+    while read -r name lag drain delivered rate p50 p99 a50 a99; do
+        printf '   forward sinks run %s, %s: lag %s when wrk stopped, 0 after %s s; %s events at %s events/s; arrival to confirmation p50 %s ms, p99 %s ms; 2xx to confirmation p50 %s ms, p99 %s ms\n' \
+            "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" "$a50" "$a99" >&2
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" "$a50" "$a99" >>"$SINK_RES"
     done < <(probe after "$WORK/before.json" "$t0")
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$none_us" \
         "$(awk -v a="${c0[0]}" -v b="$(cpu_s "$SINKS_PID")" -v n="$sinks_ok" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')" \
@@ -468,11 +472,11 @@ while IFS=$'\t' read -r run server rps p50 p99; do
     printf '%-4s %-6s %10s %9s %9s\n' "$run" "$server" "$rps" "$p50" "$p99"
 done <"$FWD"
 awk -F'\t' '{ rps[$2] += $3; n[$2]++ } END { printf "intake with sinks / without: %.2f (mean of %d runs each)\n", (rps["sinks"] / n["sinks"]) / (rps["none"] / n["none"]), n["none"] }' "$FWD"
-printf '%-4s %-6s %12s %12s %10s %12s %12s %12s\n' run sink 'lag at end' 'lag 0 after' delivered 'events/s' 'confirm p50' 'confirm p99'
-while IFS=$'\t' read -r run name lag drain delivered rate p50 p99; do
-    printf '%-4s %-6s %12s %11ss %10s %12s %10s ms %10s ms\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99"
+printf '%-4s %-6s %12s %12s %10s %12s %12s %12s %12s %12s\n' run sink 'lag at end' 'lag 0 after' delivered 'events/s' 'confirm p50' 'confirm p99' 'ack p50' 'ack p99'
+while IFS=$'\t' read -r run name lag drain delivered rate p50 p99 a50 a99; do
+    printf '%-4s %-6s %12s %11ss %10s %12s %10s ms %10s ms %10s ms %10s ms\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" "$a50" "$a99"
 done <"$SINK_RES"
-echo "(lag 0 after: seconds after wrk stopped; events/s: over the burst and the drain; confirm: from arrival to the broker's ack)"
+echo "(lag 0 after: seconds after wrk stopped; events/s: over the burst and the drain; confirm: from arrival to the broker's ack; ack: from the 2xx, the group commit, to the broker's ack)"
 while IFS=$'\t' read -r run none_us sinks_us ours nats redis; do
     printf 'run %s CPU: webhook-listener %s us/request without sinks, %s with (burst + drain); CPU s over burst + drain: webhook-listener %s, nats-server %s, redis-server %s\n' \
         "$run" "$none_us" "$sinks_us" "$ours" "$nats" "$redis"

@@ -177,6 +177,7 @@ impl Runner {
             config,
             dead_letters,
             setbacks: AtomicU64::new(0),
+            spool: spool.clone(),
         });
         let task = tokio::spawn(run(
             core,
@@ -352,6 +353,8 @@ struct Core<S> {
     /// Failed batch calls so far: a second batch goes out (and, once out, is sent) only while
     /// this is what it was when the first one went out, so a batch never overtakes a failing one.
     setbacks: AtomicU64,
+    /// For each delivered event's ack time.
+    spool: SpoolHandle,
 }
 
 /// The runner's backoff: `retry_initial` doubling (with jitter) to `retry_max`, for at most
@@ -439,7 +442,7 @@ impl<S: Sink> Core<S> {
         .await;
         let outcome = match result {
             Ok(()) => {
-                self.status.on_delivered(&event);
+                self.status.on_delivered(&event, self.spool.acked_at(seq));
                 Outcome::Delivered
             }
             Err(DeliveryError::Pause(reason)) => Outcome::Paused(reason),
@@ -480,10 +483,10 @@ impl<S: Sink> Core<S> {
             let mut failed = results
                 .is_empty()
                 .then(|| DeliveryError::retry("the sink answered for none of the batch"));
-            for (ev, r) in events.iter().zip(results) {
+            for ((ev, seq), r) in events.iter().zip(&seqs).zip(results) {
                 match r {
                     Ok(()) => {
-                        self.status.on_delivered(ev);
+                        self.status.on_delivered(ev, self.spool.acked_at(*seq));
                         outcomes.push(Outcome::Delivered);
                     }
                     Err(e) => {

@@ -610,11 +610,12 @@ async fn what_is_readable_goes_out_in_order_in_batches_of_at_most_max_batch() {
     assert_eq!((snap.delivered, snap.lag_events), (310, 0));
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register("confirm", "t", runner.status().confirm_seconds().clone());
+    registry.register("ack", "t", runner.status().ack_confirm_seconds().clone());
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
     assert!(
-        text.contains("confirm_count 310"),
-        "each confirmation timed: {text}"
+        text.contains("confirm_count 310") && text.contains("ack_count 310"),
+        "each confirmation timed, from arrival and from the ack: {text}"
     );
     stop(runner).await;
     assert_eq!(cp.get(), 310);

@@ -134,6 +134,9 @@ pub struct SinkStatus {
     /// Seconds from an event's arrival (`received_at`) to its destination's confirmation: what
     /// an operator reads as "how far behind intake is the stream", and what the bench reports.
     confirm_seconds: Histogram,
+    /// Seconds from an event's 2xx (the group commit that made it durable) to its destination's
+    /// confirmation: what forwarding adds after the sender was answered.
+    ack_confirm_seconds: Histogram,
     ledger: Mutex<Ledger>,
 }
 
@@ -161,6 +164,7 @@ impl SinkStatus {
             durable,
             confirmed: watch::Sender::new(confirmed),
             confirm_seconds: Histogram::new(confirm_buckets()),
+            ack_confirm_seconds: Histogram::new(confirm_buckets()),
             ledger: Mutex::new(Ledger {
                 started_at: confirmed,
                 confirmed: VecDeque::new(),
@@ -232,6 +236,11 @@ impl SinkStatus {
     /// The `webhook_sink_confirm_seconds` series (shared: it is the live histogram).
     pub fn confirm_seconds(&self) -> &Histogram {
         &self.confirm_seconds
+    }
+
+    /// The `webhook_sink_ack_to_confirm_seconds` series (shared: the live histogram).
+    pub fn ack_confirm_seconds(&self) -> &Histogram {
+        &self.ack_confirm_seconds
     }
 
     fn words(&self) -> std::sync::MutexGuard<'_, Words> {
@@ -308,12 +317,19 @@ impl SinkStatus {
     }
 
     /// A delivery succeeded: connected (said once per reconnection).
-    pub(crate) fn on_delivered(&self, event: &Event) {
+    /// `acked_us`: when the event was acknowledged (Unix µs), when known
+    /// ([`SpoolHandle::acked_at`](super::spool::SpoolHandle::acked_at)).
+    pub(crate) fn on_delivered(&self, event: &Event, acked_us: Option<i64>) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
-        let us = (Utc::now() - event.received_at)
+        let now = Utc::now();
+        let us = (now - event.received_at)
             .num_microseconds()
             .unwrap_or(i64::MAX);
         self.confirm_seconds.observe(us.max(0) as f64 / 1e6);
+        if let Some(acked) = acked_us {
+            let us = now.timestamp_micros().saturating_sub(acked);
+            self.ack_confirm_seconds.observe(us.max(0) as f64 / 1e6);
+        }
         let from = self.state();
         if from != SinkState::Paused && self.set_state(SinkState::Connected) {
             tracing::info!(sink = %self.name, "sink connected");

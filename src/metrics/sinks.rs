@@ -76,10 +76,13 @@ const FAMILIES: &[(&str, &str, MetricType, Value)] = &[
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let sinks = self.0.sinks();
-        let snaps: Vec<(String, StatusSnapshot, bool, Histogram)> = sinks
+        let snaps: Vec<(String, StatusSnapshot, bool, [Histogram; 2])> = sinks
             .iter()
             .map(|s| {
-                let confirm = s.status.confirm_seconds().clone();
+                let confirm = [
+                    s.status.confirm_seconds().clone(),
+                    s.status.ack_confirm_seconds().clone(),
+                ];
                 (s.name.clone(), s.status.snapshot(), s.connected(), confirm)
             })
             .collect();
@@ -95,14 +98,21 @@ impl Collector for SinkCollector {
                 }
             }
         }
-        let mut family = encoder.encode_descriptor(
-            "webhook_sink_confirm_seconds",
-            "Seconds from an event's arrival to its destination's confirmation",
-            None,
-            MetricType::Histogram,
-        )?;
-        for (sink, _, _, confirm) in &snaps {
-            confirm.encode(family.encode_family(&[("sink", sink.as_str())])?)?;
+        let histograms = [
+            (
+                "webhook_sink_confirm_seconds",
+                "Seconds from an event's arrival to its destination's confirmation",
+            ),
+            (
+                "webhook_sink_ack_to_confirm_seconds",
+                "Seconds from an event's 2xx (durable) to its destination's confirmation",
+            ),
+        ];
+        for (i, (name, help)) in histograms.iter().enumerate() {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for (sink, _, _, confirm) in &snaps {
+                confirm[i].encode(family.encode_family(&[("sink", sink.as_str())])?)?;
+            }
         }
         Ok(())
     }

@@ -314,6 +314,13 @@ async fn every_accepted_event_is_in_each_stream_once_byte_identical_with_its_hea
     );
     assert!(m.contains("webhook_sink_lag_events{sink=\"bus\"} 0"), "{m}");
     assert!(m.contains("webhook_sink_connected{sink=\"bus\"} 1"), "{m}");
+    // Each confirmation timed twice: from the request's arrival and from its 2xx.
+    for sink in ["bus", "cache"] {
+        for histogram in ["confirm", "ack_to_confirm"] {
+            let count = format!("webhook_sink_{histogram}_seconds_count{{sink=\"{sink}\"}} 20");
+            assert!(m.contains(&count), "{count} in {m}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -134,7 +134,14 @@ pub(crate) struct Shared {
     /// Until when (ms after `epoch`) intake counts as flooded; see [`FLOODED_GROUP`].
     flooded_until_ms: AtomicU64,
     epoch: std::time::Instant,
+    /// The last [`ACKED_GROUPS`] group commits: (last sequence number, Unix µs it became durable,
+    /// which is when its requests got their 2xx), for the sinks' ack-to-confirmation times.
+    acked: Mutex<VecDeque<(u64, i64)>>,
 }
+
+/// Group commits remembered for [`SpoolHandle::acked_at`]: 1.5 MiB, a minute of a flood's groups
+/// here (a thousand or so a second), hours of ordinary traffic. Older events are not timed.
+const ACKED_GROUPS: usize = 65_536;
 
 impl Shared {
     fn now_ms(&self) -> u64 {
@@ -166,6 +173,17 @@ impl SpoolHandle {
     /// configured sink before the first append, or segments it needs may already be gone.
     pub fn register(&self, sink: &str) -> Result<Checkpoint, SpoolError> {
         Checkpoint::register(&self.0, sink, *self.0.durable.borrow())
+    }
+
+    /// When the event `seq` became durable (Unix µs), which is when a request that does not wait
+    /// for a `required` sink got its 2xx; `None` for events from before this start or older than
+    /// the last [`ACKED_GROUPS`] group commits.
+    pub fn acked_at(&self, seq: u64) -> Option<i64> {
+        let acked = self.0.acked.lock().unwrap_or_else(|p| p.into_inner());
+        // The first group whose last sequence number is at or past `seq`; the front group's own
+        // first is unknown (its predecessor is gone), so it is not used.
+        let i = acked.partition_point(|&(last, _)| last < seq);
+        (i > 0).then(|| acked.get(i).map(|&(_, at)| at)).flatten()
     }
 
     /// Whether a recent group commit was a flood's (many requests queued behind one sync): the
@@ -302,6 +320,8 @@ impl Spool {
             full: AtomicBool::new(false),
             flooded_until_ms: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
+            // A bound, never a time: what was spooled before this start is not timed.
+            acked: Mutex::new(VecDeque::from([(next_seq - 1, 0)])),
         });
         let report = OpenReport {
             segments: sealed.len() + 1,
@@ -417,11 +437,18 @@ impl Spool {
         self.synced_len = self.active_len;
         self.synced_seq = self.next_seq - 1;
         let seq = self.synced_seq;
-        self.shared.durable.send_if_modified(|d| {
+        let changed = self.shared.durable.send_if_modified(|d| {
             let changed = *d != seq;
             *d = seq;
             changed
         });
+        if changed {
+            let mut acked = self.shared.acked.lock().unwrap_or_else(|p| p.into_inner());
+            if acked.len() == ACKED_GROUPS {
+                acked.pop_front();
+            }
+            acked.push_back((seq, chrono::Utc::now().timestamp_micros()));
+        }
         self.collect();
         Ok(())
     }

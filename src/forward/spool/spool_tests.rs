@@ -443,3 +443,35 @@ fn a_record_rewritten_after_a_failed_group_is_read_anew() {
     assert_eq!(seqs(&records), [3]);
     assert_eq!(records[0].event, event(30));
 }
+
+#[test]
+fn each_group_commit_says_when_its_events_were_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = SpoolConfig {
+        dir: dir.path().to_path_buf(),
+        max_bytes: 1 << 20,
+        segment_bytes: 8 << 10,
+    };
+    let (mut spool, _) = Spool::open(cfg.clone()).expect("open");
+    let h = spool.handle();
+    let before = chrono::Utc::now().timestamp_micros();
+    for n in 1..=3 {
+        spool.append(&event(n)).expect("append");
+    }
+    spool.sync().expect("sync");
+    let first = h.acked_at(1).expect("group 1 timed");
+    assert!(first >= before, "{first} < {before}");
+    assert_eq!(h.acked_at(3), Some(first), "one time for the whole group");
+    spool.append(&event(4)).expect("append");
+    assert_eq!(h.acked_at(4), None, "not durable yet");
+    spool.sync().expect("sync");
+    assert!(h.acked_at(4).expect("group 2 timed") >= first);
+    drop(spool);
+    // After a restart, what was spooled before is not timed (it was answered by the last run).
+    let (mut spool, _) = Spool::open(cfg).expect("reopen");
+    let h = spool.handle();
+    assert_eq!(h.acked_at(2), None);
+    spool.append(&event(5)).expect("append");
+    spool.sync().expect("sync");
+    assert!(h.acked_at(5).is_some());
+}
