@@ -20,7 +20,8 @@
 # put it on the disk you care about; a tmpfs makes fsync free), BENCH_PAIRS ("fsync nofsync"; empty
 # runs only the recording and forwarding modes), BENCH_RECORDING (0 skips the recording mode),
 # BENCH_IN_FLIGHT, BENCH_MAX_BATCH and BENCH_FWD_DURATION (the sinks' max_in_flight and max_batch,
-# and the burst, in the forwarding mode), BENCH_FORWARDING (1; 0 skips the forwarding mode).
+# and the burst, in the forwarding mode), BENCH_SINKS ("nats redis"; the sinks the forwarding
+# mode attaches, e.g. "redis" for one broker alone), BENCH_FORWARDING (1; 0 skips the forwarding mode).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -367,8 +368,15 @@ start_fwd() {
     METRICS=http://127.0.0.1:$admin/metrics
 }
 
-SINKS_TOML=$(printf '[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "nats://127.0.0.1:%s"\nstream = "WEBHOOKS"\nmax_in_flight = %s\n%s\n\n[[sinks]]\nname = "cache"\nkind = "redis"\nurl = "redis://127.0.0.1:%s/0"\nmax_in_flight = %s\n%s\n' \
-    "$NATS_PORT" "$IN_FLIGHT" "$BATCH_LINE" "$REDIS_PORT" "$IN_FLIGHT" "$BATCH_LINE")
+SINKS_TOML=""
+for sink in ${BENCH_SINKS:-nats redis}; do
+    case $sink in
+    nats) SINKS_TOML+=$(printf '[[sinks]]\nname = "bus"\nkind = "nats"\nurl = "nats://127.0.0.1:%s"\nstream = "WEBHOOKS"\nmax_in_flight = %s\n%s\n\n' "$NATS_PORT" "$IN_FLIGHT" "$BATCH_LINE") ;;
+    redis) SINKS_TOML+=$(printf '[[sinks]]\nname = "cache"\nkind = "redis"\nurl = "redis://127.0.0.1:%s/0"\nmax_in_flight = %s\n%s\n\n' "$REDIS_PORT" "$IN_FLIGHT" "$BATCH_LINE") ;;
+    *) echo "bench.sh: BENCH_SINKS: unknown sink $sink (nats, redis)" >&2; exit 1 ;;
+    esac
+    SINKS_TOML+=$'\n'
+done
 start_fwd none ""
 NONE_URL=$URL
 NONE_PID=$PID
@@ -466,7 +474,7 @@ for run in 1 2; do
         "$(awk -v a="${c0[2]}" -v b="$(cpu_s "$REDIS_PID")" 'BEGIN { printf "%.1f", b - a }')" >>"$CPU"
 done
 echo
-echo "forwarding: webhook-listener fsync=true, no sink vs a NATS and a Redis sink (max_in_flight $IN_FLIGHT${BENCH_MAX_BATCH:+, max_batch $BENCH_MAX_BATCH}); wrk -t1 -c$CONNS -d$FWD_DURATION"
+echo "forwarding: webhook-listener fsync=true, no sink vs the sinks ${BENCH_SINKS:-nats redis} (max_in_flight $IN_FLIGHT${BENCH_MAX_BATCH:+, max_batch $BENCH_MAX_BATCH}); wrk -t1 -c$CONNS -d$FWD_DURATION"
 printf '%-4s %-6s %10s %9s %9s\n' run sinks 'req/s' 'p50 ms' 'p99 ms'
 while IFS=$'\t' read -r run server rps p50 p99; do
     printf '%-4s %-6s %10s %9s %9s\n' "$run" "$server" "$rps" "$p50" "$p99"
