@@ -187,6 +187,45 @@ async fn stalled_flood(addr: SocketAddr, clients: usize, timeout: Duration) -> V
     conns
 }
 
+/// [`stalled_flood`] that returns as soon as `refused` of the clients were answered 503 with
+/// `Retry-After` (or every client finished, or `timeout` passed), with the answers so far and a
+/// receiver for the rest: the clients that fit are still stalled then, holding the budget.
+async fn flood_until_refused(
+    addr: SocketAddr,
+    clients: usize,
+    timeout: Duration,
+    refused: usize,
+) -> (Vec<Flooded>, tokio::sync::mpsc::UnboundedReceiver<Flooded>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..clients {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let done = stream_request(
+                addr,
+                declared_head("/nb", 1_000_000),
+                vec![b' '; 999_999],
+                timeout,
+            )
+            .await;
+            let _ = tx.send(done);
+        });
+    }
+    drop(tx);
+    let mut conns: Vec<Flooded> = Vec::new();
+    while conns
+        .iter()
+        .filter(|c| c.refused_with_retry_after())
+        .count()
+        < refused
+    {
+        match tokio::time::timeout(timeout, rx.recv()).await {
+            Ok(Some(c)) => conns.push(c),
+            _ => break,
+        }
+    }
+    (conns, rx)
+}
+
 async fn signed_small_status(server: &Server) -> Result<u16, String> {
     let body = netbox_body(&uuid::Uuid::new_v4().to_string());
     tokio::time::timeout(T, post_netbox(&server.url("/nb"), &body))
@@ -222,7 +261,21 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
     let baseline = status_bytes(server.pid(), "VmRSS");
 
     // 64 clients declare 1,000,000 bytes, send all but one byte with a bogus signature, and wait.
-    let conns = stalled_flood(server.addr, 64, Duration::from_secs(8)).await;
+    // Once the refusals are in, the clients that fit are still stalled (for 8 s), holding the
+    // budget. (Waiting for every client first let them time out and give it back: the chunked
+    // body below then fit, one run in five under a loaded suite.)
+    let (mut conns, mut rest) =
+        flood_until_refused(server.addr, 64, Duration::from_secs(8), 48).await;
+
+    // Meanwhile (the budget is held by the clients that fit): a small signed request gets through,
+    // and a chunked body that grows past what is left is refused.
+    let small = signed_small_status(&server).await;
+    let (head, body) = chunked_request("/nb", 600_000);
+    let chunked = stream_request(server.addr, head, body, Duration::from_secs(8)).await;
+    let peak = status_bytes(server.pid(), "VmHWM");
+    while let Some(c) = rest.recv().await {
+        conns.push(c);
+    }
     let refused = conns
         .iter()
         .filter(|c| c.refused_with_retry_after())
@@ -234,13 +287,6 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
             Err(e) => e.clone(),
         })
         .collect();
-
-    // Meanwhile (the budget is held by the clients that fit): a small signed request gets through,
-    // and a chunked body that grows past what is left is refused.
-    let small = signed_small_status(&server).await;
-    let (head, body) = chunked_request("/nb", 600_000);
-    let chunked = stream_request(server.addr, head, body, Duration::from_secs(8)).await;
-    let peak = status_bytes(server.pid(), "VmHWM");
 
     assert!(
         refused >= 48,
