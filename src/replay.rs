@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::diagnostics::{self, DiagFormat};
+use crate::diagnostics::{self, escape_hostile, DiagFormat};
 use crate::event_log::read::{is_text_line, parse_json_line};
 use crate::forward::lines::{Lines, MAX_LINE};
 use crate::forward::runner::deliver_with_retries;
@@ -134,7 +134,7 @@ pub fn main(args: ReplayArgs) -> ExitCode {
         }
         Err(e) => {
             for line in e.to_string().lines() {
-                eprintln!("replay: {}", clean(line));
+                eprintln!("replay: {}", escape_hostile(line));
             }
             ExitCode::from(EXIT_SETUP)
         }
@@ -270,7 +270,7 @@ impl Summary {
     fn line(&self) -> String {
         let mut s = format!("replay: {}", self.counts());
         if let Some(why) = &self.stopped {
-            let _ = write!(s, "; stopped early: {}", clean(why));
+            let _ = write!(s, "; stopped early: {}", escape_hostile(why));
         }
         s
     }
@@ -327,7 +327,7 @@ impl Progress {
 
     /// A line on stderr that does not tear the bar.
     fn say(&self, line: &str) {
-        let line = clean(line);
+        let line = escape_hostile(line);
         match self {
             Progress::Bar(b) => b.suspend(|| eprintln!("replay: {line}")),
             Progress::Count { .. } => eprintln!("replay: {line}"),
@@ -558,12 +558,6 @@ async fn watch_interrupt(token: CancellationToken) {
     }
 }
 
-/// Control characters, line separators and bidi controls as escapes: a broker's answer quoted in
-/// an error must not drive the terminal, split the line or reorder how it is shown.
-fn clean(s: &str) -> String {
-    crate::diagnostics::escape_hostile(s).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,7 +651,10 @@ mod tests {
 
     #[test]
     fn clean_escapes_what_would_drive_a_terminal() {
-        assert_eq!(clean("a\u{1b}[2J\u{2028}b"), "a\\u{1b}[2J\\u{2028}b");
-        assert_eq!(clean("user=\u{202e}nimda"), "user=\\u{202e}nimda");
+        assert_eq!(
+            escape_hostile("a\u{1b}[2J\u{2028}b"),
+            "a\\u{1b}[2J\\u{2028}b"
+        );
+        assert_eq!(escape_hostile("user=\u{202e}nimda"), "user=\\u{202e}nimda");
     }
 }

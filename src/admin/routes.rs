@@ -73,18 +73,17 @@ struct Auth {
 }
 
 impl Auth {
-    /// `None` when a token may be checked now, else how long until one may.
-    fn locked(&self) -> Option<Duration> {
+    /// Whether `token` is the token, or, while token checks are paused, how long until they are
+    /// not (then it is not looked at). A wrong one is counted, and pauses the checks when the
+    /// budget is spent.
+    fn check(&self, token: &[u8]) -> Result<bool, Duration> {
         let now = self.epoch.elapsed().as_millis() as u64;
         let until = self.locked_until_ms.load(Ordering::Relaxed);
-        (now < until).then(|| Duration::from_millis(until - now))
-    }
-
-    /// Whether `token` is the token; a wrong one is counted, and pauses token checks when the
-    /// budget is spent.
-    fn check(&self, token: &[u8]) -> bool {
+        if now < until {
+            return Err(Duration::from_millis(until - now));
+        }
         if bool::from(token.ct_eq(&self.token)) {
-            return true;
+            return Ok(true);
         }
         if let Err(not_until) = self.guesses.check() {
             let wait = not_until
@@ -98,7 +97,7 @@ impl Auth {
                 "admin: too many wrong tokens; token checks paused"
             );
         }
-        false
+        Ok(false)
     }
 }
 
@@ -257,11 +256,10 @@ async fn require_token(State(s): State<AdminState>, req: Request, next: Next) ->
             .get_all(header::AUTHORIZATION)
             .iter()
             .find_map(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        match (cookie, bearer, auth.locked()) {
-            (true, _, _) => Ok(true),
-            (false, Some(_), Some(wait)) => Err(wait),
-            (false, Some(t), None) => Ok(auth.check(t)),
-            (false, None, _) => Ok(false),
+        match (cookie, bearer) {
+            (true, _) => Ok(true),
+            (false, Some(t)) => auth.check(t),
+            (false, None) => Ok(false),
         }
     };
     match verdict {
@@ -298,11 +296,10 @@ async fn login(State(s): State<AdminState>, Form(f): Form<LoginForm>) -> Respons
     let Some(auth) = &s.auth else {
         return Redirect::to("/").into_response();
     };
-    if let Some(wait) = auth.locked() {
-        return too_many_guesses(wait, false);
-    }
-    if !auth.check(f.token.as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, pages::login(true)).into_response();
+    match auth.check(f.token.as_bytes()) {
+        Ok(true) => {}
+        Ok(false) => return (StatusCode::UNAUTHORIZED, pages::login(true)).into_response(),
+        Err(wait) => return too_many_guesses(wait, false),
     }
     let cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",

@@ -20,7 +20,7 @@ use crate::diagnostics::escape_hostile;
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read the config file: {source}", escape_controls(&path.display().to_string()))]
+    #[error("{}: cannot read the config file: {source}", escape_hostile(&path.display().to_string()))]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -41,7 +41,7 @@ impl ConfigError {
             ConfigError::Read { .. } => vec![self.to_string()],
             ConfigError::Invalid { origin, problems } => problems
                 .iter()
-                .map(|p| escape_controls(&format!("{origin}:{p}")))
+                .map(|p| escape_hostile(&format!("{origin}:{p}")).into_owned())
                 .collect(),
         }
     }
@@ -55,12 +55,6 @@ impl ConfigError {
     }
 }
 
-/// The operator's own words can hold controls (a `file:` path, the config's name), and a
-/// diagnostic must stay one inert line shown as written.
-fn escape_controls(line: &str) -> String {
-    escape_hostile(line).into_owned()
-}
-
 struct Listing<'a> {
     origin: &'a str,
     problems: &'a [Problem],
@@ -72,7 +66,8 @@ impl fmt::Display for Listing<'_> {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            f.write_str(&escape_controls(&format!("{}:{p}", self.origin)))?;
+            // The operator's own words (a `file:` path, the config's name) stay one inert line.
+            f.write_str(&escape_hostile(&format!("{}:{p}", self.origin)))?;
         }
         Ok(())
     }
@@ -476,10 +471,10 @@ mod tests {
     #[test]
     fn operator_text_in_a_diagnostic_cannot_reorder_or_break_the_line() {
         assert_eq!(
-            escape_controls("x\u{1b}[2J\u{2028}y\u{202e}z\u{2066}"),
+            escape_hostile("x\u{1b}[2J\u{2028}y\u{202e}z\u{2066}"),
             "x\\u{1b}[2J\\u{2028}y\\u{202e}z\\u{2066}"
         );
-        assert_eq!(escape_controls("café.toml"), "café.toml");
+        assert_eq!(escape_hostile("café.toml"), "café.toml");
     }
 
     #[test]

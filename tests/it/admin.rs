@@ -583,39 +583,29 @@ async fn guessing_the_admin_token_is_paused_after_ten_wrong_tries() {
             .form(&[("token", token)])
             .send()
     };
+    let bearer = |token: String| {
+        client()
+            .get(server.admin_url("/api/deliveries"))
+            .bearer_auth(token)
+            .send()
+    };
     let ok = login(TOKEN).await.unwrap();
     assert_eq!(ok.status(), 303);
     let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
     let pair = cookie.split(';').next().unwrap().to_owned();
     // The right token, however often, costs nothing.
     for _ in 0..20 {
-        let r = client()
-            .get(server.admin_url("/api/deliveries"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(bearer(TOKEN.into()).await.unwrap().status(), 200);
     }
     for i in 0..11 {
         let wrong = if i % 2 == 0 {
-            client()
-                .get(server.admin_url("/api/deliveries"))
-                .bearer_auth(format!("guess-{i}"))
-                .send()
-                .await
-                .unwrap()
+            bearer(format!("guess-{i}")).await.unwrap()
         } else {
             login("a-guess").await.unwrap()
         };
         assert_eq!(wrong.status(), 401, "guess {i}");
     }
-    let right = client()
-        .get(server.admin_url("/api/deliveries"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let right = bearer(TOKEN.into()).await.unwrap();
     assert_eq!(right.status(), 429, "no token is checked while paused");
     let retry: u64 = right.headers()["retry-after"]
         .to_str()

@@ -170,19 +170,9 @@ fn chunked_request(path: &str, total: usize) -> (Vec<u8>, Vec<u8>) {
 /// `clients` connections that each declare 1,000,000 bytes, send all but one of them with a bogus
 /// signature, and wait (up to `timeout` for an answer).
 async fn stalled_flood(addr: SocketAddr, clients: usize, timeout: Duration) -> Vec<Flooded> {
-    let flood: Vec<_> = (0..clients)
-        .map(|_| {
-            tokio::spawn(stream_request(
-                addr,
-                declared_head("/nb", 1_000_000),
-                vec![b' '; 999_999],
-                timeout,
-            ))
-        })
-        .collect();
-    let mut conns = Vec::new();
-    for f in flood {
-        conns.push(f.await.unwrap());
+    let (mut conns, mut rest) = flood_until_refused(addr, clients, timeout, usize::MAX).await;
+    while let Some(c) = rest.recv().await {
+        conns.push(c);
     }
     conns
 }
