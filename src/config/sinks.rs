@@ -13,7 +13,7 @@ use super::secrets::{describe_reference, resolve_secret};
 use crate::forward::exec::{resolve_program, ArgTemplate, EnvValue, ExecConfig, EVENT_ENV};
 use crate::forward::http::HttpConfig;
 use crate::forward::nats::{NatsAuth, NatsConfig, DEFAULT_SUBJECT};
-use crate::forward::redis::{RedisConfig, DEFAULT_MAXLEN};
+use crate::forward::redis::{self, RedisConfig, DEFAULT_MAXLEN};
 use crate::forward::runner::DEFAULT_MAX_BATCH;
 use crate::forward::runner::{DEFAULT_RETRY_INITIAL_SECS, DEFAULT_RETRY_MAX_SECS};
 use crate::forward::spool::validate_sink_name;
@@ -273,7 +273,10 @@ impl RawSink {
         if max_in_flight == 0 || max_in_flight > 1024 {
             return Err(err(format!("{in_flight_key}: must be 1 to 1024")));
         }
-        let max_batch = self.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
+        let max_batch = self.max_batch.unwrap_or(match self.kind {
+            RawSinkKind::Redis => redis::DEFAULT_MAX_BATCH,
+            _ => DEFAULT_MAX_BATCH,
+        });
         if max_batch == 0 || max_batch > 1024 {
             return Err(err("max_batch: must be 1 to 1024".into()));
         }
@@ -651,6 +654,10 @@ mod tests {
         assert_eq!(
             nats["yield_to_intake_secs"].as_integer(),
             Some(defaults::SINK_YIELD_TO_INTAKE_SECS as i64)
+        );
+        assert_eq!(
+            redis["max_batch"].as_integer(),
+            Some(redis::DEFAULT_MAX_BATCH as i64)
         );
         assert_eq!(
             redis["max_in_flight"].as_integer(),

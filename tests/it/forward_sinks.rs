@@ -709,3 +709,65 @@ async fn batches_cut_by_killing_both_brokers_arrive_each_exactly_once() {
     bus.join().await;
     cache.join().await;
 }
+
+/// A Redis without our script cached (just started, restarted, or `SCRIPT FLUSH`ed) gets two
+/// batches at once: both must land in spool order. With `EVALSHA`, both were answered `NOSCRIPT`
+/// and the client's load-and-retry let the second batch land before the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_out_on_an_empty_script_cache_keep_the_order() {
+    use tokio_util::sync::CancellationToken;
+    use webhook_listener::forward::{Runner, RunnerConfig, Spool, SpoolConfig};
+
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut spool, _) = Spool::open(SpoolConfig {
+        dir: dir.path().to_path_buf(),
+        max_bytes: 64 << 20,
+        segment_bytes: 16 << 20,
+    })
+    .unwrap();
+    let handle = spool.handle();
+    let shutdown = CancellationToken::new();
+    let cache = Runner::spawn(
+        RedisSink::new(redis_config(&redis, "flushed")).unwrap(),
+        &handle,
+        handle.register("cache").unwrap(),
+        RunnerConfig {
+            max_batch: 64,
+            ..RunnerConfig::default()
+        },
+        &shutdown,
+    )
+    .unwrap();
+    let mut c = redis_conn(&redis).await;
+    let all = events(50 * 100);
+    // Each round: the cache emptied, one group commit of 36 events (the first batch goes out
+    // alone), then one of 64 right behind it (a whole second batch, sent while the first may be
+    // between its NOSCRIPT and its retry).
+    for round in all.chunks(100) {
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let mut last = 0;
+        for group in [&round[..36], &round[36..]] {
+            for e in group {
+                last = spool.append(e).unwrap();
+            }
+            spool.sync().unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(30), cache.status().wait_confirmed(last))
+            .await
+            .expect("delivered")
+            .unwrap();
+    }
+    let want: Vec<String> = all.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(
+        redis_ids(&xrange(&redis, "flushed").await),
+        want,
+        "every event once, in spool order"
+    );
+    shutdown.cancel();
+    cache.join().await;
+}
