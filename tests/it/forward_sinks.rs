@@ -541,6 +541,18 @@ async fn assert_retry_within(sink: &impl Sink, event: &Event, bound: Duration) {
     );
 }
 
+/// A spool of its own in `dir`, for the tests that drive a runner directly.
+fn spool_in(dir: &std::path::Path) -> webhook_listener::forward::Spool {
+    use webhook_listener::forward::{Spool, SpoolConfig};
+    Spool::open(SpoolConfig {
+        dir: dir.to_path_buf(),
+        max_bytes: 256 << 20,
+        segment_bytes: 16 << 20,
+    })
+    .unwrap()
+    .0
+}
+
 /// The `event_id` of each entry, in stream order.
 fn redis_ids(entries: &[Entry]) -> Vec<String> {
     entries
@@ -602,16 +614,11 @@ async fn a_batch_is_stored_in_order_byte_identical_and_sent_again_adds_nothing()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_cut_by_killing_both_brokers_arrive_each_exactly_once() {
     use tokio_util::sync::CancellationToken;
-    use webhook_listener::forward::{Runner, RunnerConfig, SinkState, Spool, SpoolConfig};
+    use webhook_listener::forward::{Runner, RunnerConfig, SinkState};
 
     let (mut nats, mut redis) = (Nats::start(), Redis::start());
     let dir = tempfile::tempdir().unwrap();
-    let (mut spool, _) = Spool::open(SpoolConfig {
-        dir: dir.path().to_path_buf(),
-        max_bytes: 256 << 20,
-        segment_bytes: 16 << 20,
-    })
-    .unwrap();
+    let mut spool = spool_in(dir.path());
     let handle = spool.handle();
     let shutdown = CancellationToken::new();
     let config = RunnerConfig {
@@ -716,16 +723,11 @@ async fn batches_cut_by_killing_both_brokers_arrive_each_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_batches_out_on_an_empty_script_cache_keep_the_order() {
     use tokio_util::sync::CancellationToken;
-    use webhook_listener::forward::{Runner, RunnerConfig, Spool, SpoolConfig};
+    use webhook_listener::forward::{Runner, RunnerConfig};
 
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let (mut spool, _) = Spool::open(SpoolConfig {
-        dir: dir.path().to_path_buf(),
-        max_bytes: 64 << 20,
-        segment_bytes: 16 << 20,
-    })
-    .unwrap();
+    let mut spool = spool_in(dir.path());
     let handle = spool.handle();
     let shutdown = CancellationToken::new();
     let cache = Runner::spawn(
