@@ -112,14 +112,23 @@ pub fn escape_hostile(text: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if is_hostile(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
+    push_escaped(&mut out, text, DiagFormat::Text);
     std::borrow::Cow::Owned(out)
+}
+
+/// Appends `text` with each [`is_hostile`] character as `\u{1b}` (text) or `\u001b` (JSON).
+fn push_escaped(out: &mut String, text: &str, format: DiagFormat) {
+    use std::fmt::Write as _;
+    for c in text.chars() {
+        if !is_hostile(c) {
+            out.push(c);
+            continue;
+        }
+        let _ = match format {
+            DiagFormat::Text => write!(out, "\\u{{{:x}}}", c as u32),
+            DiagFormat::Json => write!(out, "\\u{:04x}", c as u32),
+        };
+    }
 }
 
 /// `diagnostic` with every control but the final line end escaped: `\u{1b}` (text) or `\u001b`
@@ -138,16 +147,7 @@ pub fn escape(diagnostic: &[u8], format: DiagFormat) -> Vec<u8> {
     }
     let mut out = String::with_capacity(body.len() + 16);
     for chunk in body.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if !is_hostile(c) {
-                out.push(c);
-                continue;
-            }
-            match format {
-                DiagFormat::Text => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-                DiagFormat::Json => out.push_str(&format!("\\u{:04x}", c as u32)),
-            }
-        }
+        push_escaped(&mut out, chunk.valid(), format);
         for b in chunk.invalid() {
             match format {
                 DiagFormat::Text => out.push_str(&format!("\\x{b:02x}")),
