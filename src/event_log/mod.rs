@@ -432,7 +432,7 @@ impl Writer {
     fn written_through(&self, seq: Option<u64>) {
         if let (Some(wal), Some(seq), Some(log)) = (&self.wal, seq, &self.file) {
             let urgent = self.spool.as_ref().is_some_and(Spool::half_full);
-            wal.written(log.file.clone(), seq, urgent);
+            wal.written(&log.file, log.len, seq, urgent);
         }
     }
 

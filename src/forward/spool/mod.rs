@@ -434,21 +434,24 @@ impl Spool {
             let until = self.shared.now_ms() + FLOODED_HOLD_MS;
             self.shared.flooded_until_ms.store(until, Ordering::Relaxed);
         }
+        let before = self.synced_seq;
         self.synced_len = self.active_len;
         self.synced_seq = self.next_seq - 1;
         let seq = self.synced_seq;
-        let changed = self.shared.durable.send_if_modified(|d| {
-            let changed = *d != seq;
-            *d = seq;
-            changed
-        });
-        if changed {
+        if seq != before {
+            // Before the new point is published: a runner woken by it asks for this group's time
+            // as soon as the broker confirms its events.
             let mut acked = self.shared.acked.lock().unwrap_or_else(|p| p.into_inner());
             if acked.len() == ACKED_GROUPS {
                 acked.pop_front();
             }
             acked.push_back((seq, chrono::Utc::now().timestamp_micros()));
         }
+        self.shared.durable.send_if_modified(|d| {
+            let changed = *d != seq;
+            *d = seq;
+            changed
+        });
         self.collect();
         Ok(())
     }
