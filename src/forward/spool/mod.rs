@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod dead_letter;
 pub mod frame;
 mod reader;
+mod remover;
 mod segment;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -31,6 +32,7 @@ use crate::forward::Event;
 pub use checkpoint::{validate_sink_name, Checkpoint};
 pub use frame::FrameError;
 pub use reader::{Record, Skipped, SpoolReader};
+use remover::Remover;
 pub use segment::Damage;
 
 /// Pending bytes above which `append` writes them out (still without a sync), so one large group
@@ -242,7 +244,9 @@ pub struct Spool {
     used: u64,
     /// Set when a rollback could not truncate; the next append retries it before anything else.
     needs_repair: bool,
-    /// Held open for the `flock`; released when the spool is dropped.
+    /// Deletes passed segments off the writer's thread.
+    remover: Remover,
+    /// Held open for the `flock`; released when the spool is dropped (after `remover` finished).
     _lock: File,
 }
 
@@ -329,7 +333,11 @@ impl Spool {
             used_bytes: used,
             torn_tail,
         };
+        let remover = Remover::start().map_err(|e| {
+            SpoolError::io("start the segment remover for", shared.dir.as_path(), e)
+        })?;
         let spool = Spool {
+            remover,
             shared,
             max_bytes: config.max_bytes,
             segment_bytes: config.segment_bytes,
@@ -533,13 +541,7 @@ impl Spool {
             if last > done {
                 break;
             }
-            let p = segment::path(self.dir(), first);
-            if let Err(e) = fs::remove_file(&p) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(segment = %p.display(), error = %e, "spool: cannot delete segment");
-                    break;
-                }
-            }
+            self.remover.remove(segment::path(self.dir(), first));
             self.sealed.pop_front();
             self.used -= len;
         }

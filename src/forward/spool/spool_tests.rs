@@ -191,6 +191,7 @@ fn segments_are_deleted_only_once_every_checkpoint_passed_them() {
 
     fast.store(100).expect("store");
     spool.sync().expect("sync");
+    spool.remover.flush();
     assert_eq!(
         segment::list(dir.path()).expect("list"),
         before,
@@ -200,12 +201,14 @@ fn segments_are_deleted_only_once_every_checkpoint_passed_them() {
     // Slow passes exactly the first two segments.
     slow.store(before[2] - 1).expect("store");
     spool.sync().expect("sync");
+    spool.remover.flush();
     assert_eq!(segment::list(dir.path()).expect("list"), before[2..]);
 
     // A stopped runner's handle going away does not release its segments (shutdown: the writer
     // still commits groups after the runners stopped)...
     drop(slow);
     spool.sync().expect("sync");
+    spool.remover.flush();
     assert_eq!(segment::list(dir.path()).expect("list"), before[2..]);
     // ...and the sink takes its registration up again where it was.
     let slow = handle.register("slow").expect("re-register");
@@ -219,6 +222,7 @@ fn segments_are_deleted_only_once_every_checkpoint_passed_them() {
     drop(slow);
     handle.unregister("slow");
     spool.sync().expect("sync");
+    spool.remover.flush();
     assert_eq!(
         segment::list(dir.path()).expect("list"),
         [spool.active_first],
