@@ -442,11 +442,11 @@ impl Spool {
             let until = self.shared.now_ms() + FLOODED_HOLD_MS;
             self.shared.flooded_until_ms.store(until, Ordering::Relaxed);
         }
-        let before = self.synced_seq;
         self.synced_len = self.active_len;
         self.synced_seq = self.next_seq - 1;
         let seq = self.synced_seq;
-        if seq != before {
+        // The writer is the only sender, so the published point cannot move under this check.
+        if *self.shared.durable.borrow() != seq {
             // Before the new point is published: a runner woken by it asks for this group's time
             // as soon as the broker confirms its events.
             let mut acked = self.shared.acked.lock().unwrap_or_else(|p| p.into_inner());
@@ -454,12 +454,9 @@ impl Spool {
                 acked.pop_front();
             }
             acked.push_back((seq, chrono::Utc::now().timestamp_micros()));
+            drop(acked);
+            self.shared.durable.send_replace(seq);
         }
-        self.shared.durable.send_if_modified(|d| {
-            let changed = *d != seq;
-            *d = seq;
-            changed
-        });
         self.collect();
         Ok(())
     }
