@@ -1,0 +1,65 @@
+//! What a sink's delivery costs our forwarding thread per event, before the broker sees it: the
+//! NATS header map of one event, and the Redis batch script call for a default batch (128
+//! events). The body is the ~1.6 kB NetBox fixture. The allocator is the server's: mimalloc,
+//! returning freed memory at once (`purge_delay` 0, as `cli.rs` sets it), since large buffers
+//! then cost page faults each time.
+//!
+//! ```sh
+//! cargo bench --bench forward
+//! ```
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use uuid::Uuid;
+
+use webhook_listener::forward::{nats, redis, Event};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/netbox/v4.6.8-created.json"
+);
+
+fn event(body: &Bytes) -> Event {
+    Event {
+        id: Uuid::now_v7(),
+        hook: "/netbox".into(),
+        provider: "netbox".into(),
+        event_type: Some("dcim.site.created".into()),
+        delivery_id: None,
+        received_at: Utc::now(),
+        content_type: Some("application/json".into()),
+        client: Some("192.0.2.10".into()),
+        body: body.clone(),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    // mi_option_purge_delay (15), as the server sets it before any thread starts.
+    // SAFETY: a plain store into mimalloc's option table; criterion has not started threads yet.
+    unsafe { libmimalloc_sys::mi_option_set(15, 0) };
+    let body = Bytes::from(std::fs::read(FIXTURE).expect("read the NetBox fixture"));
+    let one = event(&body);
+    let batch: Vec<Event> = (0..128).map(|_| event(&body)).collect();
+    let mut g = c.benchmark_group("forward");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("nats_headers", |b| {
+        b.iter(|| black_box(nats::headers(black_box(&one))))
+    });
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("redis_batch_command/128x1.6kB", |b| {
+        b.iter(|| {
+            let cmd = redis::batch_command("webhooks", 1_000_000, 600, black_box(&batch));
+            black_box(cmd.get_packed_command().len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(forward_benches, benches);
+criterion_main!(forward_benches);
