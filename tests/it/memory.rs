@@ -216,6 +216,56 @@ async fn flood_until_refused(
     (conns, rx)
 }
 
+/// The `webhook_buffered_body_bytes` gauge.
+async fn buffered_bytes(server: &Server) -> Option<u64> {
+    metrics(server)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("webhook_buffered_body_bytes "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Adds stalled clients one at a time until less than `room` of `budget` is free, and returns
+/// them (the first ones in the budget hold it while they are kept). A concurrent flood can leave
+/// one holder fewer than would fit: two clients growing at the same moment are both refused for
+/// bytes only one of them lacked, and a body that should be refused would then fit (CI, 3 Dec).
+async fn fill_budget(
+    server: &Server,
+    budget: u64,
+    room: u64,
+    stall: Duration,
+) -> Vec<tokio::task::JoinHandle<Flooded>> {
+    let mut extra = Vec::new();
+    let free = |held: Option<u64>| held.map_or(0, |h| budget.saturating_sub(h));
+    for _ in 0..4 {
+        let before = buffered_bytes(server).await;
+        if free(before) < room {
+            break;
+        }
+        let addr = server.addr;
+        let client = tokio::spawn(async move {
+            stream_request(
+                addr,
+                declared_head("/nb", 1_000_000),
+                vec![b' '; 999_999],
+                stall,
+            )
+            .await
+        });
+        // Until its bytes are in (the gauge says so), or it was refused.
+        let deadline = Instant::now() + T;
+        while !client.is_finished() && Instant::now() < deadline {
+            let now = buffered_bytes(server).await;
+            if free(now) < room || now >= before.map(|b| b + 999_999) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        extra.push(client);
+    }
+    extra
+}
+
 async fn signed_small_status(server: &Server) -> Result<u16, String> {
     let body = netbox_body(&uuid::Uuid::new_v4().to_string());
     tokio::time::timeout(T, post_netbox(&server.url("/nb"), &body))
@@ -256,11 +306,13 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
     // body below then fit, one run in five under a loaded suite.)
     let (mut conns, mut rest) =
         flood_until_refused(server.addr, 64, Duration::from_secs(8), 48).await;
+    let chunked_len = 600_000;
+    let extra = fill_budget(&server, budget, chunked_len as u64, Duration::from_secs(8)).await;
 
     // Meanwhile (the budget is held by the clients that fit): a small signed request gets through,
     // and a chunked body that grows past what is left is refused.
     let small = signed_small_status(&server).await;
-    let (head, body) = chunked_request("/nb", 600_000);
+    let (head, body) = chunked_request("/nb", chunked_len);
     let chunked = stream_request(server.addr, head, body, Duration::from_secs(8)).await;
     let peak = status_bytes(server.pid(), "VmHWM");
     while let Some(c) = rest.recv().await {
@@ -320,6 +372,7 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
     );
 
     drop(conns);
+    drop(extra);
     drop(chunked);
     let after = rss_settles_below(server.pid(), baseline + 32 * MIB, Duration::from_secs(10));
     assert!(
