@@ -10,42 +10,22 @@
 
 use std::hint::black_box;
 
-use bytes::Bytes;
-use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use uuid::Uuid;
 
 use webhook_listener::forward::{nats, redis, Event};
 
+mod common;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/netbox/v4.6.8-created.json"
-);
-
-fn event(body: &Bytes) -> Event {
-    Event {
-        id: Uuid::now_v7(),
-        hook: "/netbox".into(),
-        provider: "netbox".into(),
-        event_type: Some("dcim.site.created".into()),
-        delivery_id: None,
-        received_at: Utc::now(),
-        content_type: Some("application/json".into()),
-        client: Some("192.0.2.10".into()),
-        body: body.clone(),
-    }
-}
 
 fn benches(c: &mut Criterion) {
     // mi_option_purge_delay (15), as the server sets it before any thread starts.
     // SAFETY: a plain store into mimalloc's option table; criterion has not started threads yet.
     unsafe { libmimalloc_sys::mi_option_set(15, 0) };
-    let body = Bytes::from(std::fs::read(FIXTURE).expect("read the NetBox fixture"));
-    let one = event(&body);
-    let batch: Vec<Event> = (0..128).map(|_| event(&body)).collect();
+    let body = common::netbox_body();
+    let one = common::netbox_event(&body);
+    let batch: Vec<Event> = (0..128).map(|_| common::netbox_event(&body)).collect();
     let mut g = c.benchmark_group("forward");
     g.throughput(Throughput::Elements(1));
     g.bench_function("nats_headers", |b| {

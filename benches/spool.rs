@@ -16,33 +16,11 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use uuid::Uuid;
 
 use webhook_listener::forward::spool::{Spool, SpoolConfig};
-use webhook_listener::forward::Event;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/netbox/v4.6.8-created.json"
-);
-
-fn event() -> Event {
-    let body = std::fs::read(FIXTURE).expect("read the NetBox fixture");
-    Event {
-        id: Uuid::now_v7(),
-        hook: "/netbox".into(),
-        provider: "netbox".into(),
-        event_type: Some("dcim.site.created".into()),
-        delivery_id: None,
-        received_at: Utc::now(),
-        content_type: Some("application/json".into()),
-        client: Some("192.0.2.10".into()),
-        body: Bytes::from(body),
-    }
-}
+mod common;
 
 fn spool(dir: &std::path::Path) -> Spool {
     let config = SpoolConfig {
@@ -54,7 +32,7 @@ fn spool(dir: &std::path::Path) -> Spool {
 }
 
 fn benches(c: &mut Criterion) {
-    let e = event();
+    let e = common::netbox_event(&common::netbox_body());
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let mut g = c.benchmark_group("spool");
     g.measurement_time(Duration::from_secs(3));
