@@ -167,6 +167,18 @@ fn chunked_request(path: &str, total: usize) -> (Vec<u8>, Vec<u8>) {
     (head, body)
 }
 
+/// One connection that declares 1,000,000 bytes, sends all but one of them with a bogus
+/// signature, and waits (up to `timeout` for an answer).
+async fn stalled_upload(addr: SocketAddr, timeout: Duration) -> Flooded {
+    stream_request(
+        addr,
+        declared_head("/nb", 1_000_000),
+        vec![b' '; 999_999],
+        timeout,
+    )
+    .await
+}
+
 /// `clients` connections that each declare 1,000,000 bytes, send all but one of them with a bogus
 /// signature, and wait (up to `timeout` for an answer).
 async fn stalled_flood(addr: SocketAddr, clients: usize, timeout: Duration) -> Vec<Flooded> {
@@ -190,14 +202,7 @@ async fn flood_until_refused(
     for _ in 0..clients {
         let tx = tx.clone();
         tokio::spawn(async move {
-            let done = stream_request(
-                addr,
-                declared_head("/nb", 1_000_000),
-                vec![b' '; 999_999],
-                timeout,
-            )
-            .await;
-            let _ = tx.send(done);
+            let _ = tx.send(stalled_upload(addr, timeout).await);
         });
     }
     drop(tx);
@@ -216,13 +221,16 @@ async fn flood_until_refused(
     (conns, rx)
 }
 
-/// The `webhook_buffered_body_bytes` gauge.
-async fn buffered_bytes(server: &Server) -> Option<u64> {
-    metrics(server)
-        .await
+/// The `webhook_buffered_body_bytes` gauge in a `/metrics` text.
+fn buffered_bytes_in(metrics: &str) -> Option<u64> {
+    metrics
         .lines()
         .find_map(|l| l.strip_prefix("webhook_buffered_body_bytes "))
         .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+async fn buffered_bytes(server: &Server) -> Option<u64> {
+    buffered_bytes_in(&metrics(server).await)
 }
 
 /// Adds stalled clients one at a time until less than `room` of `budget` is free, and returns
@@ -242,16 +250,7 @@ async fn fill_budget(
         if free(before) < room {
             break;
         }
-        let addr = server.addr;
-        let client = tokio::spawn(async move {
-            stream_request(
-                addr,
-                declared_head("/nb", 1_000_000),
-                vec![b' '; 999_999],
-                stall,
-            )
-            .await
-        });
+        let client = tokio::spawn(stalled_upload(server.addr, stall));
         // Until its bytes are in (the gauge says so), or it was refused.
         let deadline = Instant::now() + T;
         while !client.is_finished() && Instant::now() < deadline {
@@ -372,7 +371,8 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
     );
 
     drop(conns);
-    drop(extra);
+    // A dropped JoinHandle leaves its task running; aborting it closes the connection now.
+    extra.iter().for_each(|c| c.abort());
     drop(chunked);
     let after = rss_settles_below(server.pid(), baseline + 32 * MIB, Duration::from_secs(10));
     assert!(
@@ -642,10 +642,7 @@ async fn the_event_line_is_reserved_from_the_budget_like_the_body() {
             );
         }
         // Everything reserved is given back once the request is answered.
-        let held = text
-            .lines()
-            .find_map(|l| l.strip_prefix("webhook_buffered_body_bytes "))
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let held = buffered_bytes_in(&text);
         assert_eq!(held, Some(0), "{text}");
     }
 }
