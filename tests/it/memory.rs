@@ -183,29 +183,26 @@ async fn stalled_upload(addr: SocketAddr, timeout: Duration) -> Flooded {
 /// signature, and wait (up to `timeout` for an answer).
 async fn stalled_flood(addr: SocketAddr, clients: usize, timeout: Duration) -> Vec<Flooded> {
     let (mut conns, mut rest) = flood_until_refused(addr, clients, timeout, usize::MAX).await;
-    while let Some(c) = rest.recv().await {
-        conns.push(c);
+    while let Some(c) = rest.join_next().await {
+        conns.push(c.expect("flood client"));
     }
     conns
 }
 
 /// [`stalled_flood`] that returns as soon as `refused` of the clients were answered 503 with
-/// `Retry-After` (or every client finished, or `timeout` passed), with the answers so far and a
-/// receiver for the rest: the clients that fit are still stalled then, holding the budget.
+/// `Retry-After` (or every client finished, or `timeout` passed), with the answers so far and the
+/// rest of the clients: those that fit are still stalled then, holding the budget until they are
+/// answered or the set is dropped (which aborts them and closes their connections).
 async fn flood_until_refused(
     addr: SocketAddr,
     clients: usize,
     timeout: Duration,
     refused: usize,
-) -> (Vec<Flooded>, tokio::sync::mpsc::UnboundedReceiver<Flooded>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+) -> (Vec<Flooded>, tokio::task::JoinSet<Flooded>) {
+    let mut rest = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(stalled_upload(addr, timeout).await);
-        });
+        rest.spawn(stalled_upload(addr, timeout));
     }
-    drop(tx);
     let mut conns: Vec<Flooded> = Vec::new();
     while conns
         .iter()
@@ -213,12 +210,12 @@ async fn flood_until_refused(
         .count()
         < refused
     {
-        match tokio::time::timeout(timeout, rx.recv()).await {
-            Ok(Some(c)) => conns.push(c),
+        match tokio::time::timeout(timeout, rest.join_next()).await {
+            Ok(Some(c)) => conns.push(c.expect("flood client")),
             _ => break,
         }
     }
-    (conns, rx)
+    (conns, rest)
 }
 
 /// The `webhook_buffered_body_bytes` gauge in a `/metrics` text.
@@ -258,15 +255,15 @@ async fn fill_budget(
     budget: u64,
     room: u64,
     stall: Duration,
-) -> Vec<tokio::task::JoinHandle<Flooded>> {
-    let mut extra = Vec::new();
+) -> tokio::task::JoinSet<Flooded> {
+    let mut extra = tokio::task::JoinSet::new();
     let free = |held: Option<u64>| held.map_or(0, |h| budget.saturating_sub(h));
     for _ in 0..4 {
         let before = settled_buffered_bytes(server).await;
         if free(before) < room {
             break;
         }
-        let client = tokio::spawn(stalled_upload(server.addr, stall));
+        let client = extra.spawn(stalled_upload(server.addr, stall));
         // Until its bytes are in (the gauge says so), or it was refused.
         let deadline = Instant::now() + T;
         while !client.is_finished() && Instant::now() < deadline {
@@ -276,7 +273,6 @@ async fn fill_budget(
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        extra.push(client);
     }
     extra
 }
@@ -333,9 +329,9 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
     let chunked = stream_request(server.addr, head, body, Duration::from_secs(8)).await;
     let chunked_after = t0.elapsed();
     let peak = status_bytes(server.pid(), "VmHWM");
-    // The answers so far; the holders still stall and are cut when the test ends.
-    while let Ok(c) = rest.try_recv() {
-        conns.push(c);
+    // The answers so far; the holders still stall until `rest` is dropped below.
+    while let Some(c) = rest.try_join_next() {
+        conns.push(c.expect("flood client"));
     }
     let refused = conns
         .iter()
@@ -393,10 +389,8 @@ async fn memory_budget_refuses_what_does_not_fit_at_once_and_small_requests_pass
         server.stderr()
     );
 
-    drop(conns);
-    // A dropped JoinHandle leaves its task running; aborting it closes the connection now.
-    extra.iter().for_each(|c| c.abort());
-    drop(chunked);
+    // Dropping the sets aborts the clients still stalled and closes their connections.
+    drop((conns, rest, extra, chunked));
     let after = rss_settles_below(server.pid(), baseline + 32 * MIB, Duration::from_secs(10));
     assert!(
         after <= baseline + 32 * MIB,
