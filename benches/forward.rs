@@ -20,9 +20,8 @@ mod common;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn benches(c: &mut Criterion) {
-    // mi_option_purge_delay (15), as the server sets it before any thread starts.
-    // SAFETY: a plain store into mimalloc's option table; criterion has not started threads yet.
-    unsafe { libmimalloc_sys::mi_option_set(15, 0) };
+    // As the server does before any thread starts (criterion has started none yet).
+    webhook_listener::cli::return_freed_memory_promptly();
     let body = common::netbox_body();
     let one = common::netbox_event(&body);
     let batch: Vec<Event> = (0..128).map(|_| common::netbox_event(&body)).collect();

@@ -9,7 +9,7 @@
 //! cargo bench --bench spool
 //! cargo bench --bench spool -- append_sync/1   # one bench (a substring filter)
 //! cargo bench --bench spool -- group_with_log  # the serial/parallel comparison
-//! cargo bench --bench spool -- read             # reading back, per record
+//! cargo bench --bench spool -- read             # reading back, per record (read_held: as in a drain)
 //! ```
 
 use std::hint::black_box;
@@ -22,6 +22,10 @@ use webhook_listener::forward::spool::{Spool, SpoolConfig};
 
 mod common;
 
+/// The server's allocator, so reads that pin chunks pay what they pay in a drain.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn spool(dir: &std::path::Path) -> Spool {
     let config = SpoolConfig {
         dir: dir.to_path_buf(),
@@ -32,6 +36,8 @@ fn spool(dir: &std::path::Path) -> Spool {
 }
 
 fn benches(c: &mut Criterion) {
+    // As the server does before any thread starts (criterion has started none yet).
+    webhook_listener::cli::return_freed_memory_promptly();
     let e = common::netbox_event(&common::netbox_body());
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let mut g = c.benchmark_group("spool");
@@ -123,6 +129,27 @@ fn benches(c: &mut Criterion) {
                     black_box(rec);
                 }
             });
+        });
+        // As in a drain: ~600 events held (two batches out, the next collecting) before the
+        // oldest is dropped, on another thread (the runner's, not the reader's), so chunks stay
+        // pinned while the next ones are read and their memory is freed across threads.
+        g.bench_function("read_held/20000x1.6kB", |b| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(64);
+            let dropper = std::thread::spawn(move || rx.into_iter().for_each(drop::<Vec<_>>));
+            b.iter(|| {
+                let mut held = std::collections::VecDeque::with_capacity(601);
+                let mut r = handle.reader(1).expect("reader");
+                while let Some(rec) = r.next_record().expect("read") {
+                    held.push_back(rec);
+                    if held.len() >= 600 {
+                        // A delivered batch's worth at a time, as a runner drops them.
+                        tx.send(held.drain(..128).collect()).expect("dropper");
+                    }
+                }
+                tx.send(held.into_iter().collect()).expect("dropper");
+            });
+            drop(tx);
+            dropper.join().expect("dropper");
         });
     }
     g.finish();

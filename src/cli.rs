@@ -298,8 +298,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// allocation, `purge_delay` (1 s) after the free: once a flood of large bodies ends the process
 /// goes quiet, nothing allocates, and the memory stayed resident (1.7 GB after 1,024 stalled 1 MB
 /// bodies; tens of MB with 0, see README). `MIMALLOC_PURGE_DELAY` in the environment still wins.
-/// Must run before any other thread exists: `mi_option_set` is not thread-safe.
-fn return_freed_memory_promptly() {
+/// Must run before any other thread exists: `mi_option_set` is not thread-safe. (Public for the
+/// benches, which measure with the server's allocator settings.)
+pub fn return_freed_memory_promptly() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: a plain store into mimalloc's option table, index in range; single-threaded here.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
