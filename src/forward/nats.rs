@@ -31,7 +31,9 @@ use bytes::Bytes;
 use chrono::SecondsFormat;
 
 use super::redact::{redact_url, scrub};
-use super::subject::{filter_matches, header_value, SubjectTemplate, TemplateError};
+use super::subject::{
+    filter_matches, header_value, unique_header_value, SubjectTemplate, TemplateError,
+};
 use super::{DeliveryError, Event, Sink};
 
 /// The subject when none is configured.
@@ -392,13 +394,15 @@ impl NatsSink {
 /// `Nats-Msg-Id` case-sensitively.
 pub fn headers(event: &Event) -> HeaderMap {
     let mut h = HeaderMap::new();
+    // header_value removes CR/LF, the only thing HeaderValue refuses.
+    if let Ok(v) = unique_header_value(&event.dedupe_key()).parse::<HeaderValue>() {
+        h.insert(NATS_MESSAGE_ID, v);
+    }
     let mut put = |name: HeaderName, value: &str| {
-        // header_value removes CR/LF, the only thing HeaderValue refuses.
         if let Ok(v) = header_value(value).parse::<HeaderValue>() {
             h.insert(name, v);
         }
     };
-    put(NATS_MESSAGE_ID, &event.dedupe_key());
     put(
         HeaderName::from_static("Webhook-Event-Id"),
         &event.id.to_string(),

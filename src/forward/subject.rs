@@ -237,7 +237,6 @@ fn push_event(out: &mut String, event: Option<&str>) {
 /// (`%25`), so distinct values stay distinct: `Nats-Msg-Id` is JetStream's de-duplication key, and
 /// `a\r` and `a%0D` spelled alike would drop the second event as a duplicate.
 pub fn header_value(value: &str) -> Cow<'_, str> {
-    let escaped = |c: char| c.is_control() || c == '%';
     if value.len() <= MAX_HEADER_VALUE_LEN && !value.chars().any(escaped) {
         return Cow::Borrowed(value);
     }
@@ -258,6 +257,32 @@ pub fn header_value(value: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Written as `%XX` in a header value.
+fn escaped(c: char) -> bool {
+    c.is_control() || c == '%'
+}
+
+/// Marks a header value that is the hash of a value too long to send whole.
+const HASHED_VALUE_PREFIX: &str = "sha256:";
+
+/// [`header_value`] for a value that must stay distinct from every other, the `Nats-Msg-Id`: one
+/// the cap would cut (two long dedupe keys alike in their first kilobyte would become one, and
+/// JetStream would drop the second event) is sent as `sha256:` + the hex SHA-256 of the whole
+/// value instead. So is a value that already starts with that prefix, so none can spell another's
+/// hash.
+pub fn unique_header_value(value: &str) -> Cow<'_, str> {
+    let escaped_len: usize = value
+        .chars()
+        .map(|c| c.len_utf8() * if escaped(c) { 3 } else { 1 })
+        .sum();
+    if escaped_len <= MAX_HEADER_VALUE_LEN && !value.starts_with(HASHED_VALUE_PREFIX) {
+        return header_value(value);
+    }
+    use sha2::Digest as _;
+    let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+    Cow::Owned(format!("{HASHED_VALUE_PREFIX}{hash}"))
 }
 
 /// Whether `subject` is a valid subject to publish to: non-empty tokens of visible ASCII, no
@@ -405,6 +430,33 @@ mod tests {
         let long = "é".repeat(MAX_HEADER_VALUE_LEN);
         let v = header_value(&long);
         assert!(v.len() <= MAX_HEADER_VALUE_LEN && v.len() > MAX_HEADER_VALUE_LEN - 2);
+    }
+
+    #[test]
+    fn unique_header_values_are_whole_or_hashed_never_cut() {
+        assert_eq!(
+            unique_header_value("/github:abc"),
+            Cow::Borrowed("/github:abc")
+        );
+        assert_eq!(unique_header_value("a%b"), "a%25b");
+        // Exactly at the cap once escaped: kept whole.
+        let at_cap = format!("{}{}", "a".repeat(MAX_HEADER_VALUE_LEN - 3), "%");
+        assert_eq!(unique_header_value(&at_cap).len(), MAX_HEADER_VALUE_LEN);
+        assert!(unique_header_value(&at_cap).ends_with("%25"));
+        // Two keys alike in their first kilobyte (escaping makes them 3x longer) stay distinct.
+        let one = format!("/hook:{}1", "%".repeat(400));
+        let two = format!("/hook:{}2", "%".repeat(400));
+        assert_eq!(
+            header_value(&one),
+            header_value(&two),
+            "the plain form cuts both alike"
+        );
+        let (a, b) = (unique_header_value(&one), unique_header_value(&two));
+        assert_ne!(a, b);
+        assert!(a.starts_with("sha256:") && a.len() == 7 + 64);
+        // A key spelled like a hash is hashed too, so it cannot stand for another key.
+        let spelled = format!("sha256:{}", &a[7..]);
+        assert_ne!(unique_header_value(&spelled), a);
     }
 
     #[test]

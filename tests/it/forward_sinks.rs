@@ -140,6 +140,42 @@ async fn nats_stores_each_event_once_with_exact_body_and_headers() {
     );
 }
 
+/// A dedupe key over the header cap once escaped (a long hook path, a delivery id of `%`s at the
+/// intake cap) is hashed, not cut: two alike in their first kilobyte are two messages, and the
+/// same one twice is still one.
+#[tokio::test]
+async fn nats_long_dedupe_keys_stay_distinct() {
+    let nats = Nats::start();
+    let sink = NatsSink::new(nats_config(&nats)).await.unwrap();
+    let hook = format!("/{}", "h".repeat(300));
+    let long = |n: u128, last: char| {
+        let id = format!("{}{last}", "%".repeat(255));
+        let mut ev = event(n, Some(&id), Some("push"), b"{}");
+        ev.hook = hook.clone();
+        ev
+    };
+    let (a, b, a_retry) = (long(1, 'a'), long(2, 'b'), long(3, 'a'));
+    for ev in [&a, &b, &a_retry] {
+        sink.deliver(ev).await.unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    let got = read_stream(&nats).await;
+    let ids: Vec<String> = got
+        .iter()
+        .map(|m| {
+            let h = m.headers.as_ref().expect("headers");
+            h.get("Nats-Msg-Id")
+                .expect("Nats-Msg-Id")
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "a and b kept, a's retry collapsed: {ids:?}");
+    assert!(ids
+        .iter()
+        .all(|id| id.starts_with("sha256:") && id.len() == 71));
+    assert_ne!(ids[0], ids[1]);
+}
+
 #[tokio::test]
 async fn nats_same_dedupe_key_twice_stores_one_message() {
     let nats = Nats::start();

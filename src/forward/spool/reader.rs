@@ -370,7 +370,9 @@ mod spare_tests {
         let big = spare.take(CHUNK * 4);
         spare.keep(big, CHUNK * 4);
         assert!(spare.0.is_empty());
-        let pinned: Vec<Bytes> = (0..SPARE_CHUNKS + 3).map(|_| read_chunk(&mut spare)).collect();
+        let pinned: Vec<Bytes> = (0..SPARE_CHUNKS + 3)
+            .map(|_| read_chunk(&mut spare))
+            .collect();
         assert_eq!(spare.0.len(), SPARE_CHUNKS);
         drop(pinned);
     }
