@@ -319,7 +319,9 @@ fi
 # After each burst into the server with sinks: each sink's lag when wrk stopped, how long until its
 # lag_events is 0 (from /healthz), the events/s it delivered over burst + drain, and p50/p99 of
 # webhook_sink_confirm_seconds (arrival to broker confirmation; from the admin /metrics, this
-# run's bucket counts only). Skipped when either broker is missing.
+# run's bucket counts only), and the CPU seconds of each process and of the whole machine (the
+# kernel's writeback of the brokers' files included) in the burst and in the drain. Skipped when
+# either broker is missing.
 # Knobs: BENCH_IN_FLIGHT (the sinks' max_in_flight, default 1: in order), BENCH_MAX_BATCH (the
 # sinks' max_batch; unset: the default; 1: no batching), BENCH_FWD_DURATION.
 if [[ ${BENCH_FORWARDING:-1} == 0 ]]; then
@@ -458,10 +460,17 @@ PY
 probe() { python3 "$WORK/probe.py" "$SINKS_HEALTH" "$SINKS_METRICS" "$@"; }
 # cpu_s PID: user+system CPU seconds the process has used so far.
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# machine_s: the whole machine's busy CPU seconds so far (user, nice, system, irq, softirq: every
+# process and the kernel's own workers, e.g. writing the brokers' files back), a space, the steal
+# (taken by the hypervisor), a space, and the current time.
+machine_s() {
+    awk -v t="$(getconf CLK_TCK)" -v now="$(date +%s.%N)" \
+        '/^cpu / { printf "%.2f %.2f %s", ($2 + $3 + $4 + $7 + $8) / t, $9 / t, now }' /proc/stat
+}
 
 FWD=$WORK/forward.tsv # run server rps p50 p99
 SINK_RES=$WORK/forward-sinks.tsv # run sink lag_at_end drain_s delivered ev/s p50 p99
-CPU=$WORK/forward-cpu.tsv # run none_us_per_req sinks_us_per_req ours nats redis (CPU s over burst + drain)
+CPU=$WORK/forward-cpu.tsv # run none_us_per_req sinks_us_per_req ours nats redis machine (CPU s over burst + drain)
 : >"$FWD"
 : >"$SINK_RES"
 : >"$CPU"
@@ -472,8 +481,10 @@ for run in 1 2; do
     none_us=$(awk -v a="$n0" -v b="$(cpu_s "$NONE_PID")" -v n="$R_OK" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')
     probe snap "$WORK/before.json"
     c0=("$(cpu_s "$SINKS_PID")" "$(cpu_s "$NATS_PID")" "$(cpu_s "$REDIS_PID")")
+    m0=$(machine_s)
     t0=$(date +%s.%N)
     DURATION=$FWD_DURATION drive forward sinks "$run" "$SINKS_URL"
+    mm=$(machine_s)
     sinks_ok=$R_OK
     printf '%s\tsinks\t%s\t%s\t%s\n' "$run" "$R_RPS" "$R_P50" "$R_P99" >>"$FWD"
     while read -r name lag drain delivered rate p50 p99 a50 a99; do
@@ -481,11 +492,13 @@ for run in 1 2; do
             "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" "$a50" "$a99" >&2
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" "$a50" "$a99" >>"$SINK_RES"
     done < <(probe after "$WORK/before.json" "$t0")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$none_us" \
+    m1=$(machine_s)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$none_us" \
         "$(awk -v a="${c0[0]}" -v b="$(cpu_s "$SINKS_PID")" -v n="$sinks_ok" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }')" \
         "$(awk -v a="${c0[0]}" -v b="$(cpu_s "$SINKS_PID")" 'BEGIN { printf "%.1f", b - a }')" \
         "$(awk -v a="${c0[1]}" -v b="$(cpu_s "$NATS_PID")" 'BEGIN { printf "%.1f", b - a }')" \
-        "$(awk -v a="${c0[2]}" -v b="$(cpu_s "$REDIS_PID")" 'BEGIN { printf "%.1f", b - a }')" >>"$CPU"
+        "$(awk -v a="${c0[2]}" -v b="$(cpu_s "$REDIS_PID")" 'BEGIN { printf "%.1f", b - a }')" \
+        "$(echo "$m0 $mm $m1" | awk -v n="$(nproc)" '{ printf "burst %.1f busy, %.1f stolen of %.1f; drain %.1f busy, %.1f stolen of %.1f", $4 - $1, $5 - $2, ($6 - $3) * n, $7 - $4, $8 - $5, ($9 - $6) * n }')" >>"$CPU"
 done
 echo
 echo "forwarding: webhook-listener fsync=true, no sink vs the sinks ${BENCH_SINKS:-nats redis} (max_in_flight $IN_FLIGHT${BENCH_MAX_BATCH:+, max_batch $BENCH_MAX_BATCH}); wrk -t1 -c$CONNS -d$FWD_DURATION"
@@ -499,8 +512,8 @@ while IFS=$'\t' read -r run name lag drain delivered rate p50 p99 a50 a99; do
     printf '%-4s %-6s %12s %11ss %10s %12s %10s ms %10s ms %10s ms %10s ms\n' "$run" "$name" "$lag" "$drain" "$delivered" "$rate" "$p50" "$p99" "$a50" "$a99"
 done <"$SINK_RES"
 echo "(lag 0 after: seconds after wrk stopped, polled every 50 ms; events/s: over the burst and the drain; confirm: from arrival to the broker's ack; ack: from the 2xx, the group commit, to the broker's ack)"
-while IFS=$'\t' read -r run none_us sinks_us ours nats redis; do
-    printf 'run %s CPU: webhook-listener %s us/request without sinks, %s with (burst + drain); CPU s over burst + drain: webhook-listener %s, nats-server %s, redis-server %s\n' \
-        "$run" "$none_us" "$sinks_us" "$ours" "$nats" "$redis"
+while IFS=$'\t' read -r run none_us sinks_us ours nats redis machine; do
+    printf 'run %s CPU: webhook-listener %s us/request without sinks, %s with (burst + drain); CPU s over burst + drain: webhook-listener %s, nats-server %s, redis-server %s; the whole machine (CPU s): %s\n' \
+        "$run" "$none_us" "$sinks_us" "$ours" "$nats" "$redis" "$machine"
 done <"$CPU"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
