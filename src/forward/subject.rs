@@ -17,6 +17,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::signature::{hashed_key, looks_hashed};
+
 /// Longest token a placeholder renders: keeps subjects short enough for any server's limits.
 pub const MAX_TOKEN_LEN: usize = 64;
 /// Most subject levels one event type renders (`dcim.device.created` is three).
@@ -264,25 +266,19 @@ fn escaped(c: char) -> bool {
     c.is_control() || c == '%'
 }
 
-/// Marks a header value that is the hash of a value too long to send whole.
-const HASHED_VALUE_PREFIX: &str = "sha256:";
-
 /// [`header_value`] for a value that must stay distinct from every other, the `Nats-Msg-Id`: one
 /// the cap would cut (two long dedupe keys alike in their first kilobyte would become one, and
-/// JetStream would drop the second event) is sent as `sha256:` + the hex SHA-256 of the whole
-/// value instead. So is a value that already starts with that prefix, so none can spell another's
-/// hash.
+/// JetStream would drop the second event) is sent as its [`hashed_key`] instead, as intake does for
+/// long delivery ids; so is a value that [`looks_hashed`].
 pub fn unique_header_value(value: &str) -> Cow<'_, str> {
     let escaped_len: usize = value
         .chars()
         .map(|c| c.len_utf8() * if escaped(c) { 3 } else { 1 })
         .sum();
-    if escaped_len <= MAX_HEADER_VALUE_LEN && !value.starts_with(HASHED_VALUE_PREFIX) {
+    if escaped_len <= MAX_HEADER_VALUE_LEN && !looks_hashed(value) {
         return header_value(value);
     }
-    use sha2::Digest as _;
-    let hash = hex::encode(sha2::Sha256::digest(value.as_bytes()));
-    Cow::Owned(format!("{HASHED_VALUE_PREFIX}{hash}"))
+    Cow::Owned(hashed_key(value))
 }
 
 /// Whether `subject` is a valid subject to publish to: non-empty tokens of visible ASCII, no

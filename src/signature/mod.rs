@@ -19,8 +19,8 @@ pub use scheme::{
 pub use secret::{key_bytes, key_len, Key, KeyError, Secret, MIN_KEY_BYTES};
 pub use sign::sign;
 pub use verify::{
-    cap_label, delivery_key, Handshake, SignatureError, Verified, Verifier, MAX_DELIVERY_ID_LEN,
-    MAX_EVENT_LEN,
+    cap_label, delivery_key, hashed_key, looks_hashed, Handshake, SignatureError, Verified,
+    Verifier, MAX_DELIVERY_ID_LEN, MAX_EVENT_LEN,
 };
 
 #[cfg(test)]

@@ -178,14 +178,26 @@ const HASHED_ID_PREFIX: &str = "sha256:";
 /// at most [`MAX_DELIVERY_ID_LEN`] bytes, else `sha256:` + the hex SHA-256 of it. Header and body
 /// ids both go through here, so length never turns de-duplication off and memory stays bounded.
 pub fn delivery_key(id: &str) -> String {
-    if id.len() <= MAX_DELIVERY_ID_LEN && !id.starts_with(HASHED_ID_PREFIX) {
+    if id.len() <= MAX_DELIVERY_ID_LEN && !looks_hashed(id) {
         id.to_string()
     } else {
-        format!(
-            "{HASHED_ID_PREFIX}{}",
-            hex::encode(sha2::Sha256::digest(id.as_bytes()))
-        )
+        hashed_key(id)
     }
+}
+
+/// `sha256:` + the hex SHA-256 of `value`: what stands for a key too long to use whole (here, and
+/// for a `Nats-Msg-Id` over the header cap).
+pub fn hashed_key(value: &str) -> String {
+    format!(
+        "{HASHED_ID_PREFIX}{}",
+        hex::encode(sha2::Sha256::digest(value.as_bytes()))
+    )
+}
+
+/// Whether `value` is spelled like a [`hashed_key`]: such a value is hashed as well, so no sender
+/// can name another key's hash.
+pub fn looks_hashed(value: &str) -> bool {
+    value.starts_with(HASHED_ID_PREFIX)
 }
 
 /// A delivery id from a header, if present and printable, as its [`delivery_key`].

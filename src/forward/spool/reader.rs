@@ -209,10 +209,7 @@ struct Spare(Vec<BytesMut>);
 impl Spare {
     /// An empty buffer with room for `want` bytes: a spare one whose chunk is free, else a new one.
     fn take(&mut self, want: usize) -> BytesMut {
-        let free = self.0.iter_mut().position(|b| {
-            b.clear();
-            b.try_reclaim(want)
-        });
+        let free = self.0.iter_mut().position(|b| b.try_reclaim(want));
         match free {
             Some(i) => self.0.swap_remove(i),
             None => BytesMut::with_capacity(want),
@@ -220,10 +217,19 @@ impl Spare {
     }
 
     /// Keeps `buf` (chunk-sized ones only: a record larger than a chunk is rare) for a later read.
-    fn keep(&mut self, buf: BytesMut, want: usize) {
+    fn keep(&mut self, mut buf: BytesMut, want: usize) {
         if want == CHUNK && self.0.len() < SPARE_CHUNKS {
+            buf.clear();
             self.0.push(buf);
         }
+    }
+
+    /// The reader caught up with the writer (`buf` was copied out, so it is free at once): keeps
+    /// only `buf`, so a reader taking each event alone at the tail reads into it again instead of
+    /// faulting in 64 KiB, and nothing more stays held while nothing drains.
+    fn caught_up(&mut self, buf: BytesMut, want: usize) {
+        self.0.clear();
+        self.keep(buf, want);
     }
 }
 
@@ -258,18 +264,14 @@ impl Open {
             buf.truncate(n);
             // Events pin the chunk they are sliced from. A short read (a reader caught up with
             // the writer) is copied out instead, so up to `max_in_flight` events read one by one
-            // at the tail do not each hold a whole chunk's allocation; the spare buffers then go
-            // back too, as nothing is draining.
+            // at the tail do not each hold a whole chunk's allocation.
             let bytes = if n >= want / 2 {
                 let bytes = buf.split().freeze();
                 spare.keep(buf, want);
                 bytes
             } else {
-                // Nothing else is worth keeping; this one is free again at once, so a reader
-                // that reads each event alone at the tail reuses it instead of faulting in 64 KiB.
-                spare.0.clear();
                 let bytes = Bytes::copy_from_slice(&buf);
-                spare.keep(buf, want);
+                spare.caught_up(buf, want);
                 bytes
             };
             let chunk = Chunk {
